@@ -8,12 +8,12 @@ Two strategies, chosen by shape (``strategy="auto"``):
     cluster sums. Nothing of size n x k is ever written: the memory traffic is one read of
     X; the arithmetic runs at 20-45 GFLOP/s per core (AVX2), a third of BLAS sgemm.
 ``gemm``
-    For larger ``k * d``, where the arithmetic dominates and BLAS does it faster: one worker
-    thread per part (scikit-learn's layout), each computing cache-sized blocks
-    ``X[rows] @ C.T`` with single-threaded BLAS and at once the Numba argmin and its own
-    sums over that block while it is still in cache. No n x k matrix is materialised, and
-    no hand-over between a BLAS and a Numba thread pool waits on thread wake-ups: the
-    worker threads times one BLAS thread each is the harness's thread count.
+    For larger ``k * d``, where the arithmetic dominates and BLAS does it faster: one Numba
+    thread per part, each computing cache-sized blocks ``C @ X[rows].T`` with single-threaded
+    BLAS (SciPy's, called from compiled code: no GIL, no Python per block), then at once the
+    argmin, with rows in SIMD lanes, and its own sums over that block while it is still in
+    cache. No n x k matrix is materialised, and the Numba threads times one BLAS thread
+    each is the harness's thread count.
 
 Both use ``||c||^2/2 - x.c`` in the working dtype for the argmin and accumulate the cluster
 sums in float64 per thread, then add the few partial sums. The empty-cluster rule,
@@ -92,16 +92,16 @@ class NumbaKMeans(HostLloyd):
         # Two label buffers used in turn: the driver compares each step's labels with the previous.
         self.label_buffers = [np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)]
         self.dist = np.empty(n, dtype=self.X.dtype)
-        self.pool = None
+        self.chunk = self.blas = None
         if self.strategy == "gemm":
-            from concurrent.futures import ThreadPoolExecutor
+            import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot calls this BLAS)
+            from threadpoolctl import ThreadpoolController
 
             default = max(16, BLOCK_BYTES // (k * self.X.itemsize))
             self.chunk = min(n, int(self.options.get("chunk", default)))
-            self.blocks = [np.empty((self.chunk, k), dtype=self.X.dtype) for _ in range(self.parts)]
-            self.pool = ThreadPoolExecutor(self.parts, thread_name_prefix="kmbench-numba")
-        else:
-            self.chunk = None
+            # Found once here: limiting through a ready controller costs microseconds, not a
+            # rescan of the loaded libraries inside the timed run.
+            self.blas = ThreadpoolController()
         from . import numba_kernels
 
         self.kernels = numba_kernels
@@ -123,9 +123,8 @@ class NumbaKMeans(HostLloyd):
                 CT, half = self._padded(centers)
                 self.kernels.fused_pass(tiny, CT, half, norms, labels, dist, sums, counts, True)
             else:
-                block = np.empty((2, 1), dtype=dtype)
-                self.kernels.argmin_rows(block, 0, tiny, 0.5 * np.einsum("ij,ij->i", centers, centers),
-                                         norms, labels, dist, sums, counts, 0)
+                self.kernels.gemm_pass(tiny, centers, 0.5 * np.einsum("ij,ij->i", centers, centers),
+                                       norms, labels, dist, sums, counts, 1, True)
 
     def _padded(self, centers):
         """Centres transposed to (d, kp), zero-padded to a multiple of TILE, and their half norms (kp,)."""
@@ -150,27 +149,16 @@ class NumbaKMeans(HostLloyd):
             self.kernels.fused_pass(self.X, CT, half, self.x_norms, labels, self.dist,
                                     self.partial_sums, self.partial_counts, update)
             return
-        from threadpoolctl import threadpool_limits
-
         half = 0.5 * np.einsum("ij,ij->i", centers, centers)
-        CT = np.ascontiguousarray(centers.T)
-        if update:
-            self.partial_sums.fill(0.0)
-            self.partial_counts.fill(0)
-        n, argmin_rows = self.X.shape[0], self.kernels.argmin_rows
+        self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist,
+                               self.partial_sums, self.partial_counts, self.chunk, update)
 
-        def rows_of_part(p):
-            block = self.blocks[p]
-            for start in range(p * n // self.parts, (p + 1) * n // self.parts, self.chunk):
-                stop = min(start + self.chunk, (p + 1) * n // self.parts)
-                np.matmul(self.X[start:stop], CT, out=block[:stop - start])
-                argmin_rows(block[:stop - start], start, self.X, half, self.x_norms, labels, self.dist,
-                            self.partial_sums, self.partial_counts, p if update else -1)
-
-        # Each worker's BLAS runs in the worker itself: parts x 1 thread = the harness's count.
-        with threadpool_limits(1, user_api="blas"):
-            for future in [self.pool.submit(rows_of_part, p) for p in range(self.parts)]:
-                future.result()
+    def run(self, max_iter, tol):
+        if self.blas is None:
+            return super().run(max_iter, tol)
+        # Each Numba thread calls BLAS itself: parts x 1 thread = the harness's count.
+        with self.blas.limit(limits=1, user_api="blas"):
+            return super().run(max_iter, tol)
 
     def step(self, centers):
         labels = self.label_buffers[0]
@@ -182,11 +170,6 @@ class NumbaKMeans(HostLloyd):
         labels = np.empty(self.X.shape[0], dtype=np.int32)
         self._pass(centers, labels, False)
         return labels, self.dist.copy()
-
-    def close(self):
-        if getattr(self, "pool", None) is not None:
-            self.pool.shutdown()
-            self.pool = None
 
     def result(self):
         out = super().result()
