@@ -131,11 +131,12 @@ def limit_option(options: dict, key: str, env: str, default: float) -> float:
     return limit
 
 
-def exact_inertia(X: np.ndarray, centers: np.ndarray, labels: np.ndarray, chunk: int = 65536) -> float:
+def exact_inertia(X: np.ndarray, centers: np.ndarray, labels: np.ndarray, chunk: int = 8192) -> float:
     """``sum_i ||x_i - c_label(i)||^2`` by direct differences, accumulated in float64.
 
     Direct differences rather than the GEMM identity, whose cancellation would make the
-    reported inertia depend on the backend; chunked so no float64 copy of X is made.
+    reported inertia depend on the backend; chunked so no float64 copy of X is made, in
+    chunks that stay in cache (8192 rows: 2.6x faster than 65536 at 1M x 16).
     """
     total = 0.0
     for start in range(0, X.shape[0], chunk):

@@ -171,6 +171,10 @@ class NumbaKMeans(HostLloyd):
         self._pass(centers, labels, False)
         return labels, self.dist.copy()
 
+    def inertia(self, labels):
+        centers = np.ascontiguousarray(self.centers, dtype=np.float64)
+        return float(self.kernels.exact_inertia(self.X, centers, labels, self.parts))
+
     def result(self):
         out = super().result()
         out.info.update({"strategy": self.strategy, "parts": self.parts,

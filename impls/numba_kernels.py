@@ -465,3 +465,27 @@ def gemm_pass(X, C, half_norms, x_norms, labels, dist, sums, counts, rows, updat
             nearest_columns(D, half_norms, low, best)
             for r in range(m):
                 _finish(X, start + r, best[r], low[r], x_norms, labels, dist, sums, counts, p, update)
+
+
+@njit(parallel=True, cache=True)
+def exact_inertia(X, centers, labels, parts):
+    """``impls.base.exact_inertia`` in parallel: float64 differences, squares and sums.
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64
+    centers : (k, d) float64
+    labels : (n,) int32
+    parts : int >= 1, threads to split the rows over
+    """
+    n, d = X.shape
+    totals = np.zeros(parts)
+    for p in prange(parts):
+        total = 0.0
+        for i in range(p * n // parts, (p + 1) * n // parts):
+            c = centers[labels[i]]
+            for t in range(d):
+                diff = np.float64(X[i, t]) - c[t]
+                total += diff * diff
+        totals[p] = total
+    return totals.sum()

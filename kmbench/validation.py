@@ -92,27 +92,29 @@ def check_data(X, dtype=None, *, scan: bool = True):
     return X, dtype
 
 
-def check_values(X, dtype: str, chunk: int = 65536) -> None:
+def check_values(X, dtype: str, chunk_bytes: int = 1 << 20) -> None:
     """All finite, and small enough that squared distances cannot overflow the working dtype.
 
-    Lazy arrays are checked where they are computed. Scans in row chunks, so the
-    temporaries stay small whatever the size of X.
+    Lazy arrays are checked where they are computed. One pass of min and max over
+    cache-sized row chunks: a NaN or an infinity shows in them, and only then is X searched
+    for the first bad row.
     """
     if is_lazy_array(X):
         return
     values = X.detach().cpu().numpy() if is_torch_tensor(X) else X
     if values.dtype.kind != "f":
         return
+    chunk = max(1, chunk_bytes // max(1, values.shape[1] * values.itemsize))
     biggest = 0.0
     for start in range(0, values.shape[0], chunk):
         block = values[start:start + chunk]
-        bad = ~np.isfinite(block).all(axis=1)
-        if bad.any():
+        high, low = float(block.max()), float(block.min())
+        if not (np.isfinite(high) and np.isfinite(low)):
             rows = np.flatnonzero(~np.isfinite(values).all(axis=1))
             row = int(rows[0])
             what = "NaN" if np.isnan(values[row]).any() else "infinity"
             raise ValueError(f"X contains {what} (first at row {row}; {rows.size} bad rows in all)")
-        biggest = max(biggest, float(block.max()), -float(block.min()))
+        biggest = max(biggest, high, -low)
     info = np.finfo(dtype)
     hint = "; rescale the data or use dtype='float64'" if dtype == "float32" else "; rescale the data"
     # ||x - c||^2 <= d * (2 max|x|)^2 must stay finite in the working dtype.
