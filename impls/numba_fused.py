@@ -1,14 +1,15 @@
 """Lloyd with Numba kernels: a fused distance+argmin+update pass, or BLAS blocks + a Numba argmin.
 
-Two strategies, chosen by shape (``strategy="auto"``):
+Two strategies (``strategy="auto"`` picks ``fused`` up to ``k * d <= FUSED_MAX_KD``):
 
 ``fused``
-    ``k * d <= FUSED_MAX_KD``: one parallel pass over X keeps the distances of four rows to
-    sixteen centres in SIMD registers, picks the nearest and adds the row to its thread's
-    cluster sums. Nothing of size n x k is ever written: the memory traffic is one read of
-    X; the arithmetic runs at 20-45 GFLOP/s per core (AVX2), a third of BLAS sgemm.
+    One parallel pass over X with rows in SIMD lanes: each thread transposes 16 rows
+    (8 in float64) into a small panel, keeps their distances to six centres at a time in
+    registers, folds them into the rows' running minima with vector compares, and adds
+    each row to its own cluster sums (``impls.numba_tiles``). Nothing of size n x k is
+    ever written and X is read once; the inner loop is FMA-bound, at BLAS sgemm speed.
 ``gemm``
-    For larger ``k * d``, where the arithmetic dominates and BLAS does it faster: one Numba
+    The same arithmetic by BLAS, for machines where it beats the generated kernel: one Numba
     thread per part, each computing cache-sized blocks ``C @ X[rows].T`` with single-threaded
     BLAS (SciPy's, called from compiled code: no GIL, no Python per block), then at once the
     argmin, with rows in SIMD lanes, and its own sums over that block while it is still in
@@ -102,9 +103,11 @@ class NumbaKMeans(HostLloyd):
             # Found once here: limiting through a ready controller costs microseconds, not a
             # rescan of the loaded libraries inside the timed run.
             self.blas = ThreadpoolController()
-        from . import numba_kernels
+        from . import numba_kernels, numba_tiles
 
         self.kernels = numba_kernels
+        self.fused_pass = numba_tiles.FUSED_PASS[self.X.dtype.name]
+        self.largest = np.finfo(self.X.dtype).max
 
     def warm_up(self):
         """Compile (or load from Numba's on-disk cache) the kernels for this dtype and layout."""
@@ -118,24 +121,12 @@ class NumbaKMeans(HostLloyd):
         norms = np.einsum("ij,ij->i", tiny, tiny)
         sums = np.zeros((1, 1, tiny.shape[1]))
         counts = np.zeros((1, 1), dtype=np.int64)
+        half = 0.5 * np.einsum("ij,ij->i", centers, centers)
         with self.kernels.slp_vectorize():
             if self.strategy == "fused":
-                CT, half = self._padded(centers)
-                self.kernels.fused_pass(tiny, CT, half, norms, labels, dist, sums, counts, True)
+                self.fused_pass(tiny, centers, half, norms, labels, dist, sums, counts, True, self.largest)
             else:
-                self.kernels.gemm_pass(tiny, centers, 0.5 * np.einsum("ij,ij->i", centers, centers),
-                                       norms, labels, dist, sums, counts, 1, True)
-
-    def _padded(self, centers):
-        """Centres transposed to (d, kp), zero-padded to a multiple of TILE, and their half norms (kp,)."""
-        k, d = centers.shape
-        tile = self.kernels.TILE
-        kp = -(-k // tile) * tile
-        CT = np.zeros((d, kp), dtype=centers.dtype)
-        CT[:, :k] = centers.T
-        half = np.full(kp, np.finfo(centers.dtype).max, dtype=centers.dtype)
-        half[:k] = 0.5 * np.einsum("ij,ij->i", centers, centers)
-        return CT, half
+                self.kernels.gemm_pass(tiny, centers, half, norms, labels, dist, sums, counts, 1, True)
 
     def _pass(self, centers, labels, update):
         # Only a type combination warm_up did not foresee compiles here; keep it vectorised too.
@@ -144,12 +135,11 @@ class NumbaKMeans(HostLloyd):
 
     def _kernel_pass(self, centers, labels, update):
         centers = np.ascontiguousarray(centers, dtype=self.X.dtype)
-        if self.strategy == "fused":
-            CT, half = self._padded(centers)
-            self.kernels.fused_pass(self.X, CT, half, self.x_norms, labels, self.dist,
-                                    self.partial_sums, self.partial_counts, update)
-            return
         half = 0.5 * np.einsum("ij,ij->i", centers, centers)
+        if self.strategy == "fused":
+            self.fused_pass(self.X, centers, half, self.x_norms, labels, self.dist,
+                            self.partial_sums, self.partial_counts, update, self.largest)
+            return
         self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist,
                                self.partial_sums, self.partial_counts, self.chunk, update)
 

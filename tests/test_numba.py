@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ def judged(X, k, init, dtype, options, max_iter=10, tol=-1.0):
 @pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: o["strategy"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_agrees_with_oracle_on_blobs(dtype, options):
-    # n not a multiple of the 4-row tile, k not a multiple of the 16-centre tile: both remainders run.
+    # n not a multiple of the 16- or 8-row tile, k not a multiple of the 6-centre group: both remainders run.
     X, _ = data.blobs(1003, 7, 20, seed=3)
     result, c = judged(X, 20, "k-means++", dtype, options)
     assert c.status == "ok", c
@@ -70,8 +71,8 @@ def test_ties_go_to_the_lowest_index(dtype, options):
     # Integer data and centres make every distance exact in both dtypes and both formulas.
     rng = np.random.default_rng(0)
     base = rng.integers(-4, 5, size=(8, 3)).astype(dtype)
-    # Centre j + 8 duplicates centre j (the copy sits in the next 16-centre tile for j >= 0
-    # when k = 24), and 20..23 repeat 0..3 once more.
+    # Centre j + 8 duplicates centre j (in a later six-centre group, or a later BLAS row),
+    # and 20..23 repeat 0..3 once more.
     C = np.vstack([base, base, base[:4], base[:4]]).astype(dtype)
     X = np.vstack([base[rng.integers(8, size=200)], np.zeros((5, 3))]).astype(dtype)
     labels, dist = prepared(X, C, **options).assign(C)
@@ -112,11 +113,11 @@ def test_auto_strategy_follows_k_times_d():
 @pytest.mark.parametrize("strategy", ["fused", "gemm"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
-    from impls import numba_kernels
+    from impls import numba_kernels, numba_tiles
 
     X = np.random.default_rng(0).random((50, 4)).astype(dtype)
     backend = prepared(X, X[:3].copy(), strategy=strategy)
-    kernel = numba_kernels.fused_pass if strategy == "fused" else numba_kernels.gemm_pass
+    kernel = numba_tiles.FUSED_PASS[dtype] if strategy == "fused" else numba_kernels.gemm_pass
     compiled = [sig[0].dtype for sig in kernel.signatures]
     assert getattr(numba, dtype) in compiled
     before = len(kernel.signatures)
@@ -124,16 +125,16 @@ def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
     assert len(kernel.signatures) == before, "run() compiled a signature warm_up did not"
 
 
-@pytest.mark.slow  # compiles a third fused_pass signature (~20 s on 2 cores with a cold cache)
+@pytest.mark.slow  # compiles another fused-pass signature (~40 s on 2 cores with a cold cache)
 def test_read_only_input_needs_no_compile_in_run():
     X = np.random.default_rng(1).random((40, 3))
     X.setflags(write=False)
-    from impls import numba_kernels
+    from impls.numba_tiles import FUSED_PASS
 
     backend = prepared(X, X[:4].copy(), strategy="fused")
-    before = len(numba_kernels.fused_pass.signatures)
+    before = len(FUSED_PASS["float64"].signatures)
     backend.run(2, -1.0)
-    assert len(numba_kernels.fused_pass.signatures) == before
+    assert len(FUSED_PASS["float64"].signatures) == before
 
 
 def test_thread_count_sets_the_parts_and_not_the_answer():
@@ -161,3 +162,10 @@ def test_listing_does_not_import_numba():
     code = ("import sys, impls.numba_fused as m; m.NumbaKMeans.unavailable(); "
             "assert 'numba' not in sys.modules, 'numba imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_generated_tile_kernels_match_their_generator():
+    repo = Path(__file__).resolve().parents[1]
+    check = subprocess.run([sys.executable, str(repo / "tools" / "gen_numba_tiles.py"), "--check"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
