@@ -31,8 +31,8 @@ QUICK_SHAPES = [(20_000, 16, 16), (20_000, 64, 256)]
 ITERATIONS = 10
 #: project backends that wrap a peer library: shown, but not counted as "project best"
 WRAPPERS = ("sklearn", "faiss", "dask-ml")
-#: the numba backend's strategies, shown as extra rows so the auto choice can be judged
-VARIANTS = {"numba[fused]": ("numba", {"strategy": "fused"}), "numba[gemm]": ("numba", {"strategy": "gemm"})}
+#: numba's BLAS strategy, an extra row beside its default (fused) one
+VARIANTS = {"numba[gemm]": ("numba", {"strategy": "gemm"})}
 
 
 def parse_shape(text: str):

@@ -1,6 +1,6 @@
 """Lloyd with Numba kernels: a fused distance+argmin+update pass, or BLAS blocks + a Numba argmin.
 
-Two strategies (``strategy="auto"`` picks ``fused`` up to ``k * d <= FUSED_MAX_KD``):
+Two strategies, ``strategy="fused"`` (the default) and ``strategy="gemm"``:
 
 ``fused``
     One parallel pass over X with rows in SIMD lanes: each thread transposes 16 rows
@@ -26,16 +26,17 @@ import numpy as np
 
 from .lloyd import HostLloyd
 
-STRATEGIES = ("auto", "fused", "gemm")
-#: ``auto`` uses the fused pass up to this many centre coordinates (k * d). Measured side by
-#: side on the quiet 2-core machine (float32, ms per pass): fused won at k*d = 2048 (6.8 vs
-#: 12.3 at 100k x 32, k=64); per-thread BLAS blocks won at 16384 (74 vs 82 at 200k x 64,
-#: k=256) and 131072 (101 vs 204 at 50k x 128, k=1024).
-FUSED_MAX_KD = 8192
+#: ``fused`` is the default because it was at least as fast as ``gemm`` at every shape
+#: measured on the 2-core Zen3 machine (ms per pass, fused vs gemm, float32): 100k x 3, k=3
+#: 1.25 vs 1.34; 100k x 32, k=64 4.0 vs 4.7; 200k x 64, k=256 42 vs 47; 50k x 128,
+#: k=1024 76 vs 79; 20k x 64, k=4096 60 vs 72; 10k x 1000, k=100 14.0 vs 16.1 (float64
+#: 50k x 128, k=1024: 159 vs 163). ``gemm`` stays for comparison, and for machines whose
+#: BLAS outruns the generated tile.
+STRATEGIES = ("fused", "gemm")
 #: bytes of one worker's (rows, k) block: small enough to stay in its core's L2 between the
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
 BLOCK_BYTES = 1 << 20
-OPTIONS = ("strategy", "chunk", "fused_max_kd")
+OPTIONS = ("strategy", "chunk")
 
 
 class NumbaKMeans(HostLloyd):
@@ -43,9 +44,8 @@ class NumbaKMeans(HostLloyd):
 
     Options
     -------
-    strategy : {"auto", "fused", "gemm"}, default "auto"
-    chunk : int >= 1, rows per worker's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
-    fused_max_kd : int >= 0, largest ``k * d`` for which ``auto`` picks ``fused`` (default 8192)
+    strategy : {"fused", "gemm"}, default "fused"
+    chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
     """
 
     name = "numba"
@@ -60,22 +60,13 @@ class NumbaKMeans(HostLloyd):
         if unknown:
             raise ValueError(f"unknown option(s) for backend 'numba': {', '.join(unknown)}; "
                              f"known: {', '.join(OPTIONS)}")
-        strategy = options.get("strategy", "auto")
+        strategy = options.get("strategy", "fused")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r} should be one of {STRATEGIES}")
-        for key in ("chunk", "fused_max_kd"):
-            value = options.get(key)
-            minimum = 1 if key == "chunk" else 0
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                                      or value < minimum):
-                raise ValueError(f"{key}={value!r} should be an integer >= {minimum}")
+        chunk = options.get("chunk")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
+            raise ValueError(f"chunk={chunk!r} should be an integer >= 1")
         super().__init__(threads=threads, device=device, **options)
-
-    def choose_strategy(self, k: int, d: int) -> str:
-        strategy = self.options.get("strategy", "auto")
-        if strategy != "auto":
-            return strategy
-        return "fused" if k * d <= self.options.get("fused_max_kd", FUSED_MAX_KD) else "gemm"
 
     # -- the cycle ---------------------------------------------------------------------
     def prepare(self, X, centers):
@@ -84,7 +75,7 @@ class NumbaKMeans(HostLloyd):
         super().prepare(X, centers)
         n, d = self.X.shape
         k = centers.shape[0]
-        self.strategy = self.choose_strategy(k, d)
+        self.strategy = self.options.get("strategy", "fused")
         self.x_norms = np.einsum("ij,ij->i", self.X, self.X)
         # One part per Numba thread: each owns a slice of rows and its own float64 sums.
         self.parts = max(1, min(numba.get_num_threads(), n))

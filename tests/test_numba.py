@@ -100,14 +100,10 @@ def test_blocked_path_runs_its_rows_in_blocks_of_chunk_rows():
     assert c.status == "ok", c
 
 
-def test_auto_strategy_follows_k_times_d():
-    small = create("numba", n=100, k=16, d=16, dtype="float32")
-    assert small.choose_strategy(16, 16) == "fused"
-    assert small.choose_strategy(64, 128) == "fused"
-    assert small.choose_strategy(256, 64) == "gemm"
-    assert small.choose_strategy(1024, 128) == "gemm"
-    forced = create("numba", n=100, k=16, d=16, dtype="float32", fused_max_kd=0)
-    assert forced.choose_strategy(16, 16) == "gemm"
+def test_fused_is_the_default_strategy():
+    X, _ = data.blobs(500, 4, 3, seed=6)
+    result = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0)
+    assert result.info["strategy"] == "fused" and "chunk" not in result.info
 
 
 @pytest.mark.parametrize("strategy", ["fused", "gemm"])
@@ -150,7 +146,7 @@ def test_thread_count_sets_the_parts_and_not_the_answer():
 @pytest.mark.parametrize("options, message", [
     ({"strategy": "blocked"}, "strategy='blocked'"),
     ({"chunk": 0}, "chunk=0"),
-    ({"fused_max_kd": -1}, "fused_max_kd=-1"),
+    ({"strategy": "auto"}, "strategy='auto'"),
     ({"chunk_size": 10}, "chunk_size"),
 ])
 def test_bad_options_name_the_value(options, message):
