@@ -16,7 +16,7 @@ from kmbench.crosscheck import compare  # noqa: E402
 from kmbench.runner import create, execute  # noqa: E402
 from kmbench.seeding import initial_centers  # noqa: E402
 
-STRATEGIES = [{"strategy": "fused"}, {"strategy": "gemm", "chunk": 97}]
+STRATEGIES = [{"strategy": "fused"}, {"strategy": "fused", "panels": False}, {"strategy": "gemm", "chunk": 97}]
 DTYPES = ["float64", "float32"]
 
 
@@ -29,7 +29,7 @@ def judged(X, k, init, dtype, options, max_iter=10, tol=-1.0):
     return result, compare(result, reference, Xd, dtype)
 
 
-@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: o["strategy"])
+@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_agrees_with_oracle_on_blobs(dtype, options):
     # n not a multiple of the 16- or 8-row tile, k not a multiple of the 6-centre group: both remainders run.
@@ -37,11 +37,13 @@ def test_agrees_with_oracle_on_blobs(dtype, options):
     result, c = judged(X, 20, "k-means++", dtype, options)
     assert c.status == "ok", c
     assert result.info["strategy"] == options["strategy"]
+    if options["strategy"] == "fused":
+        assert result.info["panels"] is options.get("panels", True)
     assert result.n_iter == 10 and result.dtype == dtype
     assert result.labels.dtype == np.int32
 
 
-@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: o["strategy"])
+@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_agrees_with_oracle_when_clusters_empty(dtype, options):
     X, C = data.with_empty_clusters(300, 3, 6, seed=0)
@@ -50,7 +52,7 @@ def test_agrees_with_oracle_when_clusters_empty(dtype, options):
     assert result.info["relocated"] >= 3
 
 
-@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: o["strategy"])
+@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 def test_converges_like_the_oracle(options):
     X, _ = data.blobs(3000, 5, 6, seed=2)
     result, c = judged(X, 6, "k-means++", "float64", options, max_iter=300, tol=1e-4)
@@ -65,7 +67,7 @@ def prepared(X, C, **options):
     return backend
 
 
-@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: o["strategy"])
+@pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_ties_go_to_the_lowest_index(dtype, options):
     # Integer data and centres make every distance exact in both dtypes and both formulas.
@@ -147,6 +149,7 @@ def test_thread_count_sets_the_parts_and_not_the_answer():
     ({"strategy": "blocked"}, "strategy='blocked'"),
     ({"chunk": 0}, "chunk=0"),
     ({"strategy": "auto"}, "strategy='auto'"),
+    ({"panels": "yes"}, "panels='yes'"),
     ({"chunk_size": 10}, "chunk_size"),
 ])
 def test_bad_options_name_the_value(options, message):
@@ -165,3 +168,14 @@ def test_generated_tile_kernels_match_their_generator():
     check = subprocess.run([sys.executable, str(repo / "tools" / "gen_numba_tiles.py"), "--check"],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+def test_panels_hold_consecutive_rows_transposed_and_pad_with_the_last_row():
+    from impls.numba_fused import transposed_panels
+
+    X = np.arange(21 * 3, dtype=np.float32).reshape(21, 3)
+    panels = transposed_panels(X, 8)
+    assert panels.shape == (3, 3, 8)
+    np.testing.assert_array_equal(panels[1], X[8:16].T)
+    np.testing.assert_array_equal(panels[2][:, :5], X[16:].T)
+    np.testing.assert_array_equal(panels[2][:, 5:], np.repeat(X[20:].T, 3, axis=1))
