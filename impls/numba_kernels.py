@@ -169,3 +169,21 @@ def exact_inertia(X, centers, labels, parts):
                 total += diff * diff
         totals[p] = total
     return totals.sum()
+
+
+@njit(parallel=True, cache=True)
+def fill_panels(X, panels):
+    """``panels[b, t, r] = X[rows * b + r, t]``, rows past n repeating the last row.
+
+    Parameters
+    ----------
+    X : (n, d)
+    panels : (ceil(n / rows), d, rows) same dtype, out
+    """
+    n, d = X.shape
+    rows = panels.shape[2]
+    for b in prange(panels.shape[0]):
+        for r in range(rows):
+            source = min(b * rows + r, n - 1)
+            for t in range(d):
+                panels[b, t, r] = X[source, t]
