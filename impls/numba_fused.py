@@ -36,10 +36,13 @@ STRATEGIES = ("fused", "gemm")
 #: bytes of one worker's (rows, k) block: small enough to stay in its core's L2 between the
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
 BLOCK_BYTES = 1 << 20
-#: the fused pass keeps X transposed in panels (one more copy of X, built in the untimed
-#: prepare) while X takes at most this share of the available memory; it copies each panel
-#: itself otherwise. At 1M x 16, k=16 float32 the kept panels take the pass from 8.1 to 5.3
-#: ms; at 100k x 32, k=64 from 3.1 to 2.6 ms (assignment only, 2 threads).
+#: the fused pass keeps X transposed in panels (one more copy of X, built in prepare) up to
+#: this many centres, and while X takes at most PANEL_MEMORY_SHARE of the available memory;
+#: otherwise it copies each panel itself, a cost that shrinks as 1/k against the distances.
+#: Measured (float32, 2 threads, ms per assignment pass, copied vs kept): 1M x 16, k=16:
+#: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs 2.6. At 200k x 64, k=256 the gain (under 5%) no
+#: longer repays building the panels (35 ms) within a 10-iteration fit.
+PANEL_MAX_K = 64
 PANEL_MEMORY_SHARE = 0.25
 OPTIONS = ("strategy", "chunk", "panels")
 
@@ -61,8 +64,8 @@ class NumbaKMeans(HostLloyd):
     -------
     strategy : {"fused", "gemm"}, default "fused"
     chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
-    panels : bool, whether ``fused`` keeps X transposed in panels (default: while X takes at
-        most a quarter of the available memory)
+    panels : bool, whether ``fused`` keeps X transposed in panels (default: for k <= 64,
+        while X takes at most a quarter of the available memory)
     """
 
     name = "numba"
@@ -119,17 +122,18 @@ class NumbaKMeans(HostLloyd):
         self.fused_pass = numba_tiles.FUSED_PASS[self.X.dtype.name]
         self.largest = np.finfo(self.X.dtype).max
         self.panels = np.empty((0, d, numba_tiles.ROWS[self.X.dtype.name]), dtype=self.X.dtype)
-        if self.strategy == "fused" and self._room_for_panels():
+        if self.strategy == "fused" and self._panels_pay(k):
             self.panels = transposed_panels(self.X, self.panels.shape[2])
 
-    def _room_for_panels(self) -> bool:
-        """A second copy of X, transposed, where it leaves most of the free memory free."""
+    def _panels_pay(self, k: int) -> bool:
+        """Whether to keep a second copy of X, transposed: the ``panels`` option, else at small
+        k where it leaves most of the free memory free."""
         option = self.options.get("panels")
         if option is not None:
             return bool(option)
         import psutil
 
-        return self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE
+        return k <= PANEL_MAX_K and self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE
 
     def warm_up(self):
         """Compile (or load from Numba's on-disk cache) the kernels for this dtype and layout."""

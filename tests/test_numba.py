@@ -179,3 +179,12 @@ def test_panels_hold_consecutive_rows_transposed_and_pad_with_the_last_row():
     np.testing.assert_array_equal(panels[1], X[8:16].T)
     np.testing.assert_array_equal(panels[2][:, :5], X[16:].T)
     np.testing.assert_array_equal(panels[2][:, 5:], np.repeat(X[20:].T, 3, axis=1))
+
+
+def test_panels_are_kept_by_default_only_at_small_k():
+    X = np.random.default_rng(7).random((300, 3))
+    small = kmbench.fit(X, 64, backend="numba", init="random", max_iter=1, tol=-1.0)
+    large = kmbench.fit(X, 65, backend="numba", init="random", max_iter=1, tol=-1.0)
+    forced = kmbench.fit(X, 65, backend="numba", init="random", max_iter=1, tol=-1.0, panels=True)
+    assert (small.info["panels"], large.info["panels"], forced.info["panels"]) == (True, False, True)
+    np.testing.assert_array_equal(large.labels, forced.labels)
