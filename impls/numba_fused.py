@@ -3,11 +3,12 @@
 Two strategies, ``strategy="fused"`` (the default) and ``strategy="gemm"``:
 
 ``fused``
-    One parallel pass over X with rows in SIMD lanes: each thread transposes 16 rows
-    (8 in float64) into a small panel, keeps their distances to six centres at a time in
-    registers, folds them into the rows' running minima with vector compares, and adds
-    each row to its own cluster sums (``impls.numba_tiles``). Nothing of size n x k is
-    ever written and X is read once; the inner loop is FMA-bound, at BLAS sgemm speed.
+    One parallel pass over X with rows in SIMD lanes: each thread takes 16 rows (8 in
+    float64) as a transposed panel (kept from ``prepare`` at small k, else copied in the
+    pass), keeps their distances to six centres at a time in registers, folds them into
+    the rows' running minima with vector compares, and adds each row to its own cluster
+    sums (``impls.numba_tiles``). Nothing of size n x k is ever written; the inner loop is
+    FMA-bound, at BLAS sgemm speed.
 ``gemm``
     The same arithmetic by BLAS, for machines where it beats the generated kernel: one Numba
     thread per part, each computing cache-sized blocks ``C @ X[rows].T`` with single-threaded
