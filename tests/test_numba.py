@@ -123,7 +123,7 @@ def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
     assert len(kernel.signatures) == before, "run() compiled a signature warm_up did not"
 
 
-@pytest.mark.slow  # compiles another fused-pass signature (~40 s on 2 cores with a cold cache)
+@pytest.mark.slow  # compiles another fused-pass signature (~25 s on 2 cores with a cold cache)
 def test_read_only_input_needs_no_compile_in_run():
     X = np.random.default_rng(1).random((40, 3))
     X.setflags(write=False)
