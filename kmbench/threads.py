@@ -50,6 +50,24 @@ def thread_env(threads: int) -> dict:
     return {name: str(threads) for name in THREAD_ENV}
 
 
+_controller = {"modules": -1, "controller": None}
+
+
+def _threadpools():
+    """threadpoolctl's view of the loaded BLAS/OpenMP libraries, rescanned only after imports.
+
+    A scan costs about 3 ms (it resolves every loaded library's path), a tenth of a small
+    fit. Native pools arrive with the extension modules that load them, so an unchanged
+    ``sys.modules`` means an unchanged set of pools.
+    """
+    from threadpoolctl import ThreadpoolController
+
+    if _controller["modules"] != len(sys.modules):
+        _controller["controller"] = ThreadpoolController()
+        _controller["modules"] = len(sys.modules)
+    return _controller["controller"]
+
+
 @contextmanager
 def limited_threads(threads: int):
     """Cap BLAS/OpenMP pools (threadpoolctl) and the Numba and torch pools of loaded modules.
@@ -57,8 +75,6 @@ def limited_threads(threads: int):
     Backends import their libraries before this is entered (see ``runner``), so the
     libraries' pools exist and can be capped.
     """
-    from threadpoolctl import threadpool_limits
-
     restore = []
     numba = sys.modules.get("numba")
     if numba is not None:
@@ -71,7 +87,7 @@ def limited_threads(threads: int):
         torch.set_num_threads(threads)
         restore.append(lambda: torch.set_num_threads(old_torch))
     try:
-        with threadpool_limits(limits=threads):
+        with _threadpools().limit(limits=threads):
             yield
     finally:
         for undo in restore:

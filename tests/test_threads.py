@@ -171,3 +171,17 @@ def test_results_at_different_knobs_agree(problem):
     np.testing.assert_array_equal(one.labels, two.labels)
     assert one.inertia == pytest.approx(two.inertia, rel=1e-12)
     assert (one.threads, two.threads) == (1, 2)
+
+
+def test_pools_are_rescanned_only_after_an_import():
+    import types
+
+    from kmbench import threads
+
+    first = threads._threadpools()
+    assert threads._threadpools() is first
+    sys.modules["kmbench_test_new_module"] = types.ModuleType("kmbench_test_new_module")
+    try:
+        assert threads._threadpools() is not first
+    finally:
+        del sys.modules["kmbench_test_new_module"]
