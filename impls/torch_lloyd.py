@@ -115,18 +115,20 @@ def cuda_fp32_precision(precision: str, active: bool):
 
 
 def mean_variance(X, rows: int = ROWS) -> float:
-    """``mean(var(X, axis=0))`` in float64, chunked so X is never copied whole."""
+    """``impls.lloyd.mean_variance`` on the device: two passes, in float64, chunked so X is
+    never copied whole. (One pass, ``E[x^2] - E[x]^2``, cancels on data far from the origin.)"""
     import torch
 
     n = X.shape[0]
-    total = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
-    total_sq = torch.zeros_like(total)
+    mean = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
     for start in range(0, n, rows):
-        block = X[start:start + rows].to(torch.float64)
-        total += block.sum(dim=0)
-        total_sq += (block * block).sum(dim=0)
-    mean = total / n
-    return float(torch.clamp(total_sq / n - mean * mean, min=0.0).mean())
+        mean += X[start:start + rows].to(torch.float64).sum(dim=0)
+    mean /= n
+    sq = torch.zeros_like(mean)
+    for start in range(0, n, rows):
+        block = X[start:start + rows].to(torch.float64) - mean
+        sq += (block * block).sum(dim=0)
+    return float((sq / n).mean())
 
 
 def squared_norms(X, rows: int = ROWS):
@@ -270,7 +272,6 @@ class TorchLloyd(Backend):
         n, d = X.shape
         k = centers.shape[0]
         self.init = torch.as_tensor(np.ascontiguousarray(centers), device=self.device).clone()
-        self.scale = mean_variance(X)
         self.row_norms = squared_norms(X)
         if self.half:
             half_dtype = getattr(torch, self.half)
@@ -309,7 +310,8 @@ class TorchLloyd(Backend):
         import torch
 
         X, centers = self.X, self.init
-        threshold = tol * self.scale
+        # As in impls.lloyd: only the convergence rule needs the data's scale.
+        threshold = tol * mean_variance(X) if tol >= 0 else tol
         history, previous, converged, relocated = [], None, False, 0
         current, spare = self.buffers
         for n_iter in range(1, max_iter + 1):

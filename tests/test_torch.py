@@ -311,3 +311,11 @@ def test_peak_memory_script_is_import_safe_and_measures_a_small_fit(tmp_path):
     if not torch_lloyd.nvidia_device_present():
         assert rows["torch-cuda"]["error"] == "no CUDA device"
     assert "torch-cpu" in proc.stdout and "within bound" in proc.stdout
+
+
+def test_mean_variance_does_not_cancel_far_from_the_origin():
+    # One-pass E[x^2] - E[x]^2 loses every digit here (x^2 ~ 1e16, variance ~ 1e-2).
+    X = 1e8 + np.random.default_rng(3).standard_normal((5000, 3)) * 0.1
+    expected = float(np.mean(np.var(X, axis=0)))
+    got = torch_lloyd.mean_variance(torch.from_numpy(X), rows=777)
+    assert got == pytest.approx(expected, rel=1e-6)
