@@ -84,9 +84,10 @@ class NumbaKMeans(HostLloyd):
         strategy = options.get("strategy", "fused")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r} should be one of {STRATEGIES}")
-        chunk = options.get("chunk")
-        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1):
-            raise ValueError(f"chunk={chunk!r} should be an integer >= 1")
+        if options.get("chunk") is not None:
+            from kmbench.validation import check_int
+
+            check_int("chunk", options["chunk"], 1)
         if options.get("panels") not in (None, True, False):
             raise ValueError(f"panels={options['panels']!r} should be True or False")
         super().__init__(threads=threads, device=device, **options)
