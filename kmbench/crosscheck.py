@@ -1,4 +1,4 @@
-"""Cross-checking a backend against the oracle, with CONTRACT.md's tolerances.
+"""Cross-checking a backend against the oracle, with docs/contract.md's tolerances.
 
 ``compare`` is the single judgement used by ``kmbench check``, the tests and the
 benchmarks' quality tracks.
@@ -12,7 +12,7 @@ import numpy as np
 
 from . import data, oracle
 
-#: CONTRACT.md's tolerances: near-tie width (relative), centre error / data scale, inertia relative error
+#: docs/contract.md's tolerances: near-tie width (relative), centre error / data scale, inertia relative error
 TOLERANCES = {
     "float64": {"tie": 1e-9, "centers": 1e-9, "inertia": 1e-10},
     "float32": {"tie": 1e-4, "centers": 1e-4, "inertia": 1e-5},

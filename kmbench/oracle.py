@@ -1,4 +1,4 @@
-"""The float64 oracle: Lloyd's algorithm as CONTRACT.md states it, written to be read.
+"""The float64 oracle: Lloyd's algorithm as docs/contract.md states it, written to be read.
 
 Every backend is cross-checked against this one function, in the tests and in the
 benchmarks' quality tracks. It favours clarity over speed: exact squared

@@ -230,7 +230,7 @@ def quality_table(current: pd.DataFrame, conv_rows: list[dict]) -> pd.DataFrame:
     """Per backend and dtype: worst inertia error and ARI against the oracle, and the verdict.
 
     From the benchmarks' quality tracks where recorded, and from the report's own
-    convergence run; the verdict applies CONTRACT.md's inertia tolerance.
+    convergence run; the verdict applies docs/contract.md's inertia tolerance.
     """
     from .crosscheck import TOLERANCES
 
@@ -402,7 +402,7 @@ def render_markdown(ctx, out: Path) -> str:
         md += ["Not drawn: " + "; ".join(f"{k} ({v})" for k, v in ctx["missing"].items()), ""]
     md += ["## Quality against the float64 oracle", "",
            "Relative inertia error and adjusted Rand index (labels against the oracle's) after the same "
-           "fixed iterations from the same centres; verdict by CONTRACT.md's tolerances.", ""]
+           "fixed iterations from the same centres; verdict by docs/contract.md's tolerances.", ""]
     md += _md_table(QUALITY_HEADER, _quality_rows(ctx["quality"])) if len(ctx["quality"]) else ["(none recorded)"]
     md += ["", "## Regenerate", "", "```", REGENERATE, "```", ""]
     return "\n".join(md)
@@ -452,7 +452,7 @@ def render_html(ctx, out: Path) -> str:
                      + "</p>")
     parts += ["<h2>Quality against the float64 oracle</h2>",
               "<p>Relative inertia error and adjusted Rand index (labels against the oracle's) after the same "
-              "fixed iterations from the same centres; verdict by CONTRACT.md's tolerances.</p>",
+              "fixed iterations from the same centres; verdict by docs/contract.md's tolerances.</p>",
               _html_table(QUALITY_HEADER, _quality_rows(ctx["quality"])) if len(ctx["quality"]) else
               "<p>(none recorded)</p>",
               "<h2>Regenerate</h2>", f"<pre>{html.escape(REGENERATE)}</pre>", "</body></html>"]

@@ -1,4 +1,4 @@
-"""CONTRACT.md, line by line, for every registered backend and every dtype it declares.
+"""docs/contract.md, line by line, for every registered backend and every dtype it declares.
 
 Agreement is judged by ``kmbench.crosscheck.compare`` alone. The strict agreement
 cases are chosen (and checked, as a precondition) to be clear of near-ties at every

@@ -1,4 +1,4 @@
-"""CONTRACT.md's input table, row by row, through ``kmbench.fit`` (and the CLI where it takes data).
+"""docs/contract.md's input table, row by row, through ``kmbench.fit`` (and the CLI where it takes data).
 
 Every rejection must name the problem and the offending value, so each test checks
 the exception type and the message.

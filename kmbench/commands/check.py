@@ -1,7 +1,7 @@
 """``kmbench check``: every available backend against the float64 oracle, both dtypes.
 
 Prints label agreement, centre error and inertia error per case; exits 1 on any
-disagreement beyond CONTRACT.md's tolerances that the backend has not declared.
+disagreement beyond docs/contract.md's tolerances that the backend has not declared.
 """
 from __future__ import annotations
 
