@@ -47,6 +47,12 @@ METRICS = (
 UNITS = {"seconds": "s", "bytes": "bytes"}
 
 
+def trial_cache_path() -> Path:
+    """Where ``--measure`` trials are cached: ``$KMBENCH_CACHE/trials.jsonl`` or ``~/.cache/kmbench/``."""
+    root = os.environ.get("KMBENCH_CACHE") or Path.home() / ".cache" / "kmbench"
+    return Path(root) / "trials.jsonl"
+
+
 def default_results_dir() -> Path:
     """Where recorded asv results are read from when no folder is given.
 
@@ -58,7 +64,7 @@ def default_results_dir() -> Path:
     env = os.environ.get("KMBENCH_RESULTS")
     if env:
         return Path(env)
-    root = Path(__file__).resolve().parent.parent / ".asv"
+    root = Path(__file__).resolve().parents[2] / ".asv"
     def result_files(folder: Path) -> list[Path]:
         return [f for name in machines(folder) for f in (folder / name).glob("*.json") if f.name != "machine.json"]
 
@@ -123,7 +129,7 @@ def machine_info(results_dir=None, machine: str | None = None) -> dict:
 def this_machine(results_dir=None) -> str | None:
     """The machine whose results to use here, among those recorded in ``results_dir``.
 
-    The one ``kmbench bench`` described in that folder (``kmbench.machine``), else the
+    The one ``kmbench bench`` described in that folder (``kmbench.bench.machine``), else the
     asv machine named after this host, else the only machine recorded; None when the
     folder holds several others.
     """
@@ -131,7 +137,7 @@ def this_machine(results_dir=None) -> str | None:
 
     results_dir = Path(results_dir or default_results_dir())
     names = machines(results_dir)
-    from .machine import load_machine
+    from kmbench.bench.machine import load_machine
 
     try:
         described = (load_machine(results_dir) or {}).get("machine")
@@ -273,7 +279,7 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
 def default_sweep_paths(results_dir=None) -> list[Path]:
     """``kmbench sweep``'s default output (``results/*.jsonl``) in the project root and the working directory."""
     found = []
-    for folder in (Path(__file__).resolve().parent.parent / "results", Path.cwd() / "results"):
+    for folder in (Path(__file__).resolve().parents[2] / "results", Path.cwd() / "results"):
         if folder.is_dir():
             found.extend(p.resolve() for p in sorted(folder.glob("*.jsonl")))
     return list(dict.fromkeys(found))
@@ -299,8 +305,6 @@ def tidy(results_dir=None, *, machine: str | None = None, sweeps=None, trials: b
     for path in (default_sweep_paths(results_dir) if sweeps is None else sweeps):
         frames.append(load_jsonl(path, "sweep"))
     if trials:
-        from .recommend import trial_cache_path
-
         frames.append(load_jsonl(trial_cache_path(), "trial"))
     frames = [f for f in frames if len(f)]
     if not frames:

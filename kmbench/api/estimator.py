@@ -18,11 +18,12 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Cluster
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from impls.base import exact_inertia
+from kmbench.core.measures import exact_inertia
 
-from .runner import DtypeChanged, fit as kmbench_fit
-from .seeding import as_host_array
-from .validation import check_int, is_lazy_array, is_torch_tensor, working_dtype
+from kmbench.api.fitting import fit as kmbench_fit
+from kmbench.core.errors import DtypeChanged
+from kmbench.core.seeding import as_host_array
+from kmbench.core.validation import check_int, is_lazy_array, is_torch_tensor, working_dtype
 
 #: bytes of one (rows, n_clusters) block of distances: about an L2 cache, so each block is
 #: written by the GEMM and read by the reductions without a trip to memory (1 MiB measured
@@ -94,7 +95,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         A name from ``kmbench.backends()``; "auto" picks one for the data's shape
         (recorded in ``backend_``). Every restart runs on the same backend.
     init : {"k-means++", "random"} or array-like of shape (n_clusters, n_features), default="k-means++"
-        Seeded once per restart by kmbench's shared initialiser (``kmbench.seeding``).
+        Seeded once per restart by kmbench's shared initialiser (``kmbench.core.seeding``).
     n_init : int or "auto", default=1
         Restarts; the one with the lowest inertia is kept. "auto" is scikit-learn's
         rule: 1 for "k-means++" or an array, 10 for "random". An array init runs once.

@@ -26,9 +26,9 @@ def add_data_arguments(parser) -> None:
 
 
 def read_data(args):
-    """The file as a ``Table``, its matrix checked by ``kmbench.validation`` for one-line messages."""
-    from ..io import read_matrix
-    from ..validation import check_data
+    """The file as a ``Table``, its matrix checked by ``kmbench.core.validation`` for one-line messages."""
+    from kmbench.cli.datafiles import read_matrix
+    from kmbench.core.validation import check_data
 
     header = {"auto": None, "yes": True, "no": False}[args.header]
     table = read_matrix(args.data, columns=args.columns, header=header)
@@ -50,8 +50,8 @@ def run(args) -> int:
 
     from tqdm import tqdm
 
-    from ..estimator import KMeans
-    from ..io import read_matrix, write_results
+    from kmbench.api.estimator import KMeans
+    from kmbench.cli.datafiles import read_matrix, write_results
 
     table = read_data(args)
     init = args.init

@@ -1,10 +1,10 @@
 """One ``kmbench sweep`` case, run in its own process.
 
-    python -m kmbench.worker CASE_JSON RESULT_PATH
+    python -m kmbench.bench.worker CASE_JSON RESULT_PATH
 
 The sweep starts one of these per case so that a segfault, an ``os._exit``, an
 out-of-memory kill or a hang takes down only that case. The child generates its
-own data (fixed seed per shape), times the fit through ``kmbench.runner.execute``
+own data (fixed seed per shape), times the fit through ``kmbench.core.kmeans.execute``
 ``repeats`` times and writes one JSON object to RESULT_PATH (atomically: written
 to a temporary name, then renamed). No file means the child died; the parent then
 records the case as crashed from the exit status.
@@ -60,8 +60,8 @@ def resolve_backend(spec: str) -> str:
 
 def create(spec: str, case: dict):
     """A created backend for this case, or ``runner.BackendUnavailable`` with the backend's reason."""
-    from . import runner
-    from .validation import check_n_clusters
+    import kmbench.core.kmeans as runner
+    from kmbench.core.validation import check_n_clusters
 
     check_n_clusters(case["k"], case["n"])
     try:
@@ -95,8 +95,8 @@ def versions(requires=()) -> dict:
 
 def machine() -> dict:
     """Where the numbers were taken: hostname, CPU model, cores this process may use."""
-    from .machine import cpu_model
-    from .threads import available_cores
+    from kmbench.bench.machine import cpu_model
+    from kmbench.core.threads import available_cores
 
     return {"hostname": socket.gethostname(), "cpu": cpu_model(), "cores": available_cores(),
             "platform": platform.platform()}
@@ -106,8 +106,9 @@ def run_case(case: dict) -> dict:
     """Generate the data, time ``repeats`` fits and summarise them; never raises."""
     import numpy as np
 
-    from . import data, runner
-    from .seeding import initial_centers
+    import kmbench.check.data as data
+    import kmbench.core.kmeans as runner
+    from kmbench.core.seeding import initial_centers
 
     record = dict.fromkeys(RESULT_FIELDS)
     record["status"] = "failed"

@@ -6,7 +6,7 @@ asv's results (and passes what fits to ``asv machine``). The float32 GEMM peak i
 measured once and kept in that file: it is the roof that backends' GFLOP/s are read
 against.
 
-    >>> from kmbench.machine import describe_machine, load_machine, gemm_peak
+    >>> from kmbench.bench.machine import describe_machine, load_machine, gemm_peak
     >>> load_machine(".asv/fast/results")["gemm_peak"]     # {"float32": 61.3}
 """
 from __future__ import annotations
@@ -116,7 +116,7 @@ def gemm_peak(*, size: int = 2048, repeats: int = 5, threads: int | None = None,
     """
     import numpy as np
 
-    from .threads import check_threads, limited_threads
+    from kmbench.core.threads import check_threads, limited_threads
 
     if size < 16:
         raise ValueError(f"size={size} should be >= 16")
@@ -145,7 +145,7 @@ def describe_machine(*, measure: bool = False, results_dir=None) -> dict:
     when it is this machine's at the same thread count; otherwise the peak is measured when
     ``measure`` is True and left out when not (it takes seconds).
     """
-    from .threads import available_cores, default_threads
+    from kmbench.core.threads import available_cores, default_threads
 
     import psutil
 
@@ -186,7 +186,7 @@ def _find_results_dir() -> Path | None:
     env = os.environ.get("KMBENCH_RESULTS")
     if env:
         return Path(env)
-    root = Path(__file__).resolve().parent.parent / ".asv"
+    root = Path(__file__).resolve().parents[2] / ".asv"
     found = sorted(root.glob(f"*/results/{FILENAME}"), key=lambda p: p.stat().st_mtime) + \
         sorted(root.glob(f"results/{FILENAME}"), key=lambda p: p.stat().st_mtime)
     return found[-1].parent if found else None
@@ -226,3 +226,48 @@ def asv_machine_args(info: dict) -> list[str]:
     cpu = f"{info['cpu']} ({cores} cores, {info.get('cores')} threads); GPU: {info.get('gpu', 'none')}"
     return ["--machine", info["machine"], "--os", info["os"], "--arch", info["arch"], "--cpu", cpu,
             "--num_cpu", str(info.get("available_cores") or info.get("cores")), "--ram", str(info["memory_bytes"])]
+
+
+# -- the machine ---------------------------------------------------------------------------------
+def machine_facts(results_dir, machine, info: dict) -> dict:
+    """What the report says about the machine: CPU, cores, memory, BLAS, versions, GPU, GEMM peak.
+
+    From the description ``kmbench bench`` stores beside the results
+    (``kmbench.bench.machine.load_machine``); where there is none, asv's machine.json ``info``,
+    plus this process's own description when the report is written on that machine.
+    """
+    import platform
+
+    stored = load_machine(results_dir) or {}
+    if stored.get("machine") not in (None, machine):
+        stored = {}  # another machine's description
+    if not stored and (machine is None or machine == platform.node()):
+        stored = describe_machine(measure=False, results_dir=results_dir)
+    facts = {"name": machine or stored.get("machine") or info.get("machine") or platform.node()}
+    cpu = stored.get("cpu") or info.get("cpu")
+    if cpu:
+        facts["CPU"] = cpu
+    if stored.get("cores"):
+        facts["cores"] = (f"{stored.get('physical_cores') or '?'} physical, {stored['cores']} logical, "
+                          f"{stored.get('available_cores')} available; benchmarks ran on {stored.get('threads')} "
+                          "threads")
+    elif info.get("num_cpu"):
+        facts["cores"] = str(info["num_cpu"])
+    memory = stored.get("memory") or (f"{int(info['ram']) / 2 ** 30:.1f} GiB" if str(info.get("ram", "")).isdigit()
+                                      else info.get("ram"))
+    if memory:
+        facts["memory"] = memory
+    for key, label in (("os", "OS"), ("arch", "architecture"), ("blas", "BLAS"), ("gpu", "GPU")):
+        value = stored.get(key) or info.get(key)
+        if value:
+            facts[label] = value
+    facts["versions"] = stored.get("versions") or {}
+    facts["gemm_peak"] = {k: float(v) for k, v in (stored.get("gemm_peak") or {}).items()
+                          if isinstance(v, (int, float))}
+    measured = stored.get("peak_measurement") or {}
+    if measured:
+        facts["peak_note"] = (f"best of {len(measured.get('seconds', []))} products of two "
+                              f"{measured.get('size')}x{measured.get('size')} {measured.get('dtype')} matrices "
+                              f"on {measured.get('threads')} threads")
+    facts.setdefault("GPU", "none recorded")
+    return facts

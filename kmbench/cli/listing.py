@@ -9,7 +9,7 @@ def configure(parser):
 
 
 def run(args) -> int:
-    from ..runner import backends
+    from kmbench.core.kmeans import backends
 
     rows = backends()
     if args.json:

@@ -1,4 +1,4 @@
-"""The report's figures, drawn from the tidy table (``kmbench.results``) with matplotlib's Agg backend.
+"""The report's figures, drawn from the tidy table (``kmbench.bench.records``) with matplotlib's Agg backend.
 
 Every function takes the table (and what else it needs), writes one PNG and returns
 its path, or None when the table holds nothing to draw (the report then says so).

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .validation import check_init, is_lazy_array, is_torch_tensor
+from kmbench.core.validation import check_init, is_lazy_array, is_torch_tensor
 
 
 def as_host_array(X) -> np.ndarray:

@@ -17,10 +17,10 @@ def configure(parser):
 def run(args) -> int:
     from tqdm import tqdm
 
-    from .. import oracle
-    from ..crosscheck import check_cases, compare
-    from ..runner import BackendUnavailable, backend_class, backends, create, execute
-    from ..seeding import initial_centers
+    import kmbench.check.oracle as oracle
+    from kmbench.check.crosscheck import check_cases, compare
+    from kmbench.core.kmeans import BackendUnavailable, backend_class, backends, create, execute
+    from kmbench.core.seeding import initial_centers
 
     names = args.backend or [b["name"] for b in backends() if b["available"]]
     for name in names:

@@ -1,11 +1,9 @@
-"""``kmbench report``: figures, pages and a CSV of every number, for one machine.
+"""Figures, pages and a CSV of every number, for one machine (``kmbench report``).
 
-    kmbench report [--results .asv/results] [--out reports/]
-
-or from code ``write_report(results_dir, out_dir)`` (``kmbench bench`` calls it after
-asv). Reads asv's results (and sweep rows) through ``kmbench.results``, draws the
-figures of ``kmbench.plots``, runs one small convergence comparison itself (every
-available backend from the same centres), and writes ``index.html``, ``README.md``
+``write_report(results_dir, out_dir)`` (``kmbench bench`` calls it after asv) reads
+asv's results (and sweep rows) through ``kmbench.bench.records``, draws the figures of
+``kmbench.report.figures``, takes the convergence comparison from
+``kmbench.check.quality`` and the machine from ``kmbench.bench.machine``, and writes ``index.html``, ``README.md``
 and ``results.csv`` into the output folder.
 """
 from __future__ import annotations
@@ -17,29 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-#: the convergence figure's case: small enough that even the pure-Python loop takes seconds
-CONVERGENCE_SHAPE = (10_000, 8, 8)
-CONVERGENCE_ITERS = 20
+from kmbench.bench.machine import machine_facts
+from kmbench.check.quality import CONVERGENCE_ITERS, CONVERGENCE_SHAPE, convergence_runs
 
-
-def configure(parser):
-    parser.add_argument("--results", default=None,
-                        help="asv results folder (default: .asv/default/results, else the newest "
-                             ".asv/<profile>/results)")
-    parser.add_argument("--out", default="reports", help="output folder (default: reports/)")
-    parser.add_argument("--machine", default=None, help="machine to report on (default: this one)")
-    parser.add_argument("--sweep", action="append", default=None,
-                        help="sweep JSONL file to include (repeatable; default: results/*.jsonl)")
-    parser.add_argument("--no-convergence", action="store_true",
-                        help="skip the convergence run (the figure and its quality rows)")
-
-
-def run(args) -> int:
-    paths = write_report(args.results, args.out, machine=args.machine, sweeps=args.sweep,
-                         convergence=not args.no_convergence)
-    for name, path in paths.items():
-        print(f"{name:<18} {path}")
-    return 0
+__all__ = ["CONVERGENCE_ITERS", "CONVERGENCE_SHAPE", "write_report"]
 
 
 def write_report(results_dir=None, out_dir="reports", *, machine: str | None = None, sweeps=None,
@@ -50,7 +29,7 @@ def write_report(results_dir=None, out_dir="reports", *, machine: str | None = N
     Parameters
     ----------
     results_dir : path, optional
-        asv's results folder (``kmbench.results.default_results_dir()`` when None).
+        asv's results folder (``kmbench.bench.records.default_results_dir()`` when None).
     out_dir : path
         Folder for ``index.html``, ``README.md``, ``results.csv`` and ``figures/*.png``.
     machine : str, optional
@@ -65,8 +44,8 @@ def write_report(results_dir=None, out_dir="reports", *, machine: str | None = N
     progress : bool
         Progress bars.
     """
-    from . import plots
-    from .results import default_results_dir, latest, machine_info, machines, this_machine, tidy
+    import kmbench.report.figures as plots
+    from kmbench.bench.records import default_results_dir, latest, machine_info, machines, this_machine, tidy
 
     results_dir = Path(results_dir or default_results_dir())
     out = Path(out_dir)
@@ -124,107 +103,6 @@ def write_report(results_dir=None, out_dir="reports", *, machine: str | None = N
     return written
 
 
-# -- the machine ---------------------------------------------------------------------------------
-def machine_facts(results_dir, machine, info: dict) -> dict:
-    """What the report says about the machine: CPU, cores, memory, BLAS, versions, GPU, GEMM peak.
-
-    From the description ``kmbench bench`` stores beside the results
-    (``kmbench.machine.load_machine``); where there is none, asv's machine.json ``info``,
-    plus this process's own description when the report is written on that machine.
-    """
-    import platform
-
-    from . import machine as machine_mod
-
-    stored = machine_mod.load_machine(results_dir) or {}
-    if stored.get("machine") not in (None, machine):
-        stored = {}  # another machine's description
-    if not stored and (machine is None or machine == platform.node()):
-        stored = machine_mod.describe_machine(measure=False, results_dir=results_dir)
-    facts = {"name": machine or stored.get("machine") or info.get("machine") or platform.node()}
-    cpu = stored.get("cpu") or info.get("cpu")
-    if cpu:
-        facts["CPU"] = cpu
-    if stored.get("cores"):
-        facts["cores"] = (f"{stored.get('physical_cores') or '?'} physical, {stored['cores']} logical, "
-                          f"{stored.get('available_cores')} available; benchmarks ran on {stored.get('threads')} "
-                          "threads")
-    elif info.get("num_cpu"):
-        facts["cores"] = str(info["num_cpu"])
-    memory = stored.get("memory") or (f"{int(info['ram']) / 2 ** 30:.1f} GiB" if str(info.get("ram", "")).isdigit()
-                                      else info.get("ram"))
-    if memory:
-        facts["memory"] = memory
-    for key, label in (("os", "OS"), ("arch", "architecture"), ("blas", "BLAS"), ("gpu", "GPU")):
-        value = stored.get(key) or info.get(key)
-        if value:
-            facts[label] = value
-    facts["versions"] = stored.get("versions") or {}
-    facts["gemm_peak"] = {k: float(v) for k, v in (stored.get("gemm_peak") or {}).items()
-                          if isinstance(v, (int, float))}
-    measured = stored.get("peak_measurement") or {}
-    if measured:
-        facts["peak_note"] = (f"best of {len(measured.get('seconds', []))} products of two "
-                              f"{measured.get('size')}x{measured.get('size')} {measured.get('dtype')} matrices "
-                              f"on {measured.get('threads')} threads")
-    facts.setdefault("GPU", "none recorded")
-    return facts
-
-
-# -- the convergence run -------------------------------------------------------------------------
-def convergence_runs(shape=CONVERGENCE_SHAPE, names=None, progress: bool = True):
-    """Every available backend from the same random centres on the same blobs, fixed iterations.
-
-    Each backend runs in float64 where it can, else in its own dtype (float32-only
-    backends); the float64 oracle runs on the same data. Returns the runs for the
-    figure, quality rows (inertia error, ARI against the oracle's labels, ``compare``'s
-    verdict) and the figure's title.
-    """
-    from sklearn.metrics import adjusted_rand_score
-    from tqdm import tqdm
-
-    from . import oracle
-    from .crosscheck import compare
-    from .data import blobs
-    from .recommend import candidates
-    from .runner import BackendUnavailable, backend_class, create, execute
-    from .seeding import initial_centers
-
-    n, k, d = shape
-    # Overlapping blobs, twice as many as clusters, so Lloyd needs more than a few steps.
-    X, _ = blobs(n, d, 2 * k, seed=0, spread=3.0)
-    centers = initial_centers(X, k, "random", 0)
-    ref64 = oracle.lloyd(X, centers, CONVERGENCE_ITERS, -1.0)
-    runs = [{"backend": "oracle", "dtype": "float64", "history": ref64.inertia_history}]
-    rows, refs = [], {"float64": ref64}
-    jobs = []
-    for dtype in ("float64", "float32"):
-        ok, _ = candidates(n, k, d, dtype, None, names)
-        jobs += [(name, dtype) for name in ok if dtype == "float64" or "float64" not in backend_class(name).dtypes]
-    for name, dtype in tqdm(jobs, desc="convergence run", unit="backend", disable=not progress, leave=False):
-        Xd = X.astype(dtype)
-        if dtype not in refs:
-            refs[dtype] = oracle.lloyd(Xd, centers.astype(dtype), CONVERGENCE_ITERS, -1.0)
-        try:
-            backend = create(name, n=n, k=k, d=d, dtype=dtype)
-            result = execute(backend, Xd, centers.astype(dtype), max_iter=CONVERGENCE_ITERS, tol=-1.0)
-        except BackendUnavailable:
-            continue
-        except Exception as exc:  # one broken backend must not cost the whole report; its row says why
-            rows.append({"backend": name, "dtype": dtype, "source": f"report run {n}x{d}, k={k}",
-                         "inertia_error": np.nan, "ari": np.nan, "status": f"FAILED: {type(exc).__name__}: {exc}"})
-            continue
-        c = compare(result, refs[dtype], Xd, dtype, deviations=backend.deviations, stops_early=backend.stops_early)
-        runs.append({"backend": name, "dtype": dtype, "history": result.inertia_history})
-        rows.append({"backend": name, "dtype": dtype, "source": f"report run {n}x{d}, k={k}",
-                     "inertia_error": c.inertia_error,
-                     "ari": float(adjusted_rand_score(refs[dtype].labels, result.labels)),
-                     "status": c.status})
-    title = (f"Convergence from the same random centres: blobs n={n:,}, k={k}, d={d}, "
-             f"{CONVERGENCE_ITERS} fixed iterations")
-    return runs, rows, title
-
-
 # -- tables ----------------------------------------------------------------------------------------
 def quality_table(current: pd.DataFrame, conv_rows: list[dict]) -> pd.DataFrame:
     """Per backend and dtype: worst inertia error and ARI against the oracle, and the verdict.
@@ -232,7 +110,7 @@ def quality_table(current: pd.DataFrame, conv_rows: list[dict]) -> pd.DataFrame:
     From the benchmarks' quality tracks where recorded, and from the report's own
     convergence run; the verdict applies docs/contract.md's inertia tolerance.
     """
-    from .crosscheck import TOLERANCES
+    from kmbench.check.crosscheck import TOLERANCES
 
     rows = []
     q = current[current["metric"].isin(["inertia_error", "ari"])]
@@ -256,7 +134,7 @@ def quality_table(current: pd.DataFrame, conv_rows: list[dict]) -> pd.DataFrame:
 
 def _deviations(backend: str) -> str:
     """The contract lines a backend declares it does not honour, by key (``impls.base.Backend.deviations``)."""
-    from .runner import backend_class
+    from kmbench.core.kmeans import backend_class
 
     try:
         return ", ".join(backend_class(backend).deviations)
@@ -266,13 +144,13 @@ def _deviations(backend: str) -> str:
 
 def recommendation_table(current: pd.DataFrame) -> pd.DataFrame:
     """For every recorded shape: the fastest backend whose quality passes, its time, and its lead."""
-    from .plots import per_case
-    from .recommend import _quality_failures
+    from kmbench.report.figures import per_case
+    from kmbench.advise.ranking import quality_failures
 
     cases = per_case(current, "per_iter")
     rows = []
     for (dtype, n, k, d), group in cases.groupby(["dtype", "n", "k", "d"]):
-        bad = _quality_failures(current, dtype)
+        bad = quality_failures(current, dtype)
         group = group[~group["backend"].isin(bad)].sort_values("value")
         if not len(group):
             continue
@@ -291,7 +169,7 @@ def recommendation_table(current: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt(value, kind: str = "") -> str:
-    from .recommend import fmt_time
+    from kmbench.advise.ranking import fmt_time
 
     if isinstance(value, float) and np.isnan(value):
         return ""

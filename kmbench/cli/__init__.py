@@ -1,6 +1,6 @@
-"""The ``kmbench`` command.
+"""The ``kmbench`` command: one module per subcommand in this folder, shared argument helpers in ``args``.
 
-Each subcommand lives in its own module with ``configure(parser)`` and
+Each subcommand's module has ``configure(parser)`` and
 ``run(args) -> int``; this file only dispatches, so a command's dependencies are
 imported only when it runs. Errors print one line and exit 2; ``--debug`` shows
 the traceback.
@@ -12,14 +12,14 @@ import importlib
 import sys
 
 COMMANDS = {
-    "list": ("kmbench.commands.listing", "list backends, their availability and capabilities"),
-    "check": ("kmbench.commands.check", "cross-check every available backend against the oracle"),
-    "bench": ("kmbench.commands.bench", "run the asv suites, publish the dashboard, write the report"),
-    "sweep": ("kmbench.sweep", "time backends over a grid of shapes, resumably"),
-    "report": ("kmbench.report", "write figures and pages from recorded results"),
-    "recommend": ("kmbench.recommend", "rank backends for a shape on this machine"),
-    "fit": ("kmbench.commands.fitfile", "cluster a .npy/.csv/.parquet file"),
-    "elbow": ("kmbench.commands.elbow", "inertia and silhouette against k"),
+    "list": ("kmbench.cli.listing", "list backends, their availability and capabilities"),
+    "check": ("kmbench.cli.check", "cross-check every available backend against the oracle"),
+    "bench": ("kmbench.cli.bench", "run the asv suites, publish the dashboard, write the report"),
+    "sweep": ("kmbench.cli.sweep", "time backends over a grid of shapes, resumably"),
+    "report": ("kmbench.cli.report", "write figures and pages from recorded results"),
+    "recommend": ("kmbench.cli.recommend", "rank backends for a shape on this machine"),
+    "fit": ("kmbench.cli.fitfile", "cluster a .npy/.csv/.parquet file"),
+    "elbow": ("kmbench.cli.elbow", "inertia and silhouette against k"),
 }
 
 

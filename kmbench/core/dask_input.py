@@ -3,7 +3,7 @@
 Nothing here imports dask at module level; every function that needs it imports it
 when called, so ``kmbench list`` stays light.
 
-    >>> from kmbench.dask_input import open_array
+    >>> from kmbench.core.dask_input import open_array
     >>> X = open_array("points.npy")          # lazy, chunked by rows, read by the workers
     >>> kmbench.fit(X, 64, backend="dask", init="random", scheduler="tcp://head:8786")
 """

@@ -6,7 +6,7 @@ Runs every benchmark of ``benchmarks/suites.py`` through asv from the current Py
 environment (``asv run -E existing:<python> --set-commit-hash HEAD``), one asv call per
 benchmark so each is saved as soon as it finishes; benchmarks already saved for this
 commit, machine and profile are skipped, so an interrupted bench picks up where it
-stopped. Then ``asv publish`` builds the dashboard and ``kmbench.report`` writes the report.
+stopped. Then ``asv publish`` builds the dashboard and ``kmbench.report.pages`` writes the report.
 
 Each profile keeps its own results (``.asv/<profile>/results``) and dashboard
 (``.asv/<profile>/html``): their parameter lists differ, and asv cannot mix them.
@@ -178,7 +178,7 @@ def localise_dashboard(html: Path, root: Path) -> list[str]:
 
 
 def run(args) -> int:
-    from .. import machine as machine_mod
+    import kmbench.bench.machine as machine_mod
 
     import importlib.util
 
@@ -276,15 +276,15 @@ def run(args) -> int:
 
 
 def make_report(results: Path, profile: str, root: Path, report_dir) -> str:
-    """``kmbench.report.write_report`` when that module is installed; a note saying what happened."""
+    """``kmbench.report.pages.write_report`` when that module is installed; a note saying what happened."""
     try:
-        from ..report import write_report
+        from kmbench.report.pages import write_report
     except ImportError as exc:
-        return f"not written: kmbench.report is not available ({exc})"
+        return f"not written: kmbench.report.pages is not available ({exc})"
     out = Path(report_dir) if report_dir else (root / "reports" if profile == "default"
                                                else results.parent / "report")
     print(f"writing the report to {out} ...", flush=True)
-    # kmbench.machine.load_machine() without arguments (as the report calls it) reads KMBENCH_RESULTS
+    # kmbench.bench.machine.load_machine() without arguments (as the report calls it) reads KMBENCH_RESULTS
     previous = os.environ.get("KMBENCH_RESULTS")
     os.environ["KMBENCH_RESULTS"] = str(results)
     try:

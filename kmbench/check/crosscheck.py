@@ -10,7 +10,8 @@ from itertools import combinations
 
 import numpy as np
 
-from . import data, oracle
+import kmbench.check.data as data
+import kmbench.check.oracle as oracle
 
 #: docs/contract.md's tolerances: near-tie width (relative), centre error / data scale, inertia relative error
 TOLERANCES = {

@@ -80,8 +80,8 @@ def run(args) -> int:
     import pandas as pd
     from tqdm import tqdm
 
-    from ..estimator import KMeans
-    from ..validation import check_int, check_n_clusters
+    from kmbench.api.estimator import KMeans
+    from kmbench.core.validation import check_int, check_n_clusters
 
     table = read_data(args)
     X = table.X
