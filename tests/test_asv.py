@@ -61,7 +61,7 @@ def test_asv_check_passes_in_this_environment():
 
 
 def test_discovery_finds_every_benchmark_with_the_five_parameters(tmp_path):
-    from kmbench.commands.bench import benchmark_list, write_config
+    from kmbench.cli.bench import benchmark_list, write_config
 
     config = write_config(ROOT, tmp_path / "results", tmp_path / "html", "fast")
     out = asv("run", "--config", str(config), "-E", f"existing:{sys.executable}", "--bench", "just-discover",
@@ -166,7 +166,7 @@ def test_bench_runs_saves_each_benchmark_records_skips_and_resumes(tmp_path):
 
     from asv.results import iter_results_for_machine_and_hash
 
-    from kmbench.commands.bench import benchmark_list, head_commit
+    from kmbench.cli.bench import benchmark_list, head_commit
 
     params = benchmark_list(results)["suites.SweepN.track_per_iter"]["params"]
     [res] = list(iter_results_for_machine_and_hash(str(results), machine["machine"], head_commit(ROOT)))
@@ -183,7 +183,7 @@ def test_bench_runs_saves_each_benchmark_records_skips_and_resumes(tmp_path):
 
 
 def test_results_folder_of_another_profile_is_refused(tmp_path):
-    from kmbench.commands.bench import check_state, save_state
+    from kmbench.cli.bench import check_state, save_state
 
     save_state(tmp_path, "default", "abc123", ["suites.SweepN.track_per_iter"])
     check_state(tmp_path, "default")
@@ -192,7 +192,7 @@ def test_results_folder_of_another_profile_is_refused(tmp_path):
 
 
 def test_dashboard_is_pointed_at_local_scripts(tmp_path):
-    from kmbench.commands.bench import VENDORED, localise_dashboard
+    from kmbench.cli.bench import VENDORED, localise_dashboard
 
     page = tmp_path / "index.html"
     page.write_text(
@@ -213,7 +213,7 @@ def test_dashboard_is_pointed_at_local_scripts(tmp_path):
 
 
 def test_machine_description_is_saved_once_with_a_measured_peak(tmp_path, monkeypatch):
-    from kmbench import machine
+    import kmbench.bench.machine as machine
 
     calls = []
     real = machine.gemm_peak

@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from kmbench import data
-from kmbench.seeding import initial_centers, kmeans_plusplus
+import kmbench.check.data as data
+from kmbench.core.seeding import initial_centers, kmeans_plusplus
 
 
 def rows_of(X, centers) -> np.ndarray:
