@@ -21,7 +21,7 @@ import statistics
 import sys
 import traceback
 
-import impls
+from kmbench.core import registry
 
 #: statuses a sweep record can carry
 STATUSES = ("ok", "skipped", "failed", "timeout", "crashed")
@@ -38,13 +38,7 @@ def load_class(spec: str):
     without registering them. Raises ValueError for an unknown name, ImportError where
     the backend's module does not import.
     """
-    try:
-        return impls.load(spec)
-    except KeyError as exc:
-        raise ValueError(f"{exc.args[0]} (or a 'module:Class' string)") from None
-    except AttributeError:
-        module, _, name = spec.partition(":")
-        raise ValueError(f"backend {spec!r}: module {module!r} has no class {name!r}") from None
+    return registry.load(spec, "kmeans")
 
 
 def resolve_backend(spec: str) -> str:
@@ -52,7 +46,7 @@ def resolve_backend(spec: str) -> str:
     try:
         load_class(spec)
     except ImportError as exc:
-        if spec in impls.REGISTRY:  # registered but its module is broken: reported per case, as a skip
+        if spec in registry.REGISTRY["kmeans"]:  # registered but its module is broken: reported per case, as a skip
             return spec
         raise ValueError(f"backend {spec!r} could not be loaded: {exc}") from None
     return spec

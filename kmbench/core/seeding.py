@@ -36,6 +36,8 @@ def initial_centers(X, n_clusters: int, init="k-means++", seed=None) -> np.ndarr
         idx = rng.choice(X.shape[0], n_clusters, replace=False)
         rows = X[idx].compute() if is_lazy_array(X) else as_host_array(X)[idx]
         return np.asarray(rows, dtype=np.float64)
+    if is_lazy_array(X):
+        return kmeans_plusplus_lazy(X, n_clusters, rng)
     return kmeans_plusplus(as_host_array(X), n_clusters, rng)
 
 
@@ -65,4 +67,59 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, rng: np.random.Generator) ->
         best = int(np.argmin(trial.sum(axis=1)))
         closest, potential = trial[best], trial[best].sum()
         centers[c] = X[candidates[best]]
+    return centers
+
+
+def kmeans_plusplus_lazy(X, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`kmeans_plusplus` on a dask array, without gathering X where this runs.
+
+    The same draws from ``rng`` in the same order; what comes back per step is small: the
+    candidates' rows, one sum per candidate, one sum per row block and the one block of
+    distances a draw lands in. The distances to the nearest centre (one float per row) are
+    persisted where the scheduler keeps data. Cumulative sums run per block, so a draw can
+    land on a neighbouring row where the eager version's rounding differs at a boundary.
+    """
+    import dask.array as da
+
+    n, d = X.shape
+    X = X.astype(np.float64)
+    x_norms = (X * X).sum(axis=1).persist()
+    n_trials = 2 + int(math.log(n_clusters))
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])])
+
+    def distances(points):  # (len(points), n), lazily
+        pts = da.from_array(points, chunks=points.shape)
+        sq = x_norms[None, :] - 2.0 * (pts @ X.T) + np.einsum("ij,ij->i", points, points)[:, None]
+        return da.maximum(sq, 0.0)
+
+    def block_sums(v):
+        return v.map_blocks(lambda b: np.atleast_1d(b.sum()), chunks=((1,) * v.numblocks[0],)).compute()
+
+    def pick(closest, sums, draws):
+        edges = np.cumsum(sums)
+        out = np.empty(len(draws), dtype=np.int64)
+        for i, draw in enumerate(draws):
+            b = min(int(np.searchsorted(edges, draw)), len(sums) - 1)
+            local = (edges[b] - sums[b]) + np.cumsum(closest.blocks[b].compute())
+            out[i] = starts[b] + min(int(np.searchsorted(local, draw)), len(local) - 1)
+        return np.minimum(out, n - 1)
+
+    centers = np.empty((n_clusters, d))
+    first = int(rng.integers(n))
+    centers[0] = np.asarray(X[first].compute())
+    closest = distances(centers[:1])[0].persist()
+    sums = block_sums(closest)
+    potential = sums.sum()
+    for c in range(1, n_clusters):
+        draws = rng.random(n_trials) * potential
+        candidates = pick(closest, sums, draws)
+        order = np.argsort(candidates, kind="stable")
+        rows = np.empty((n_trials, d))
+        rows[order] = np.asarray(X[candidates[order]].compute())
+        trial = da.minimum(closest[None, :], distances(rows))
+        best = int(np.argmin(trial.sum(axis=1).compute()))
+        closest = trial[best].persist()
+        sums = block_sums(closest)
+        potential = sums.sum()
+        centers[c] = rows[best]
     return centers
