@@ -6,28 +6,33 @@ Each backend keeps one colour and one marker in every figure (:func:`style`).
 """
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-#: one colour per registry name, the same in every figure; unknown names get grey shades
-COLORS = {
-    "loop": "#7f7f7f", "broadcast": "#bcbd22", "identity": "#1f77b4", "float32": "#17becf",
-    "numba": "#d62728", "torch-cpu": "#ff7f0e", "torch-cuda": "#8c564b", "sklearn": "#2ca02c",
-    "faiss": "#9467bd", "dask": "#e377c2", "dask-ml": "#000000", "oracle": "#000000",
-}
-MARKERS = {
-    "loop": "x", "broadcast": "+", "identity": "o", "float32": "s", "numba": "D", "torch-cpu": "^",
-    "torch-cuda": "v", "sklearn": "P", "faiss": "*", "dask": "<", "dask-ml": ">",
-}
+from kmbench.core import registry
+
+#: what figures draw that is not a backend
+OTHERS = {"oracle": ("#000000", ".")}
+
+
+@functools.lru_cache(maxsize=None)
+def _styles() -> dict[str, tuple[str, str]]:
+    """``{name: (colour, marker)}`` in registry order, read from each backend class."""
+    out = {name: (cls.color, cls.marker) for name, cls in registry.classes("kmeans").items()}
+    out.update(OTHERS)
+    return out
+
+
 AXIS = {"n": "n (samples)", "k": "k (clusters)", "d": "d (features)"}
 
 
 def style(backend: str) -> dict:
-    return {"color": COLORS.get(backend, "#555555"), "marker": MARKERS.get(backend, "."),
-            "label": backend}
+    color, marker = _styles().get(backend, ("#555555", "."))
+    return {"color": color, "marker": marker, "label": backend}
 
 
 def _pyplot():
@@ -52,7 +57,7 @@ def _save(fig, path: Path) -> Path:
 
 def _order(backends) -> list[str]:
     """Backends in registry order, so legends read the same everywhere."""
-    known = list(COLORS)
+    known = list(_styles())
     return sorted(set(backends), key=lambda b: (known.index(b) if b in known else len(known), b))
 
 
@@ -295,7 +300,7 @@ def _peakmem_bars(cases: pd.DataFrame, path: Path, machine: str) -> Path:
     for ax, ((dtype, n, k, d), sub) in zip(axes[0], groups):
         names = _order(sub["backend"])
         mib = [float(sub[sub["backend"] == b]["value"].iloc[0]) / 2 ** 20 for b in names]
-        ax.barh(range(len(names)), mib, color=[COLORS.get(b, "#555555") for b in names])
+        ax.barh(range(len(names)), mib, color=[style(b)["color"] for b in names])
         ax.set_yticks(range(len(names)), names)
         ax.invert_yaxis()
         for i, v in enumerate(mib):
