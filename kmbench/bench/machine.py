@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import time
 from importlib import metadata
@@ -136,6 +137,36 @@ def gemm_peak(*, size: int = 2048, repeats: int = 5, threads: int | None = None,
             seconds.append(time.perf_counter() - t0)
     return {"gflops": 2.0 * size ** 3 / min(seconds) / 1e9, "dtype": str(np.dtype(dtype)), "size": size,
             "threads": threads, "seconds": seconds}
+
+
+_DISTRIBUTIONS = None
+
+
+def versions(requires=()) -> dict:
+    """numpy's version and those of the distributions providing ``requires``, found without importing them."""
+    global _DISTRIBUTIONS
+    from importlib import metadata
+
+    import numpy
+
+    out = {"python": platform.python_version(), "numpy": numpy.__version__}
+    if requires and _DISTRIBUTIONS is None:
+        _DISTRIBUTIONS = metadata.packages_distributions()
+    for module in requires:
+        for dist in (_DISTRIBUTIONS or {}).get(module, [module]):
+            try:
+                out[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                out[dist] = None
+    return out
+
+
+def host() -> dict:
+    """Where the numbers were taken: hostname, CPU model, cores this process may use."""
+    from kmbench.core.threads import available_cores
+
+    return {"hostname": socket.gethostname(), "cpu": cpu_model(), "cores": available_cores(),
+            "platform": platform.platform()}
 
 
 def describe_machine(*, measure: bool = False, results_dir=None) -> dict:

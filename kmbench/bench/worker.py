@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import signal
-import socket
 import statistics
 import sys
 import traceback
 
+from kmbench.bench.machine import host as machine, versions
 from kmbench.core import registry
 
 #: statuses a sweep record can carry
@@ -63,37 +62,6 @@ def create(spec: str, case: dict):
                              dtype=case["dtype"], threads=case["threads"])
     except ImportError as exc:  # a backend module that does not import is unavailable, as in `kmbench list`
         raise runner.BackendUnavailable(f"backend {spec!r} could not be loaded: {exc}") from None
-
-
-_DISTRIBUTIONS = None
-
-
-def versions(requires=()) -> dict:
-    """numpy's version and those of the distributions providing ``requires``, found without importing them."""
-    global _DISTRIBUTIONS
-    from importlib import metadata
-
-    import numpy
-
-    out = {"python": platform.python_version(), "numpy": numpy.__version__}
-    if requires and _DISTRIBUTIONS is None:
-        _DISTRIBUTIONS = metadata.packages_distributions()
-    for module in requires:
-        for dist in (_DISTRIBUTIONS or {}).get(module, [module]):
-            try:
-                out[dist] = metadata.version(dist)
-            except metadata.PackageNotFoundError:
-                out[dist] = None
-    return out
-
-
-def machine() -> dict:
-    """Where the numbers were taken: hostname, CPU model, cores this process may use."""
-    from kmbench.bench.machine import cpu_model
-    from kmbench.core.threads import available_cores
-
-    return {"hostname": socket.gethostname(), "cpu": cpu_model(), "cores": available_cores(),
-            "platform": platform.platform()}
 
 
 def run_case(case: dict) -> dict:
