@@ -21,9 +21,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from kmbench.core.measures import exact_inertia
 
 from kmbench.api.fitting import fit as kmbench_fit
-from kmbench.core.errors import DtypeChanged
+from kmbench.core.errors import BackendUnavailable, DtypeChanged
+from kmbench.core.kmeans import backend_class
 from kmbench.core.seeding import as_host_array
-from kmbench.core.validation import check_int, is_lazy_array, is_torch_tensor, working_dtype
+from kmbench.core.threads import check_threads
+from kmbench.core.validation import (check_int, check_n_clusters, check_tol, is_lazy_array, is_torch_tensor,
+                                     working_dtype)
 
 #: bytes of one (rows, n_clusters) block of distances: about an L2 cache, so each block is
 #: written by the GEMM and read by the reductions without a trip to memory (1 MiB measured
@@ -202,10 +205,26 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, Ba
         """
         return self._fit(X)
 
+    def _check_params(self, n_samples: int) -> int:
+        """Every parameter checked before any work starts; returns the resolved ``n_init``.
+
+        Callers that show progress call this first, so a bad parameter is reported before a
+        progress bar is drawn, not after.
+        """
+        check_n_clusters(self.n_clusters, n_samples)
+        check_int("max_iter", self.max_iter, 1)
+        check_tol(self.tol)
+        check_threads(self.threads)
+        if self.backend != "auto":
+            reason = backend_class(self.backend).unavailable()
+            if reason is not None:
+                raise BackendUnavailable(f"backend {self.backend!r} cannot run here: {reason}")
+        return self._resolved_n_init()
+
     def _fit(self, X, progress=None):
         """``fit``, calling ``progress(restart_index, result, best_result)`` after each restart."""
         X = self._validate(X, reset=True)
-        n_init = self._resolved_n_init()
+        n_init = self._check_params(X.shape[0])
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=n_init)
         backend, best, restarts, auto_reason = self.backend, None, [], None

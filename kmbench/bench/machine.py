@@ -2,7 +2,7 @@
 
 asv's ``machine.json`` has no field for a GPU, the BLAS or a measured peak, so
 ``kmbench bench`` writes this module's description as ``kmbench-machine.json`` next to
-asv's results (and passes what fits to ``asv machine``). The float32 GEMM peak is
+asv's results (and writes what fits into the asv machine file it runs asv with). The float32 GEMM peak is
 measured once and kept in that file: it is the roof that backends' GFLOP/s are read
 against.
 
@@ -251,12 +251,27 @@ def save_machine(results_dir, info: dict | None = None) -> Path:
     return path
 
 
-def asv_machine_args(info: dict) -> list[str]:
-    """``asv machine`` options for what its machine.json can hold; the GPU rides in the CPU text."""
+def asv_machine_entry(info: dict) -> dict:
+    """What asv's machine file holds for this machine; the GPU rides in the CPU text (asv has no field)."""
     cores = info.get("physical_cores") or info.get("cores")
-    cpu = f"{info['cpu']} ({cores} cores, {info.get('cores')} threads); GPU: {info.get('gpu', 'none')}"
-    return ["--machine", info["machine"], "--os", info["os"], "--arch", info["arch"], "--cpu", cpu,
-            "--num_cpu", str(info.get("available_cores") or info.get("cores")), "--ram", str(info["memory_bytes"])]
+    return {"machine": info["machine"], "os": info["os"], "arch": info["arch"],
+            "cpu": f"{info['cpu']} ({cores} cores, {info.get('cores')} threads); GPU: {info.get('gpu', 'none')}",
+            "num_cpu": str(info.get("available_cores") or info.get("cores")), "ram": str(info["memory_bytes"])}
+
+
+def write_asv_machine_file(home, info: dict) -> Path:
+    """``HOME/.asv-machine.json`` describing this machine, for asv processes run with that ``HOME``.
+
+    asv reads the machine from ``~/.asv-machine.json`` only, and ``asv machine`` cannot create it
+    non-interactively with fields given (asv issue 944: KeyError 'machine' when the file is
+    missing). Writing it ourselves, in a folder of the project's, keeps ``kmbench bench``
+    independent of the user's home and leaves that home untouched.
+    """
+    path = Path(home) / ".asv-machine.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({info["machine"]: asv_machine_entry(info), "version": 1}, indent=4) + "\n",
+                    encoding="utf-8")
+    return path
 
 
 # -- the machine ---------------------------------------------------------------------------------

@@ -42,6 +42,21 @@ def file_format(path) -> str:
     return suffix
 
 
+def check_npy_magic(path) -> None:
+    """ValueError unless ``path`` starts like a .npy file.
+
+    Without this, ``np.load`` takes any other bytes for a pickle and says "allow_pickle",
+    which sends the user looking in the wrong place.
+    """
+    from numpy.lib import format as npy_format
+
+    with open(path, "rb") as fh:
+        head = fh.read(len(npy_format.MAGIC_PREFIX))
+    if head != npy_format.MAGIC_PREFIX:
+        raise ValueError(f"{path} is not a valid .npy file: it starts with {head!r}, not NumPy's "
+                         f"{npy_format.MAGIC_PREFIX!r} (write one with numpy.save)")
+
+
 def csv_has_header(path) -> bool:
     """True when some field of the first non-empty line is not a number."""
     with open(path, newline="") as fh:
@@ -86,9 +101,11 @@ def _select(frame, wanted):
     for position, name in enumerate(frame.columns):
         series = frame[name]
         if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
-            example = series.dropna().iloc[0] if series.notna().any() else None
-            raise ValueError(f"column {name!r} (position {position}) is not numeric (e.g. {example!r}); "
-                             f"choose numeric columns with --columns")
+            # the first value that is not a number, not merely the first value of the column
+            bad = series.notna() & pd.to_numeric(series, errors="coerce").isna()
+            row = int(bad.to_numpy().argmax()) if bad.any() else 0
+            raise ValueError(f"column {name!r} (position {position}) is not numeric: {series.iloc[row]!r} in "
+                             f"data row {row + 1}; choose numeric columns with --columns")
     return frame
 
 
@@ -113,6 +130,7 @@ def read_matrix(path, *, columns=None, header=None) -> Table:
         raise FileNotFoundError(f"no such file: {path}")
     wanted = _parse_columns(columns)
     if fmt == ".npy":
+        check_npy_magic(path)
         # Memory-mapped: kmbench.fit copies only what the backend needs; pickles are refused.
         X = np.load(path, mmap_mode="r", allow_pickle=False)
         if wanted is not None:

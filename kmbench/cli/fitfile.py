@@ -62,7 +62,7 @@ def run(args) -> int:
                  random_state=args.seed, device=args.device, dtype=args.dtype, threads=args.threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        total = est._resolved_n_init()
+        total = est._check_params(table.X.shape[0])  # errors before the progress bar, not after it
     bar = tqdm(total=total, desc=f"kmbench fit k={args.k}", unit="restart", disable=args.quiet, leave=False)
 
     def progress(r, result, best):
