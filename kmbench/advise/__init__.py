@@ -1,0 +1,1 @@
+"""Which backend for a shape on a machine: the cost model, the shape design."""
