@@ -61,8 +61,12 @@ PROFILES = {
         "warmup": ([2_000], [16], [16]),
         "memory": ([20_000], [16], [16]),
         "quality": ([5_000], [16], [16], ["float32"]),
+        # suites.Design: a Latin square of shapes for the cost model (kmbench.advise.design), its own caps
+        "design": {"levels": 4, "n": (2_000, 500_000), "k": (2, 512), "d": (2, 256), "work_cap": 1e9,
+                   "rows_cap": 8e6},
         # largest n*k*d one timed iteration may do; above it a case is skipped with this as reason
         "work_cap": 5e7,
+        "backend_caps": {"broadcast": 5e7},
         "loop_limit": 6e5,
         # per-iteration tracks: at most this many timed runs, stopping early after this many seconds
         "runs": 3,
@@ -85,6 +89,8 @@ PROFILES = {
         "warmup": ([10_000], [32], [16]),
         "memory": ([10_000, 100_000, 1_000_000], [16], [16]),
         "quality": ([20_000], [16, 64], [16], ["float32", "float64"]),
+        "design": {"levels": 6, "n": (1_000, 2_000_000), "k": (2, 2048), "d": (2, 512), "work_cap": 3e9,
+                   "rows_cap": 3e7},
         "work_cap": 6e8,
         # the (n, k, d) temporary makes broadcast ~10x slower than a GEMM; above this it would
         # take most of the profile's half hour on its own
@@ -109,6 +115,8 @@ PROFILES = {
         "warmup": ([10_000], [64], [32]),
         "memory": ([100_000, 1_000_000, 10_000_000], [64], [32]),
         "quality": ([20_000, 100_000], [16, 64, 256], [32], ["float32", "float64"]),
+        "design": {"levels": 8, "n": (1_000, 10_000_000), "k": (2, 4096), "d": (2, 1024), "work_cap": 1e11,
+                   "rows_cap": 2e8},
         "work_cap": 1e12,
         "loop_limit": None,  # the loop backend's own limit
         "runs": 7,
@@ -242,13 +250,22 @@ def options(name: str) -> dict:
     return {}
 
 
-def cap_for(profile: str, name: str) -> float:
-    """Largest n*k*d per iteration that ``profile`` times for backend ``name``."""
+def cap_for(profile: str, name: str, suite_cap: float | None = None) -> float:
+    """Largest n*k*d per iteration that ``profile`` times for backend ``name`` (in a suite with its own cap)."""
     spec = PROFILES[profile]
-    return spec.get("backend_caps", {}).get(name, spec["work_cap"])
+    cap = spec["work_cap"] if suite_cap is None else suite_cap
+    return min(cap, spec.get("backend_caps", {}).get(name, cap))
 
 
-def skip_reason(name: str, n: int, k: int, d: int, dtype: str) -> str | None:
+def design_shapes(profile: str | None = None) -> tuple[list, tuple]:
+    """The shapes ``suites.Design`` records for a profile, and the levels of n, k and d they use."""
+    from kmbench.advise.design import orthogonal_shapes
+
+    spec = dict(PROFILES[profile or PROFILE]["design"])
+    return orthogonal_shapes(spec.pop("levels"), **spec)
+
+
+def skip_reason(name: str, n: int, k: int, d: int, dtype: str, suite_cap: float | None = None) -> str | None:
     """Why ``name`` will not be measured at this case, in the backend's own words, or None.
 
     The profile's work cap comes last, so a backend that could never serve a case says
@@ -263,9 +280,9 @@ def skip_reason(name: str, n: int, k: int, d: int, dtype: str) -> str | None:
     except ImportError as exc:  # a backend module that does not import is reported, not fatal
         return f"backend {name!r} could not be loaded: {exc}"
     work = n * k * d
-    cap = cap_for(PROFILE, name)
+    cap = cap_for(PROFILE, name, suite_cap)
     if work > cap:
-        bigger = [p for p in PROFILES if p != PROFILE and cap_for(p, name) >= work]
+        bigger = [p for p in PROFILES if p != PROFILE and cap_for(p, name, suite_cap) >= work]
         hint = f"KMBENCH_PROFILE={bigger[0]} runs it" if bigger else "no profile runs it"
         whose = f"the {PROFILE!r} profile's cap" + (f" for {name}" if name in P.get("backend_caps", {}) else "")
         return f"n*k*d={work:.3g} is above {whose} of {cap:.3g} per iteration ({hint})"
@@ -282,9 +299,10 @@ def record_skip(benchmark: str, case: tuple, reason: str) -> None:
         f.write(line + "\n")
 
 
-def skip_if_unserved(benchmark: str, name: str, n: int, k: int, d: int, dtype: str) -> None:
+def skip_if_unserved(benchmark: str, name: str, n: int, k: int, d: int, dtype: str,
+                     suite_cap: float | None = None) -> None:
     """Raise NotImplementedError (asv's "n/a") with the reason when the case will not be measured."""
-    reason = skip_reason(name, n, k, d, dtype)
+    reason = skip_reason(name, n, k, d, dtype, suite_cap)
     if reason is not None:
         record_skip(benchmark, (name, n, k, d, dtype), reason)
         raise NotImplementedError(reason)
@@ -306,6 +324,28 @@ class Prepared:
 
     def close(self):
         self._stack.close()
+
+    def per_call(self, counts=(1, ITERATIONS)) -> float:
+        """Seconds a ``run`` pays once (e.g. the final assignment), whatever its iterations.
+
+        ``run(m)`` is timed at each m in ``counts``, interleaved, over the profile's runs;
+        the line through the medians (seconds against iterations actually run) is
+        extrapolated to zero iterations. Never below zero.
+        """
+        times: dict = {}
+        spent_from = time.perf_counter()
+        for _ in range(P["runs"]):
+            for m in counts:
+                t0 = time.perf_counter()
+                self.backend.run(m, -1.0)
+                seconds = time.perf_counter() - t0
+                times.setdefault(int(self.backend.result().n_iter), []).append(seconds)
+            if time.perf_counter() - spent_from > P["run_seconds"]:
+                break
+        (i0, t0), (i1, t1) = [(i, float(np.median(v))) for i, v in sorted(times.items())][::max(1, len(times) - 1)]
+        if i1 == i0:
+            return 0.0
+        return max(0.0, t0 - i0 * (t1 - t0) / (i1 - i0))
 
     def measure(self, max_iter: int = ITERATIONS, tol: float = -1.0) -> tuple[float, int]:
         """Median seconds of ``run()`` and the iterations it ran, over the profile's runs.

@@ -23,6 +23,7 @@ EXPECTED = {
     "suites.SweepD.track_per_iter", "suites.SweepD.track_gflops",
     "suites.Grid.track_per_iter", "suites.Grid.track_gflops",
     "suites.Dtype.track_per_iter",
+    "suites.Design.track_per_iter", "suites.Design.track_per_call",
     "suites.Convergence.time_converge", "suites.Convergence.track_n_iter",
     "suites.WarmUp.timeraw_warm_up",
     "suites.Memory.peakmem_fit",
@@ -95,6 +96,22 @@ def test_profile_grid_covers_backend_n_k_d(profile):
     assert suites["SweepN"][1][4] == ["float32"]
     assert suites["Dtype"][1][4] == ["float32", "float64"]
     assert set(suites["WarmUp"][1][0]) >= {"numba", "torch-cpu"}
+
+
+@pytest.mark.parametrize("profile", ["fast", "default", "full"])
+def test_design_is_a_latin_square_within_its_caps(profile):
+    """Every pair of axes sees each pair of the design's levels at most once, and the square covers the levels."""
+    from benchmarks.common import PROFILES, design_shapes
+
+    shapes, levels = design_shapes(profile)
+    spec = PROFILES[profile]["design"]
+    assert len(shapes) >= spec["levels"] ** 2 * 2 // 3
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        pairs = [(s[a], s[b]) for s in shapes]
+        assert len(pairs) == len(set(pairs))
+    for axis in range(3):
+        assert {s[axis] for s in shapes} == set(levels[axis])
+    assert all(n * k * d <= spec["work_cap"] and n * d <= spec["rows_cap"] and k <= n for n, k, d in shapes)
 
 
 def test_profiles_grow_from_fast_to_full():

@@ -82,3 +82,48 @@ def latin_shapes(count: int, *, n=(1_000, 1_000_000), k=(2, 1024), d=(2, 256), w
             nn -= max(1, nn // 1000)
         shapes.append((nn, kk, dd))
     return sorted(dict.fromkeys(shapes), key=lambda s: (s[0] * s[1] * s[2], s))
+
+
+def orthogonal_shapes(levels: int, *, n=(2_000, 500_000), k=(2, 512), d=(2, 256), work_cap: float = 1e9,
+                      rows_cap: float = 1e7) -> tuple[list[tuple[int, int, int]], tuple[list, list, list]]:
+    """``levels**2`` shapes on ``levels`` values per axis: a Latin square over (n, k, d).
+
+    Each axis gets ``levels`` values evenly spaced in log space; the shapes are the cells
+    (i, j) of a Latin square with d's level in the cell, so every pair of axes sees every
+    pair of its levels exactly once (an orthogonal array of strength 2) while only one
+    in ``levels`` of the full product is run. This is what lets an asv suite, whose
+    parameters are always a full product, record a space-filling design: its parameter
+    lists are the levels, and cells outside the square are skipped before any work.
+    Among the squares tried (d's levels permuted over a cyclic square), the one with the
+    most cells under both caps, then the most spread out, is kept; cells over a cap are
+    left out.
+
+    Returns
+    -------
+    shapes : list of (int, int, int)
+        Sorted by work.
+    levels : (list of int, list of int, list of int)
+        The values of n, k and d.
+    """
+    import itertools
+
+    if levels < 2:
+        raise ValueError(f"levels={levels} should be >= 2")
+    axes = [sorted({int(round(v)) for v in np.geomspace(lo, hi, levels)}) for lo, hi in (n, k, d)]
+    if any(len(a) < levels for a in axes):
+        raise ValueError(f"the ranges n={n}, k={k}, d={d} hold fewer than levels={levels} distinct integers")
+    best, best_key = None, None
+    perms = itertools.permutations(range(levels))
+    if levels > 6:  # levels! squares would take seconds: a seeded sample of them
+        rng = np.random.default_rng(0)
+        perms = [tuple(range(levels))] + [tuple(rng.permutation(levels)) for _ in range(500)]
+    for perm in perms:
+        cells = [(axes[0][i], axes[1][j], axes[2][perm[(i + j) % levels]])
+                 for i in range(levels) for j in range(levels)]
+        kept = [c for c in cells if c[0] * c[1] * c[2] <= work_cap and c[0] * c[2] <= rows_cap and c[1] <= c[0]]
+        x = np.log(np.array(kept, float))
+        gap = float(np.sqrt(((x[:, None] - x[None]) ** 2).sum(-1) + np.eye(len(x)) * 1e9).min()) if len(x) > 1 else 0
+        key = (len(kept), gap)
+        if best_key is None or key > best_key:
+            best, best_key = kept, key
+    return sorted(best, key=lambda s: (s[0] * s[1] * s[2], s)), tuple(axes)
