@@ -123,3 +123,52 @@ def test_design_rejects_bad_ranges():
         latin_shapes(4, k=(5, 2))
     with pytest.raises(ValueError, match="work_cap"):
         latin_shapes(4, n=(1_000, 10_000), work_cap=10)
+
+
+def _table(rows, machine="m1"):
+    import pandas as pd
+
+    out = []
+    for r in rows:
+        for metric in ("per_iter", "per_call"):
+            if metric in r:
+                out.append({"benchmark": f"suites.Design.track_{metric}", "metric": metric, "backend": r["backend"],
+                            "n": r["n"], "k": r["k"], "d": r["d"], "dtype": r["dtype"], "value": r[metric],
+                            "source": "asv", "machine": machine})
+    return pd.DataFrame(out)
+
+
+def test_predict_ranks_from_a_tidy_table_and_says_how():
+    from kmbench.advise import predict
+
+    rows = synthetic("gemm", GEMMISH, call=[1e-3, 0, 0, 0, 0, 0]) + synthetic("fused", FUSED)
+    recs = predict.records(_table(rows), "float32")
+    assert len(recs) == len(rows)
+    ranking = predict.entries(recs, 20_000, 2048, 256, "float32", ["gemm", "fused"], max_iter=300)
+    assert [r["backend"] for r in ranking] == ["gemm", "fused"]
+    top = ranking[0]
+    assert top["low"] < top["per_iter"] < top["high"] and top["basis"] == "model"
+    assert top["per_call"] == pytest.approx(1e-3, rel=1e-3)
+    assert "extrapolated" in top["how"] and "d" in top["how"]
+    n, k, d = SHAPES[3]
+    at_record = predict.entries(recs, n, k, d, "float32", ["gemm"])[0]
+    assert at_record["basis"] == "recorded"
+    assert at_record["per_iter"] == pytest.approx(float(cm.features(n, k, d)[0] @ GEMMISH))
+
+
+def test_machines_side_by_side_normalises_by_ceilings():
+    from kmbench.advise import machines
+
+    slow = synthetic("gemm", GEMMISH)
+    fast = [dict(r, per_iter=r["per_iter"] / 2) for r in slow]
+    desc = {"m1": {"gemm_peak": {"float32": 100.0}, "memory_bandwidth": {"GB/s": 10.0}},
+            "m2": {"gemm_peak": {"float32": 200.0}, "memory_bandwidth": {"GB/s": 20.0}}}
+    frame = machines.side_by_side({"m1": _table(slow, "m1"), "m2": _table(fast, "m2")}, desc)
+    assert len(frame) == len(SHAPES)
+    [row] = machines.summary(frame, ["m1", "m2"])
+    assert row["time a/b"] == pytest.approx(2.0)
+    # twice the speed on twice the ceilings: the same fraction of each
+    assert row["gemm % b/a"] == pytest.approx(1.0) and row["bandwidth % b/a"] == pytest.approx(1.0)
+    factors = machines.scale_factors(desc["m1"], desc["m2"])
+    assert factors["nkd"] == 2.0 and factors["nd"] == 2.0 and "call" not in factors
+    assert machines.scale_factors(desc["m1"], {"gemm_peak": {"float32": 1.0}}) is None

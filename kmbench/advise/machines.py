@@ -1,0 +1,128 @@
+"""Several machines side by side: the same backend and shape, raw and normalised by each machine's ceilings.
+
+A machine's *ceilings* are what its description (``kmbench-machine.json``) measured:
+the float32 GEMM rate (GFLOP/s) and the memory bandwidth (GB/s, STREAM add). Time
+per iteration normalised by them reads as a fraction of what that machine could do:
+
+* ``gemm %``: the distance computation's 2*n*k*d flops per second over the GEMM rate;
+* ``bandwidth %``: the data's bytes (n*d*itemsize, read once per iteration) per second
+  over the memory bandwidth.
+
+Where two machines differ by their ceilings alone, their normalised figures agree; what
+is left is the backend's own (its kernels on that CPU, its threading). The same two
+ceilings move a cost model from one machine to another (:func:`scale_factors`): the
+n*k*d term by the GEMM rates' ratio, the per-row and memory terms by the bandwidths'.
+"""
+from __future__ import annotations
+
+import math
+
+#: the cost model's terms and the ceiling each one is bound by ("call" is bound by neither)
+BOUND_BY = {"n": "bandwidth", "nd": "bandwidth", "nk": "bandwidth", "kd": "bandwidth", "nkd": "gemm"}
+ITEMSIZE = {"float32": 4, "float64": 8}
+
+
+def ceilings(description: dict | None) -> dict:
+    """``{"gemm": GFLOP/s, "bandwidth": GB/s}`` from a machine description; a ceiling not measured is absent."""
+    out = {}
+    if not description:
+        return out
+    peak = (description.get("gemm_peak") or {}).get("float32")
+    if peak:
+        out["gemm"] = float(peak)
+    bw = (description.get("memory_bandwidth") or {}).get("GB/s")
+    if bw:
+        out["bandwidth"] = float(bw)
+    return out
+
+
+def scale_factors(source: dict, target: dict) -> dict | None:
+    """How many times faster ``target`` is than ``source`` at each cost-model term, from their ceilings.
+
+    None unless both machines measured both ceilings: a model moved by half its terms
+    would claim more than is known.
+    """
+    a, b = ceilings(source), ceilings(target)
+    if not all(key in a and key in b for key in ("gemm", "bandwidth")):
+        return None
+    return {term: b[bound] / a[bound] for term, bound in BOUND_BY.items()}
+
+
+def label(description: dict | None, fallback: str) -> str:
+    """A short name for a machine in tables: its key, with the CPU where known."""
+    if not description:
+        return fallback
+    return description.get("machine_id") or description.get("machine") or fallback
+
+
+def side_by_side(tables: dict, descriptions: dict, metric: str = "per_iter"):
+    """One row per (backend, n, k, d, dtype) recorded on two or more machines.
+
+    Parameters
+    ----------
+    tables : {machine: DataFrame}
+        Each machine's tidy table (``kmbench.results.tidy``).
+    descriptions : {machine: dict}
+        Each machine's description (for its ceilings); missing ones give blank normalised columns.
+
+    Returns
+    -------
+    DataFrame with backend, n, k, d, dtype, and per machine ``<m> s``, ``<m> gemm %``,
+    ``<m> bandwidth %``, sorted by backend and work.
+    """
+    import pandas as pd
+
+    frames = []
+    for machine, table in tables.items():
+        rows = table[(table["metric"] == metric) & table["n"].notna() & table["value"].notna()]
+        med = rows.groupby(["backend", "n", "k", "d", "dtype"], as_index=False)["value"].median()
+        med["machine"] = machine
+        frames.append(med)
+    if not frames:
+        return pd.DataFrame()
+    allrows = pd.concat(frames, ignore_index=True)
+    wide = allrows.pivot_table(index=["backend", "n", "k", "d", "dtype"], columns="machine", values="value",
+                               aggfunc="median")
+    wide = wide[wide.notna().sum(axis=1) >= 2].reset_index()
+    out = wide[["backend", "n", "k", "d", "dtype"]].copy()
+    for machine in tables:
+        if machine not in wide:
+            continue
+        t = wide[machine]
+        c = ceilings(descriptions.get(machine))
+        out[f"{machine} s"] = t
+        flops = 2.0 * wide["n"] * wide["k"] * wide["d"]
+        data = wide["n"] * wide["d"] * wide["dtype"].map(ITEMSIZE).fillna(4)
+        out[f"{machine} gemm %"] = 100 * flops / t / 1e9 / c["gemm"] if "gemm" in c else math.nan
+        out[f"{machine} bandwidth %"] = 100 * data / t / 1e9 / c["bandwidth"] if "bandwidth" in c else math.nan
+    work = out["n"] * out["k"] * out["d"]
+    return out.assign(_w=work).sort_values(["backend", "dtype", "_w"]).drop(columns="_w").reset_index(drop=True)
+
+
+def summary(frame, machines: list[str]) -> list[dict]:
+    """Per backend and pair of machines: median time ratio, raw and after each normalisation.
+
+    A ratio near 1 after normalising says the ceilings explain the machines' difference
+    for that backend.
+    """
+    import numpy as np
+
+    out = []
+    if frame is None or not len(frame):
+        return out
+    for i, a in enumerate(machines):
+        for b in machines[i + 1:]:
+            if f"{a} s" not in frame or f"{b} s" not in frame:
+                continue
+            for backend, g in frame.groupby("backend"):
+                g = g[g[f"{a} s"].notna() & g[f"{b} s"].notna()]
+                if not len(g):
+                    continue
+                raw = g[f"{a} s"] / g[f"{b} s"]
+                row = {"backend": backend, "a": a, "b": b, "shapes": len(g), "time a/b": float(np.median(raw))}
+                for what in ("gemm", "bandwidth"):
+                    ea, eb = g[f"{a} {what} %"], g[f"{b} {what} %"]
+                    ok = ea.notna() & eb.notna()
+                    row[f"{what} % b/a"] = float(np.median(eb[ok] / ea[ok])) if ok.any() else None
+                out.append(row)
+    return out
