@@ -126,3 +126,56 @@ def summary(frame, machines: list[str]) -> list[dict]:
                     row[f"{what} % b/a"] = float(np.median(eb[ok] / ea[ok])) if ok.any() else None
                 out.append(row)
     return out
+
+
+def page_markdown(frame, machines: list[str], descriptions: dict, *, limit: int = 60) -> str:
+    """The report's machine comparison page: who the machines are, the summary, then every shared case."""
+    def fmt(v, pct=False):
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "-"
+        if pct:
+            return f"{v:.3g}%"
+        return f"{v * 1e3:.3g} ms" if v >= 1e-3 else f"{v * 1e6:.3g} us"
+
+    lines = ["# Machines side by side", "",
+             "The same backend and shape on every machine that recorded it: time per iteration as measured, then "
+             "as a fraction of that machine's measured ceilings (float32 GEMM rate for the 2*n*k*d flops of the "
+             "distances; memory bandwidth for the n*d data read once per iteration). Where two machines differ "
+             "only by their ceilings, the fractions agree.", "",
+             "| machine | CPU | cores | GEMM float32 | memory bandwidth |", "| --- | --- | --- | --- | --- |"]
+    for m in machines:
+        desc = descriptions.get(m) or {}
+        c = ceilings(desc)
+        lines.append(f"| {m} | {desc.get('cpu', '?')} | {desc.get('available_cores') or desc.get('cores') or '?'} | "
+                     f"{str(round(c['gemm'], 1)) + ' GFLOP/s' if 'gemm' in c else 'not measured'} | "
+                     f"{str(round(c['bandwidth'], 1)) + ' GB/s' if 'bandwidth' in c else 'not measured'} |")
+    rows = summary(frame, machines)
+    lines += ["", "## Summary", ""]
+    if rows:
+        lines += ["Median over the shapes both machines recorded. *time a/b*: how many times longer a took than "
+                  "b; *GEMM % b/a* and *bandwidth % b/a*: b's fraction of its ceiling over a's (1 when the "
+                  "ceilings explain the difference).", "",
+                  "| backend | a | b | shapes | time a/b | GEMM % b/a | bandwidth % b/a |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for r in rows:
+            g, bw = r["gemm % b/a"], r["bandwidth % b/a"]
+            lines.append(f"| {r['backend']} | {r['a']} | {r['b']} | {r['shapes']} | {r['time a/b']:.2f} | "
+                         f"{'-' if g is None else f'{g:.2f}'} | {'-' if bw is None else f'{bw:.2f}'} |")
+    else:
+        lines.append("No backend and shape is recorded on two machines yet.")
+    if frame is not None and len(frame):
+        lines += ["", "## Every shared case", ""]
+        head = ["backend", "n", "k", "d", "dtype"]
+        for m in machines:
+            if f"{m} s" in frame:
+                head += [f"{m}", f"{m} GEMM %", f"{m} bandwidth %"]
+        lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for _, r in frame.head(limit).iterrows():
+            cells = [r["backend"], f"{int(r['n']):,}", str(int(r["k"])), str(int(r["d"])), r["dtype"]]
+            for m in machines:
+                if f"{m} s" in frame:
+                    cells += [fmt(r[f"{m} s"]), fmt(r[f"{m} gemm %"], True), fmt(r[f"{m} bandwidth %"], True)]
+            lines.append("| " + " | ".join(cells) + " |")
+        if len(frame) > limit:
+            lines.append(f"\n{len(frame) - limit} more cases in the machines' results.csv files.")
+    return "\n".join(lines) + "\n"

@@ -57,7 +57,7 @@ def fmt_time(seconds: float) -> str:
 
 
 def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_iter=None,
-            machine=None, scaled_from=None) -> list[dict]:
+            machine=None, scaled_from=None, factors=None) -> list[dict]:
     """Ranking entries for the backends in ``names`` with records at ``dtype``, fastest first.
 
     Each entry has ``backend``, ``per_iter`` (seconds), ``low``/``high`` (the interval),
@@ -65,7 +65,7 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
     given), ``basis`` ("recorded" at a recorded shape, else "model"), ``source``,
     ``points`` (the recorded shapes the model rests on, as (n, k, d, seconds)),
     ``how`` (a sentence) and ``machine``. ``scaled_from`` names the machine whose
-    records were moved here by measured ceilings (see :meth:`CostModel.scaled`).
+    records were moved here by the per-term ``factors`` (see :meth:`CostModel.scaled`).
     """
     fitted = models(recs)
     out = []
@@ -73,8 +73,10 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
         m = fitted.get((name, dtype))
         if m is None:
             continue
+        if factors:
+            m = m.scaled(factors, machine)
         mine = [r for r in recs if r["backend"] == name and r["dtype"] == dtype]
-        exact = next((r for r in mine if (r["n"], r["k"], r["d"]) == (n, k, d)), None)
+        exact = None if factors else next((r for r in mine if (r["n"], r["k"], r["d"]) == (n, k, d)), None)
         per_iter = exact["per_iter"] if exact else m.per_iter(n, k, d)
         spread = m.spread(n, k, d)
         low, high = per_iter * math.exp(-spread), per_iter * math.exp(spread)
@@ -100,3 +102,95 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
                     "model": m, "machine": machine or m.machine})
     out.sort(key=lambda r: r["total"] if r["total"] is not None else r["per_iter"])
     return out
+
+
+def rank_table(table, n: int, k: int, d: int, dtype: str, names, *, quality=None, max_iter=None, machine=None,
+               scaled_from=None, factors=None) -> list[dict]:
+    """The ranking ``kmbench recommend`` prints, from a tidy table: :func:`entries` plus eligibility and reasons.
+
+    ``quality`` maps backends whose recorded quality fails the contract to the sentence
+    saying so: they are ranked last and marked ``eligible=False`` (never picked by auto).
+    """
+    quality = quality or {}
+    recs = [r for r in records(table, dtype) if r["backend"] in set(names)]
+    ranking = entries(recs, n, k, d, dtype, names, max_iter=max_iter, machine=machine, scaled_from=scaled_from,
+                      factors=factors)
+    for r in ranking:
+        r["eligible"] = r["backend"] not in quality
+        r["note"] = quality.get(r["backend"], "")
+    ranking.sort(key=lambda r: (not r["eligible"], r["total"] if r["total"] is not None else r["per_iter"]))
+    add_reasons(ranking, n, k, d, dtype, max_iter)
+    return ranking
+
+
+def interval_text(r) -> str:
+    return f"{fmt_time(r['low'])} to {fmt_time(r['high'])}"
+
+
+def add_reasons(ranking: list[dict], n, k, d, dtype, max_iter=None) -> None:
+    """A sentence per entry: how fast, against what, how sure, on what basis."""
+    shape = f"n={n}, k={k}, d={d}, {dtype}"
+    key = "total" if max_iter is not None else "per_iter"
+    for i, r in enumerate(ranking):
+        if i == 0:
+            if len(ranking) > 1:
+                nxt = ranking[1]
+                lead = f"{nxt[key] / r[key]:.2g}x faster than {nxt['backend']}"
+                overlap = nxt["low"] < r["high"]
+                if overlap:
+                    lead += " (their intervals overlap: the order is not certain)"
+            else:
+                lead = "the only backend with results for this case"
+            whole = (f", {fmt_time(r['total'])} for {max_iter} iterations" if max_iter is not None else "")
+            r["reason"] = (f"fastest for {shape} on this machine: about {fmt_time(r['per_iter'])} per iteration "
+                           f"(likely {interval_text(r)}){whole}, {lead}; {r['how']}")
+        else:
+            r["reason"] = f"{r[key] / ranking[0][key]:.2g}x the time of {ranking[0]['backend']}; {r['how']}"
+        if r.get("note"):
+            r["reason"] += f"; not chosen by auto: {r['note']}"
+
+
+def as_json(ranking: list[dict], n, k, d, dtype, max_iter=None) -> dict:
+    """The ranking for scripts: plain numbers, seconds throughout."""
+    return {"n": n, "k": k, "d": d, "dtype": dtype, "max_iter": max_iter,
+            "ranking": [{"backend": r["backend"], "per_iter": r["per_iter"], "per_call": r.get("per_call"),
+                         "interval": [r.get("low"), r.get("high")], "total": r.get("total"),
+                         "basis": r.get("basis"), "source": r.get("source"), "how": r.get("how"),
+                         "eligible": r.get("eligible", True), "machine": r.get("machine")} for r in ranking]}
+
+
+def format_validation(result: dict, machine: str | None = None) -> str:
+    """``kmbench recommend --validate``'s text: per backend the leave-one-out error, per dtype the pick's regret."""
+    lines = [f"Leave-one-out validation of the cost models{f' on {machine}' if machine else ''}: each recorded "
+             "shape predicted from the others.", "",
+             "backend     dtype     shapes  median error  worst error"]
+    for (backend, dtype), s in sorted(result["backends"].items()):
+        lines.append(f"{backend:11s} {dtype:9s} {s['shapes']:6d}  {s['median']:11.2f}x  {s['worst']:10.2f}x")
+    if not result["backends"]:
+        lines.append("(no backend has three or more recorded shapes)")
+    lines += ["", "The pick, each shape left out of every backend's model (shapes recorded for two or more "
+              "backends):", "dtype     shapes  pick slower  by >10%  median regret  worst regret"]
+    for dtype, p in sorted(result["picks"].items()):
+        lines.append(f"{dtype:9s} {p['shapes']:6d}  {p['slower']:11d}  {p['slower_than_10pct']:7d}  "
+                     f"{p['median_regret']:12.3f}x  {p['worst_regret']:11.3f}x")
+        for det in p["details"]:
+            if det["regret"] > 1.0 + 1e-12:
+                n, k, d = det["shape"]
+                lines.append(f"    n={n} k={k} d={d}: picked {det['pick']}, {det['regret']:.2f}x the time of "
+                             f"{det['fastest']}")
+    if not result["picks"]:
+        lines.append("(no shape is recorded for two or more backends)")
+    return "\n".join(lines)
+
+
+def validation_markdown(result: dict) -> str:
+    """The report's section on how far the cost models can be trusted (same figures as ``--validate``)."""
+    lines = ["| backend | dtype | shapes | median error | worst error |", "| --- | --- | --- | --- | --- |"]
+    for (backend, dtype), s in sorted(result["backends"].items()):
+        lines.append(f"| {backend} | {dtype} | {s['shapes']} | {s['median']:.2f}x | {s['worst']:.2f}x |")
+    lines += ["", "| dtype | shapes | pick slower than the fastest | by more than 10% | median regret | worst regret |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for dtype, p in sorted(result["picks"].items()):
+        lines.append(f"| {dtype} | {p['shapes']} | {p['slower']} | {p['slower_than_10pct']} | "
+                     f"{p['median_regret']:.3f}x | {p['worst_regret']:.3f}x |")
+    return "\n".join(lines)
