@@ -169,6 +169,8 @@ def test_machines_side_by_side_normalises_by_ceilings():
     assert row["time a/b"] == pytest.approx(2.0)
     # twice the speed on twice the ceilings: the same fraction of each
     assert row["gemm % b/a"] == pytest.approx(1.0) and row["bandwidth % b/a"] == pytest.approx(1.0)
-    factors = machines.scale_factors(desc["m1"], desc["m2"])
-    assert factors["nkd"] == 2.0 and factors["nd"] == 2.0 and "call" not in factors
-    assert machines.scale_factors(desc["m1"], {"gemm_peak": {"float32": 1.0}}) is None
+    factors, how = machines.scale_factors(desc["m1"], desc["m2"])
+    assert factors["nkd"] == 2.0 and factors["nd"] == 2.0 and "call" not in factors and "bandwidth x2" in how
+    factors, how = machines.scale_factors(desc["m1"], {"gemm_peak": {"float32": 50.0}})
+    assert factors["nd"] == 0.5 and "not measured" in how
+    assert machines.scale_factors(desc["m1"], {})[0] is None

@@ -36,16 +36,21 @@ def ceilings(description: dict | None) -> dict:
     return out
 
 
-def scale_factors(source: dict, target: dict) -> dict | None:
-    """How many times faster ``target`` is than ``source`` at each cost-model term, from their ceilings.
+def scale_factors(source: dict, target: dict) -> tuple[dict | None, str]:
+    """How many times faster ``target`` is than ``source`` at each cost-model term, and how that was found.
 
-    None unless both machines measured both ceilings: a model moved by half its terms
-    would claim more than is known.
+    With both ceilings measured on both machines, each term moves by the ratio of the
+    ceiling it is bound by (:data:`BOUND_BY`). With only the GEMM rate on both, every term
+    moves by that ratio and the sentence says so. With neither, ``(None, reason)``.
     """
     a, b = ceilings(source), ceilings(target)
-    if not all(key in a and key in b for key in ("gemm", "bandwidth")):
-        return None
-    return {term: b[bound] / a[bound] for term, bound in BOUND_BY.items()}
+    if all(key in a and key in b for key in ("gemm", "bandwidth")):
+        return ({term: b[bound] / a[bound] for term, bound in BOUND_BY.items()},
+                f"GEMM rate x{b['gemm'] / a['gemm']:.2g}, memory bandwidth x{b['bandwidth'] / a['bandwidth']:.2g}")
+    if "gemm" in a and "gemm" in b:
+        r = b["gemm"] / a["gemm"]
+        return {term: r for term in BOUND_BY}, f"GEMM rate x{r:.2g} for every term (memory bandwidth not measured on both)"
+    return None, "the machines' GEMM rates are not both measured"
 
 
 def label(description: dict | None, fallback: str) -> str:
