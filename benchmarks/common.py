@@ -62,8 +62,9 @@ PROFILES = {
         "memory": ([20_000], [16], [16]),
         "quality": ([5_000], [16], [16], ["float32"]),
         # suites.Design: a Latin square of shapes for the cost model (kmbench.advise.design), its own caps
-        "design": {"levels": 4, "n": (2_000, 500_000), "k": (2, 512), "d": (2, 256), "work_cap": 1e9,
-                   "rows_cap": 8e6},
+        # per_call: whether suites.Design also times the per-call part (a second pass over the design)
+        "design": {"levels": 3, "n": (2_000, 300_000), "k": (2, 512), "d": (2, 128), "work_cap": 3e9,
+                   "rows_cap": 1.2e7, "per_call": False},
         # largest n*k*d one timed iteration may do; above it a case is skipped with this as reason
         "work_cap": 5e7,
         "backend_caps": {"broadcast": 5e7},
@@ -89,8 +90,8 @@ PROFILES = {
         "warmup": ([10_000], [32], [16]),
         "memory": ([10_000, 100_000, 1_000_000], [16], [16]),
         "quality": ([20_000], [16, 64], [16], ["float32", "float64"]),
-        "design": {"levels": 6, "n": (1_000, 2_000_000), "k": (2, 2048), "d": (2, 512), "work_cap": 3e9,
-                   "rows_cap": 3e7},
+        "design": {"levels": 5, "n": (1_000, 2_000_000), "k": (2, 2048), "d": (2, 512), "work_cap": 6e9,
+                   "rows_cap": 4e7, "per_call": True},
         "work_cap": 6e8,
         # the (n, k, d) temporary makes broadcast ~10x slower than a GEMM; above this it would
         # take most of the profile's half hour on its own
@@ -116,7 +117,7 @@ PROFILES = {
         "memory": ([100_000, 1_000_000, 10_000_000], [64], [32]),
         "quality": ([20_000, 100_000], [16, 64, 256], [32], ["float32", "float64"]),
         "design": {"levels": 8, "n": (1_000, 10_000_000), "k": (2, 4096), "d": (2, 1024), "work_cap": 1e11,
-                   "rows_cap": 2e8},
+                   "rows_cap": 2e8, "per_call": True},
         "work_cap": 1e12,
         "loop_limit": None,  # the loop backend's own limit
         "runs": 7,
@@ -262,7 +263,27 @@ def design_shapes(profile: str | None = None) -> tuple[list, tuple]:
     from kmbench.advise.design import orthogonal_shapes
 
     spec = dict(PROFILES[profile or PROFILE]["design"])
+    spec.pop("per_call", None)
     return orthogonal_shapes(spec.pop("levels"), **spec)
+
+
+def design_backends() -> list[str]:
+    """Backends ``suites.Design`` runs: those computing in the suites' dtype, except the pure-Python loop.
+
+    Decided from class attributes, not from what is installed here, so the parameter
+    list is the same on every machine; a backend not installed shows n/a with its reason.
+    """
+    out = []
+    for name in BACKENDS:
+        if name == "loop":  # never a contender, and its own limit leaves it a corner of the design
+            continue
+        try:
+            dtypes = impls.load(name).dtypes
+        except ImportError:
+            dtypes = (DTYPE,)
+        if DTYPE in dtypes:
+            out.append(name)
+    return out
 
 
 def skip_reason(name: str, n: int, k: int, d: int, dtype: str, suite_cap: float | None = None) -> str | None:

@@ -23,7 +23,7 @@ EXPECTED = {
     "suites.SweepD.track_per_iter", "suites.SweepD.track_gflops",
     "suites.Grid.track_per_iter", "suites.Grid.track_gflops",
     "suites.Dtype.track_per_iter",
-    "suites.Design.track_per_iter", "suites.Design.track_per_call",
+    "suites.Design.track_per_iter",  # and track_per_call, outside the fast profile
     "suites.Convergence.time_converge", "suites.Convergence.track_n_iter",
     "suites.WarmUp.timeraw_warm_up",
     "suites.Memory.peakmem_fit",
@@ -105,7 +105,7 @@ def test_design_is_a_latin_square_within_its_caps(profile):
 
     shapes, levels = design_shapes(profile)
     spec = PROFILES[profile]["design"]
-    assert len(shapes) >= spec["levels"] ** 2 * 2 // 3
+    assert len(shapes) >= spec["levels"] ** 2 * 3 // 4
     for a, b in ((0, 1), (0, 2), (1, 2)):
         pairs = [(s[a], s[b]) for s in shapes]
         assert len(pairs) == len(set(pairs))

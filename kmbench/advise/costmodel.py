@@ -12,6 +12,8 @@ term     units       what pays it
 ``nkd``  n*k*d       the distance computation (a GEMM or a fused loop)
 ``nk``   n*k         writing and scanning the n x k distances for the argmin
 ``kd``   k*d         the centres: norms, division, empty-cluster checks
+``kk``   k*k         clusters that look at every other cluster (faiss splits a large one
+                     into each empty one, and with few points per cluster many are empty)
 ======== =========== ===============================================================
 
 The coefficients are a nonnegative least-squares fit of *relative* error (every
@@ -39,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 #: names of the terms, in the order of :func:`features`' columns
-TERMS = ("call", "n", "nd", "nkd", "nk", "kd")
+TERMS = ("call", "n", "nd", "nkd", "nk", "kd", "kk")
 #: length scale (natural-log units of n, k, d) of the residual correction's kernel
 SCALE = 0.7
 #: weight of "no correction" in the residual correction: with few nearby shapes it stays small
@@ -50,14 +52,16 @@ WIDEN = 0.08
 COVER = 0.9
 #: weight every recorded shape keeps in a local fit, however far: far away the fit turns global
 LOCAL_FLOOR = 0.02
+#: reweighting rounds of the robust fit
+ROBUST_ROUNDS = 4
 #: smallest interval (factor) any prediction gets: timings on a shared machine are noisier than this
 FLOOR = 1.15
 
 
 def features(n, k, d) -> np.ndarray:
-    """The work of each term of :data:`TERMS` for shapes (n, k, d): array of shape (m, 6)."""
+    """The work of each term of :data:`TERMS` for shapes (n, k, d): array of shape (m, 7)."""
     n, k, d = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (n, k, d))
-    return np.stack([np.ones_like(n), n, n * d, n * k * d, n * k, k * d], axis=1)
+    return np.stack([np.ones_like(n), n, n * d, n * k * d, n * k, k * d, k * k], axis=1)
 
 
 def _nnls_relative(A: np.ndarray, t: np.ndarray, weights=None) -> np.ndarray:
@@ -186,8 +190,30 @@ def _median_by_shape(rows, key):
     return [{"n": s[0], "k": s[1], "d": s[2], key: float(np.median(v))} for s, v in sorted(groups.items())]
 
 
+def robust_nnls(A: np.ndarray, t: np.ndarray, *, robust: bool = True, rounds: int = ROBUST_ROUNDS) -> np.ndarray:
+    """:func:`_nnls_relative`, then reweighted so a few wild timings cannot drag every prediction.
+
+    A timing taken while something else ran on the machine can be several times too
+    slow. Each round weighs every shape by Tukey's biweight of its log residual,
+    scaled by the residuals' median absolute deviation (floored at 10%, so clean data
+    keeps every weight near one), which sets aside shapes far off the others' fit.
+    """
+    c = _nnls_relative(A, t)
+    if not robust or len(t) <= A.shape[1]:
+        return c
+    for _ in range(rounds):
+        r = np.log(t / np.maximum(A @ c, 1e-300))
+        mad = max(float(np.median(np.abs(r - np.median(r)))) * 1.4826, 0.1)
+        u = r / (4.685 * mad)
+        w = np.where(np.abs(u) < 1, (1 - u ** 2) ** 2, 0.0)
+        if (w > 0).sum() <= A.shape[1]:
+            break
+        c = _nnls_relative(A, t, w)
+    return c
+
+
 def fit_one(rows, backend: str = "", dtype: str = "", *, scale: float = SCALE, prior: float = PRIOR,
-            bandwidth=None, with_loo: bool = True, machine=None) -> CostModel:
+            bandwidth=None, with_loo: bool = True, machine=None, robust: bool = True) -> CostModel:
     """Fit one backend's model to its records (one dtype, one machine).
 
     Parameters
@@ -206,14 +232,14 @@ def fit_one(rows, backend: str = "", dtype: str = "", *, scale: float = SCALE, p
     n, k, d = _arrays(pts)
     t = np.array([p["per_iter"] for p in pts])
     A = features(n, k, d)
-    coef = _nnls_relative(A, t)
+    coef = robust_nnls(A, t, robust=robust)
     fitted = A @ coef
     resid = np.log(t / np.maximum(fitted, 1e-300))
     calls = _median_by_shape(rows, "per_call")
     call_coef = None
     if calls:
         cn, ck, cd = _arrays(calls)
-        call_coef = _nnls_relative(features(cn, ck, cd), np.array([c["per_call"] for c in calls]))
+        call_coef = robust_nnls(features(cn, ck, cd), np.array([c["per_call"] for c in calls]), robust=robust)
     model = CostModel(backend, dtype, coef, np.log(np.stack([n, k, d], 1)), resid, call_coef,
                       machine=machine, scale=scale, prior=prior, times=t, bandwidth=bandwidth)
     if bandwidth is not None:
