@@ -2,17 +2,19 @@
 
 Two ways to rank, same output:
 
-* :func:`rank_recorded` reads what was measured here before (asv results first, then
-  ``kmbench sweep`` rows, then cached trials of ``--measure``), and for each backend
-  interpolates the time per iteration at the requested shape from its nearest
-  recorded grid points in log space (see :func:`estimate`).
+* :func:`rank_recorded` reads what was measured here before (asv results, ``kmbench
+  sweep`` rows, cached trials of ``--measure``) and predicts each backend's time per
+  iteration at the requested shape with a cost model fitted to all of them
+  (:mod:`kmbench.advise.costmodel`), with an interval.
 * :func:`rank_measured` times a few fixed Lloyd iterations of every available
   backend on synthetic blobs of that shape now; a shape too large for a short trial
   is subsampled in n and the time scaled linearly, and the ranking says so. Each
   trial is cached, so ``backend="auto"`` can use it later without measuring.
 
 Every entry of a ranking is a dict: ``backend``, ``per_iter`` (seconds, expected),
-``basis`` ("recorded" or "measured"), ``source``, ``points`` (the shapes it rests on),
+``low``/``high`` (its interval), ``per_call`` (seconds a call pays once, or None),
+``total`` (a whole fit, when ranked for ``max_iter``),
+``basis`` ("recorded", "model" or "measured"), ``source``, ``points`` (the shapes it rests on),
 ``reason`` (a sentence), ``eligible`` (False where recorded quality fails the
 contract's tolerance: shown, but never picked by ``auto``) and ``note``.
 """
@@ -30,8 +32,6 @@ import numpy as np
 TRIAL_WORK = 2e8
 #: seconds one trial iteration of one backend may take; slow backends get a smaller subsample
 TRIAL_BUDGET = 0.5
-#: recorded grid points one estimate rests on
-NEIGHBOURS = 4
 #: sources in order of trust: a backend's estimate uses the first that has its points
 SOURCES = ("asv", "sweep", "trial")
 
@@ -83,35 +83,6 @@ def candidates(n: int, k: int, d: int, dtype: str, device=None, names=None) -> t
 
 
 # -- ranking from recorded results -------------------------------------------------------------
-def estimate(points, n: int, k: int, d: int, neighbours: int = NEIGHBOURS) -> tuple[float, list, float]:
-    """Time per iteration at (n, k, d) from recorded ``points`` [(n, k, d, seconds), ...].
-
-    The nearest ``neighbours`` points in (log n, log k, log d) are combined by inverse
-    distance weighting of the log of *seconds per unit of work* (work = n*k*d), then
-    multiplied by the requested shape's work. At a recorded point this is the recorded
-    time; between grid points it interpolates; beyond the grid it extrapolates with
-    time proportional to n*k*d, which is how Lloyd's dominant term grows.
-
-    Returns the estimate (seconds), the points used, and the log-space distance (in
-    natural-log units) to the nearest of them.
-    """
-    pts = np.asarray([(p[0], p[1], p[2], p[3]) for p in points], dtype=float)
-    target = np.log([n, k, d])
-    dist = np.sqrt(((np.log(pts[:, :3]) - target) ** 2).sum(axis=1))
-    order = np.argsort(dist, kind="stable")[:neighbours]
-    used, near = pts[order], dist[order]
-    if near[0] < 1e-12:
-        return float(used[0, 3]), [tuple(used[0])], 0.0
-    weights = 1.0 / near ** 2
-    per_work = np.log(used[:, 3] / used[:, :3].prod(axis=1))
-    value = math.exp(float(np.sum(weights * per_work) / weights.sum())) * n * k * d
-    return value, [tuple(p) for p in used], float(near[0])
-
-
-def _describe_points(points) -> str:
-    return "; ".join(f"n={int(p[0])} k={int(p[1])} d={int(p[2])}: {fmt_time(p[3])}" for p in points)
-
-
 def fmt_time(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.2f} s"
@@ -160,8 +131,16 @@ def recorded_table(results_dir=None):
 
 
 def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_dir=None, table=None,
-                  names=None) -> list[dict]:
-    """Rank the backends that can run this case by recorded time per iteration, fastest first.
+                  names=None, max_iter=None) -> list[dict]:
+    """Rank the backends that can run this case by predicted time per iteration, fastest first.
+
+    Each backend's cost model (:mod:`kmbench.advise.costmodel`) is fitted to every
+    time per iteration recorded for it on this machine at this dtype (asv suites, sweep
+    rows, ``--measure`` trials), so the ranking holds between and beyond the recorded
+    shapes; at a recorded shape the recorded time is used. Each entry carries its
+    interval (``low``, ``high``: the model's leave-one-out error, widened with the
+    distance to the nearest recorded shape), the per-call part where recorded, and, with
+    ``max_iter``, the whole fit's time (``total``), by which the ranking is then ordered.
 
     Parameters
     ----------
@@ -176,12 +155,16 @@ def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_di
         A tidy table (``kmbench.results.tidy``) to rank from instead of reading files.
     names : list of str, optional
         Only these backends.
+    max_iter : int, optional
+        Rank by a whole fit of this many iterations instead of by one iteration.
 
     Returns
     -------
     list of dict
         Empty when nothing usable is recorded for this machine and dtype.
     """
+    from .advise import predict
+
     n, k, d = int(n), int(k), int(d)
     machine = None
     if table is None:
@@ -198,33 +181,8 @@ def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_di
         return []
     recorded = [b for b in dict.fromkeys(rows["backend"].dropna()) if names is None or b in names]
     ok, _ = candidates(n, k, d, dtype, device, recorded)
-    quality = _quality_failures(table, dtype)
-    ranking = []
-    for name in ok:
-        mine = rows[rows["backend"] == name]
-        for source in SOURCES:
-            picked = mine[mine["source"] == source]
-            if len(picked):
-                break
-        else:
-            continue
-        pts = picked.groupby(["n", "k", "d"], as_index=False)["value"].median()
-        points = list(zip(pts["n"].astype(int), pts["k"].astype(int), pts["d"].astype(int), pts["value"]))
-        value, used, nearest = estimate(points, n, k, d)
-        outside = [axis for axis, value in (("n", n), ("k", k), ("d", d))
-                   if not pts[axis].min() <= value <= pts[axis].max()]
-        shapes = f"{len(used)} nearest recorded shape{'s' if len(used) > 1 else ''}"
-        how = ("recorded at this shape" if nearest == 0 else
-               f"interpolated from the {shapes}" if not outside else
-               f"extrapolated from the {shapes} ({', '.join(outside)} outside the recorded range; "
-               "time taken as proportional to n*k*d)")
-        ranking.append({"backend": name, "per_iter": value, "basis": "recorded", "source": source,
-                        "points": [(int(p[0]), int(p[1]), int(p[2]), float(p[3])) for p in used],
-                        "how": how, "eligible": name not in quality, "note": quality.get(name, ""),
-                        "machine": machine})
-    ranking.sort(key=lambda r: (not r["eligible"], r["per_iter"]))
-    _add_reasons(ranking, n, k, d, dtype)
-    return ranking
+    return predict.rank_table(table, n, k, d, dtype, ok, quality=_quality_failures(table, dtype),
+                              max_iter=max_iter, machine=machine)
 
 
 def _quality_failures(table, dtype: str) -> dict:
@@ -244,8 +202,7 @@ def _quality_failures(table, dtype: str) -> dict:
 def _add_reasons(ranking: list[dict], n, k, d, dtype) -> None:
     shape = f"n={n}, k={k}, d={d}, {dtype}"
     for i, r in enumerate(ranking):
-        basis = (f"{r['source']} results, {r['how']} ({_describe_points(r['points'])})"
-                 if r["basis"] == "recorded" else r["how"])
+        basis = r["how"]
         if i == 0:
             if len(ranking) > 1:
                 nxt = ranking[1]

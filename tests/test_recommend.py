@@ -50,7 +50,7 @@ def test_recorded_shape_uses_the_recorded_time(recorded):
     assert [r["backend"] for r in ranking] == ["broadcast", "identity", "loop"]
     best = ranking[0]
     assert best["per_iter"] == pytest.approx(chosen_time("broadcast", 1_000, 4, 4))
-    assert best["points"][0][:3] == (1_000, 4, 4) and best["how"] == "recorded at this shape"
+    assert best["points"][0][:3] == (1_000, 4, 4) and best["how"] == "recorded at this shape (asv)"
     assert best["source"] == "asv" and best["basis"] == "recorded"
     # the reason states the lead over the next backend, from the same numbers
     lead = chosen_time("identity", 1_000, 4, 4) / chosen_time("broadcast", 1_000, 4, 4)
@@ -63,25 +63,27 @@ def test_large_shape_ranks_the_other_way_and_skips_what_refuses_it(recorded):
     assert [r["backend"] for r in ranking] == ["identity", "broadcast"]
 
 
-def test_between_grid_points_interpolates_from_the_nearest_in_log_space(recorded):
-    n, k, d = 10_000, 16, 8  # the log-space centre of the grid: every corner is equally near
-    ranking = recommend.rank_recorded(n, k, d, "float64")
-    identity = next(r for r in ranking if r["backend"] == "identity")
-    assert len(identity["points"]) == recommend.NEIGHBOURS
-    assert identity["how"].startswith("interpolated from the 4 nearest")
-    # the estimate lies within what the points used say per unit of work
-    rates = [p[3] / (p[0] * p[1] * p[2]) for p in identity["points"]]
-    assert min(rates) * n * k * d <= identity["per_iter"] <= max(rates) * n * k * d
-    # far outside the grid the ranking says it extrapolates
+def test_between_and_beyond_the_grid_the_cost_model_holds(recorded):
+    # the chosen times are a per-call cost plus a cost per n*k*d: the model's own form, so it is exact
+    for n, k, d in [(10_000, 16, 8), (10_000_000, 64, 32), (300, 2, 2)]:
+        ranking = recommend.rank_recorded(n, k, d, "float64")
+        for r in ranking:
+            assert r["per_iter"] == pytest.approx(chosen_time(r["backend"], n, k, d), rel=1e-3)
+            assert r["low"] < r["per_iter"] < r["high"] and r["basis"] == "model"
+            assert r["how"].startswith(f"cost model of {len(GRID)} recorded shapes (asv; leave-one-out error")
     far = recommend.rank_recorded(10_000_000, 64, 32, "float64")
-    assert far[0]["how"].startswith("extrapolated from the 4 nearest recorded shapes (n outside")
+    assert far[0]["backend"] == "identity"  # broadcast refuses it: its (n, k, d) temporary
+    assert "extrapolated (n outside the recorded range)" in far[0]["how"]
+    # the interval widens away from the records
+    near = recommend.rank_recorded(10_000, 16, 8, "float64")[0]
+    assert far[0]["high"] / far[0]["low"] > near["high"] / near["low"]
 
 
-def test_estimate_is_exact_at_a_point_and_linear_in_work_along_one_axis():
-    points = [(1000, 8, 8, 0.01), (4000, 8, 8, 0.04)]
-    assert recommend.estimate(points, 1000, 8, 8)[0] == 0.01
-    value, used, nearest = recommend.estimate(points, 2000, 8, 8)
-    assert value == pytest.approx(0.02) and nearest == pytest.approx(math.log(2))
+def test_ranking_by_a_whole_fit_counts_the_per_call_part(recorded):
+    ranking = recommend.rank_recorded(10_000, 16, 8, "float64", max_iter=300)
+    for r in ranking:
+        assert r["total"] == pytest.approx(r["per_iter"] * 300 + (r["per_call"] or 0.0))
+    assert "for 300 iterations" in ranking[0]["reason"]
 
 
 def test_recorded_quality_failure_is_shown_but_not_eligible(recorded, tmp_path, monkeypatch):
