@@ -31,7 +31,7 @@ import numpy as np
 #: a trial's n*k*d cap: at a few GFLOP/s a fast backend's iteration stays well under a second
 TRIAL_WORK = 2e8
 #: seconds one trial iteration of one backend may take; slow backends get a smaller subsample
-TRIAL_BUDGET = 0.5
+TRIAL_BUDGET = 0.25
 #: sources in order of trust: a backend's estimate uses the first that has its points
 SOURCES = ("asv", "sweep", "trial")
 
@@ -219,7 +219,7 @@ def _add_reasons(ranking: list[dict], n, k, d, dtype) -> None:
 
 
 # -- ranking by a short trial ------------------------------------------------------------------
-def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *, names=None, iters: int = 3,
+def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *, names=None, iters: int = 6,
                   max_work: float = TRIAL_WORK, budget: float = TRIAL_BUDGET, seed: int = 0,
                   threads=None, progress: bool = True, cache: bool = True) -> list[dict]:
     """Rank the backends that can run this case by a short timed trial now, fastest first.
@@ -227,12 +227,16 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
     Each backend first runs one untimed iteration on a small pilot subsample (imports,
     JIT compilation), then one timed one; from its time the trial size is chosen so one
     iteration takes about ``budget`` seconds, at least a tenth of the cap, at most ``n``
-    rows and at most ``max_work`` for n*k*d. The trial then runs ``iters`` fixed
-    iterations (``tol < 0``) from the same centres on the same synthetic blobs
-    (``kmbench.data.blobs``). Where the trial used fewer than ``n`` rows, the time per
-    iteration is extrapolated linearly in n through the pilot's and the trial's timings
-    (a fixed per-call cost plus a cost per row), or scaled by ``n / rows`` where those
-    two timings do not give a positive slope; the entry's ``how`` says which.
+    rows and at most ``max_work`` for n*k*d. The trial then times ``run`` at 1 and at
+    ``iters`` fixed iterations (``tol < 0``), twice each, interleaved, in one prepared
+    session (:func:`kmbench.advise.counts.time_counts`), from the same centres on the
+    same synthetic blobs (``kmbench.data.blobs``): the line through those timings
+    separates the per-call part of a fit from the per-iteration part. ``per_iter`` is
+    reported as the suites record it (a run of 10 iterations over 10). Where the trial
+    used fewer than ``n`` rows, both parts are extrapolated linearly in n: the
+    per-iteration part through the pilot's and the trial's timings (a fixed cost plus a
+    cost per row), or scaled by ``n / rows`` where those do not give a positive slope,
+    and the per-call part by ``n / rows``; the entry's ``how`` says which.
 
     Parameters
     ----------
@@ -243,7 +247,7 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
     names : list of str, optional
         Only these backends.
     iters : int
-        Timed iterations per backend.
+        The larger of the two iteration counts timed (>= 2).
     max_work, budget : float
         Caps on the trial size (n*k*d) and on one iteration's time (seconds).
     seed : int
@@ -260,6 +264,7 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
     """
     from tqdm import tqdm
 
+    from .advise.counts import time_counts
     from .data import blobs
     from .runner import BackendUnavailable, create, execute
     from .seeding import initial_centers
@@ -270,7 +275,7 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
         raise ValueError(f"k={k} must be <= n={n}")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
-    iters = check_int("iters", iters, 1)
+    iters = check_int("iters", iters, 2)
     ok, _ = candidates(n, k, d, dtype, device, names)
     # Rows enough for every cluster to be seeded; capped by work and by ~1 GiB of data.
     cap = int(min(n, max(k, max_work // (k * d)), max(k, (1 << 30) // (8 * d))))
@@ -284,25 +289,29 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
     for name in bar:
         bar.set_postfix_str(name)
         try:
-            def timed(rows, steps):
+            def single(rows):
                 backend = create(name, n=rows, k=k, d=d, dtype=dtype, device=device, threads=threads)
-                res = execute(backend, X[:rows], centers, max_iter=steps, tol=-1.0)
-                return res.timings["fit"] / max(res.n_iter, 1), res
-            timed(pilot, 1)  # first call: imports, JIT compilation, thread pools; not counted
-            small = min(timed(pilot, 1)[0] for _ in range(2))  # one short iteration is noisy: best of two
+                res = execute(backend, X[:rows], centers, max_iter=1, tol=-1.0)
+                return res.timings["fit"] / max(res.n_iter, 1)
+            single(pilot)  # first call: imports, JIT compilation, thread pools; not counted
+            small = min(single(pilot) for _ in range(2))  # one short iteration is noisy: best of two
             rows = pilot
             if pilot < cap:
                 # large enough that per-call overheads do not dominate, small enough for the budget
                 rows = int(min(cap, max(pilot, cap // 10, pilot * budget / max(small, 1e-9))))
-            per_iter, res = timed(rows, iters) if rows > pilot else timed(pilot, iters)
+            backend = create(name, n=rows, k=k, d=d, dtype=dtype, device=device, threads=threads)
+            t = time_counts(backend, X[:rows], centers, counts=(1, iters), repeats=2)
         except BackendUnavailable as exc:
             bar.write(f"  {name}: skipped: {exc}")
             continue
-        how = f"measured now: {res.n_iter} iterations on {rows} x {d} synthetic blobs"
-        estimate = per_iter
+        per_iter, per_call = t["per_iter"], t["per_call"]
+        how = (f"measured now: run timed at 1 and {iters} iterations on {rows} x {d} synthetic blobs "
+               f"({fmt_time(t['slope'])} per iteration + {fmt_time(per_call)} per call)")
+        estimate, call_estimate = per_iter, per_call
         if rows < n:
             slope = (per_iter - small) / (rows - pilot) if rows > pilot else 0.0
             fixed = per_iter - slope * rows
+            call_estimate = per_call * n / rows
             if slope > 0 and fixed >= 0:
                 # time = fixed + slope * rows, fitted through the pilot and the trial: a per-call
                 # overhead is not multiplied up with the rows
@@ -312,18 +321,19 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
             else:
                 estimate = per_iter * n / rows
                 how += f" (a subsample of n={n}; time scaled x{n / rows:.3g}, linear in n)"
-        ranking.append({"backend": name, "per_iter": estimate, "basis": "measured", "source": "trial",
-                        "points": [(rows, k, d, per_iter)], "how": how, "eligible": True, "note": "",
-                        "machine": machine, "threads": res.threads})
+        ranking.append({"backend": name, "per_iter": estimate, "per_call": call_estimate, "basis": "measured",
+                        "source": "trial", "points": [(rows, k, d, per_iter)], "how": how, "eligible": True,
+                        "note": "", "machine": machine, "threads": t["threads"], "low": None, "high": None,
+                        "total": None})
         if cache:
-            _cache_trial(host, name, rows, k, d, dtype, per_iter, res)
+            _cache_trial(host, name, rows, k, d, dtype, per_iter, per_call, t)
     bar.close()
     ranking.sort(key=lambda r: r["per_iter"])
     _add_reasons(ranking, n, k, d, dtype)
     return ranking
 
 
-def _cache_trial(host, name, rows, k, d, dtype, per_iter, res) -> None:
+def _cache_trial(host, name, rows, k, d, dtype, per_iter, per_call, res) -> None:
     import datetime
 
     path = trial_cache_path()
@@ -331,8 +341,8 @@ def _cache_trial(host, name, rows, k, d, dtype, per_iter, res) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as fh:
             fh.write(json.dumps({"machine": host, "backend": name, "n": rows, "k": k, "d": d,
-                                 "dtype": dtype, "status": "ok", "per_iter": per_iter,
-                                 "threads": res.threads, "device": res.device,
+                                 "dtype": dtype, "status": "ok", "per_iter": per_iter, "per_call": per_call,
+                                 "threads": res["threads"], "device": res["device"],
                                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}) + "\n")
     except OSError:  # a read-only home must not break a recommendation
         pass
@@ -340,48 +350,104 @@ def _cache_trial(host, name, rows, k, d, dtype, per_iter, res) -> None:
 
 # -- the command ---------------------------------------------------------------------------------
 def configure(parser):
-    parser.add_argument("--n", type=int, required=True, help="number of samples")
-    parser.add_argument("--k", type=int, required=True, help="number of clusters")
-    parser.add_argument("--d", type=int, required=True, help="number of features")
+    parser.add_argument("--n", type=int, default=None, help="number of samples")
+    parser.add_argument("--k", type=int, default=None, help="number of clusters")
+    parser.add_argument("--d", type=int, default=None, help="number of features")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--device", default=None, help="only backends that run there (cpu, cuda)")
+    parser.add_argument("--max-iter", type=int, default=None,
+                        help="rank by a whole fit of this many iterations (per-call part included)")
     parser.add_argument("--measure", action="store_true",
                         help="time a short trial now instead of using recorded results")
+    parser.add_argument("--validate", action="store_true",
+                        help="leave each recorded shape out, predict it from the rest, and print per backend the "
+                             "median and worst error and how often the pick would have been slower (no --n/--k/--d)")
+    parser.add_argument("--json", action="store_true", help="print the ranking (or the validation) as JSON")
     parser.add_argument("--results", default=None,
                         help="asv results folder (default: .asv/default/results, else the newest "
                              ".asv/<profile>/results)")
     parser.add_argument("--backend", action="append", help="only these backends (repeatable)")
-    parser.add_argument("--iters", type=int, default=3, help="timed iterations per backend in a trial")
+    parser.add_argument("--iters", type=int, default=6,
+                        help="a trial times run at 1 and at this many iterations, to separate the per-call part")
 
 
 def run(args) -> int:
     from .validation import check_int
 
+    if args.validate:
+        return _validate(args)
+    missing = [f"--{name}" for name in ("n", "k", "d") if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required (or --validate)")
     n, k, d = (check_int(name, getattr(args, name), 1) for name in ("n", "k", "d"))
     if k > n:
         raise ValueError(f"--k={k} must be <= --n={n}")
-    ranking = [] if args.measure else rank_recorded(n, k, d, args.dtype, args.device,
-                                                    results_dir=args.results, names=args.backend)
+    max_iter = None if args.max_iter is None else check_int("--max-iter", args.max_iter, 1)
+    ranking = [] if args.measure else rank_recorded(n, k, d, args.dtype, args.device, results_dir=args.results,
+                                                    names=args.backend, max_iter=max_iter)
     why = "from recorded results"
     if not ranking:
-        if not args.measure:
+        if not args.measure and not args.json:
             print("No recorded results for this machine and dtype; measuring a short trial instead.")
-        ranking = rank_measured(n, k, d, args.dtype, args.device, names=args.backend, iters=args.iters)
+        ranking = rank_measured(n, k, d, args.dtype, args.device, names=args.backend, iters=args.iters,
+                                progress=not args.json)
         why = "from a short trial just now"
+        if max_iter is not None:
+            for r in ranking:
+                r["total"] = r["per_iter"] * max_iter + (r["per_call"] or 0.0)
+            ranking.sort(key=lambda r: r["total"])
+    if args.json:
+        from .advise.predict import as_json
+
+        print(json.dumps(dict(as_json(ranking, n, k, d, args.dtype, max_iter), why=why), indent=1))
+        return 0 if ranking else 1
     _, refused = candidates(n, k, d, args.dtype, args.device, args.backend)
-    print(format_ranking(ranking, refused, n, k, d, args.dtype, why))
+    print(format_ranking(ranking, refused, n, k, d, args.dtype, why, max_iter))
     return 0 if ranking else 1
 
 
-def format_ranking(ranking, refused, n, k, d, dtype, why: str) -> str:
+def validation(results_dir=None, table=None) -> dict:
+    """Leave-one-out figures of the cost models on this machine's records (:func:`kmbench.advise.costmodel.validate`)."""
+    from .advise import costmodel, predict
+
+    if table is None:
+        table, _ = recorded_table(results_dir)
+    return costmodel.validate(predict.records(table))
+
+
+def _validate(args) -> int:
+    from .advise.predict import format_validation
+
+    table, machine = recorded_table(args.results)
+    result = validation(table=table)
+    if args.json:
+        print(json.dumps({"machine": machine,
+                          "backends": [dict(backend=b, dtype=dt, **{k: v for k, v in s.items() if k != "errors"})
+                                       for (b, dt), s in sorted(result["backends"].items())],
+                          "picks": {dt: {k: v for k, v in p.items() if k != "details"}
+                                    for dt, p in result["picks"].items()}}, indent=1))
+    else:
+        print(format_validation(result, machine))
+    return 0 if result["backends"] else 1
+
+
+def format_ranking(ranking, refused, n, k, d, dtype, why: str, max_iter=None) -> str:
     where = next((r["machine"] for r in ranking if r.get("machine")), None) or machine_name()
     lines = [f"Backends for n={n}, k={k}, d={d}, {dtype} on {where}, {why}:", ""]
-    header = ("rank", "backend", "per iteration", "vs best", "basis")
+    header = ("rank", "backend", "per iteration", "likely within", "per call", "vs best", "basis")
+    if max_iter is not None:
+        header = header[:5] + (f"{max_iter} iterations",) + header[5:]
+    key = "total" if max_iter is not None else "per_iter"
     body = []
     for i, r in enumerate(ranking, 1):
-        body.append((str(i), r["backend"], fmt_time(r["per_iter"]),
-                     f"{r['per_iter'] / ranking[0]['per_iter']:.2f}x",
-                     r["how"] + (f" [{r['note']}]" if r["note"] else "")))
+        interval = (f"{fmt_time(r['low'])} - {fmt_time(r['high'])}" if r.get("low") is not None
+                    else "(measured)")
+        call = fmt_time(r["per_call"]) if r.get("per_call") is not None else "?"
+        row = [str(i), r["backend"], fmt_time(r["per_iter"]), interval, call]
+        if max_iter is not None:
+            row.append(fmt_time(r["total"]))
+        row += [f"{r[key] / ranking[0][key]:.2f}x", r["how"] + (f" [{r['note']}]" if r["note"] else "")]
+        body.append(tuple(row))
     widths = [max(len(row[j]) for row in body + [header]) for j in range(len(header) - 1)]
     for row in [header] + body:
         lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
@@ -392,6 +458,10 @@ def format_ranking(ranking, refused, n, k, d, dtype, why: str) -> str:
     if ranking:
         lines += ["", f"Recommendation: {ranking[0]['backend']}: {ranking[0]['reason']}"]
         if any("extrapolated" in r["how"] for r in ranking):
-            lines.append("Some estimates extrapolate beyond the recorded shapes; --measure times a short trial "
-                         "at this shape instead.")
+            lines.append("Some predictions extrapolate beyond the recorded shapes (their intervals are wider); "
+                         "--measure times a short trial at this shape instead.")
+        if any(r.get("low") is not None for r in ranking):
+            lines.append("'likely within': the model's leave-one-out error on this machine's records (90% of "
+                         "them), widened with the distance to the nearest recorded shape; "
+                         "`kmbench recommend --validate` shows the figures.")
     return "\n".join(lines)

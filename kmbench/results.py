@@ -205,7 +205,7 @@ def load_jsonl(path, source: str) -> pd.DataFrame:
     """Rows written one JSON object a line (``kmbench sweep``, recommend's trials) as a tidy table.
 
     Each line with ``status == "ok"`` (or no status) gives a ``per_iter`` row (sweep's
-    ``per_iter_median``), and rows for ``warmup``, ``prepare``, ``peakmem`` (sweep's
+    ``per_iter_median``), and rows for ``warmup``, ``prepare``, ``per_call`` (a trial's), ``peakmem`` (sweep's
     ``peak_rss_mb``), ``inertia_error``, ``ari`` and ``gflops`` where present. Lines
     that are not JSON are skipped (a writer killed mid-line leaves half a line).
     """
@@ -216,7 +216,7 @@ def load_jsonl(path, source: str) -> pd.DataFrame:
         return empty()
     rows = []
     fields = {"per_iter": ("s", ("per_iter", "per_iter_median")), "warmup": ("s", ("warmup",)),
-              "prepare": ("s", ("prepare",)), "peakmem": ("bytes", ("peakmem",)),
+              "prepare": ("s", ("prepare",)), "per_call": ("s", ("per_call",)), "peakmem": ("bytes", ("peakmem",)),
               "gflops": ("GFLOP/s", ("gflops",)), "inertia_error": ("", ("inertia_error",)),
               "ari": ("", ("ari",))}
     with open(path) as fh:
