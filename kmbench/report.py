@@ -162,6 +162,11 @@ def machine_facts(results_dir, machine, info: dict) -> dict:
     facts["versions"] = stored.get("versions") or {}
     facts["gemm_peak"] = {k: float(v) for k, v in (stored.get("gemm_peak") or {}).items()
                           if isinstance(v, (int, float))}
+    bw = stored.get("memory_bandwidth") or {}
+    if bw.get("GB/s"):
+        facts["memory_bandwidth"] = (f"{bw['GB/s']:.1f} GB/s (best of {len(bw.get('seconds', []))} c = a + b over "
+                                     f"three {bw.get('mib')} MiB float64 arrays on {bw.get('threads')} threads, "
+                                     "STREAM add)")
     measured = stored.get("peak_measurement") or {}
     if measured:
         facts["peak_note"] = (f"best of {len(measured.get('seconds', []))} products of two "
@@ -358,6 +363,8 @@ def _machine_lines(facts: dict) -> list[tuple[str, str]]:
         lines.append(("GEMM peak (measured)", ", ".join(f"{dt}: {v:.1f} GFLOP/s"
                                                          for dt, v in sorted(facts["gemm_peak"].items()))
                       + (f" ({facts['peak_note']})" if facts.get("peak_note") else "")))
+    if facts.get("memory_bandwidth"):
+        lines.append(("memory bandwidth (measured)", facts["memory_bandwidth"]))
     if facts.get("versions"):
         lines.append(("versions", ", ".join(f"{k} {v}" for k, v in facts["versions"].items())))
     return lines

@@ -240,17 +240,22 @@ def test_dashboard_is_pointed_at_local_scripts(tmp_path):
 def test_machine_description_is_saved_once_with_a_measured_peak(tmp_path, monkeypatch):
     from kmbench import machine
 
-    calls = []
-    real = machine.gemm_peak
+    calls, bw_calls = [], []
+    real, real_bw = machine.gemm_peak, machine.memory_bandwidth
     monkeypatch.setattr(machine, "gemm_peak", lambda **kw: calls.append(kw) or real(size=256, repeats=2, **kw))
+    monkeypatch.setattr(machine, "memory_bandwidth",
+                        lambda **kw: bw_calls.append(kw) or real_bw(mib=16, repeats=2, **kw))
     monkeypatch.setattr(machine, "gpu_name", lambda: "none")
     path = machine.save_machine(tmp_path)
     info = machine.load_machine(tmp_path)
-    assert path.name == "kmbench-machine.json" and len(calls) == 1
+    assert path.name == "kmbench-machine.json" and len(calls) == len(bw_calls) == 1
     assert info["gemm_peak"]["float32"] > 0 and info["cores"] >= 1 and info["memory_bytes"] > 0
+    assert info["memory_bandwidth"]["GB/s"] > 0 and info["memory_bandwidth"]["threads"] >= 1
     assert info["versions"]["numpy"] and info["blas"] and info["gpu"] == "none"
-    machine.save_machine(tmp_path)  # again: the stored peak is reused, not measured twice
-    assert len(calls) == 1
+    # keyed by host and CPU: cloud hosts share names across CPUs
+    assert info["machine"] == machine.machine_id() and info["machine"].endswith(info["cpu_tag"])
+    machine.save_machine(tmp_path)  # again: the stored ceilings are reused, not measured twice
+    assert len(calls) == len(bw_calls) == 1
     written = json.loads(machine.write_asv_machine_file(tmp_path / "home", info).read_text())
     entry = written[info["machine"]]
     assert written["version"] == 1 and entry["machine"] == info["machine"] and "GPU: none" in entry["cpu"]
