@@ -22,15 +22,16 @@ def synthetic(backend, coef, shapes=SHAPES, noise=0.0, seed=0, call=None, dtype=
     return rows
 
 
-#             call   n      nd     nkd     nk     kd
-GEMMISH = [2e-4, 0.0, 1e-9, 5e-12, 1e-10, 0.0]
-FUSED = [2e-5, 3e-10, 1e-10, 2e-11, 0.0, 1e-9]
+#             call   n      nd     nkd     nk     kd    kk
+GEMMISH = [2e-4, 0.0, 1e-9, 5e-12, 1e-10, 0.0, 0.0]
+FUSED = [2e-5, 3e-10, 1e-10, 2e-11, 0.0, 1e-9, 1e-10]
 
 
 def test_features_are_the_terms_work():
     f = cm.features(1000, 8, 4)
     assert f.shape == (1, len(cm.TERMS))
-    assert dict(zip(cm.TERMS, f[0])) == {"call": 1, "n": 1000, "nd": 4000, "nkd": 32000, "nk": 8000, "kd": 32}
+    assert dict(zip(cm.TERMS, f[0])) == {"call": 1, "n": 1000, "nd": 4000, "nkd": 32000, "nk": 8000, "kd": 32,
+                                         "kk": 64}
 
 
 def test_exact_data_is_recovered_and_extrapolates():
@@ -74,7 +75,7 @@ def test_interval_contains_prediction_and_widens_away_from_records():
 
 
 def test_per_call_part_and_whole_fit():
-    call = [1e-3, 0.0, 1e-9, 5e-12, 0.0, 0.0]
+    call = [1e-3, 0.0, 1e-9, 5e-12, 0.0, 0.0, 0.0]
     models = cm.fit(synthetic("a", GEMMISH, call=call))
     entry = cm.rank(models, 100_000, 100, 300, "float32", max_iter=300)[0]
     truth_call = cm.features(100_000, 100, 300)[0] @ call
@@ -141,7 +142,7 @@ def _table(rows, machine="m1"):
 def test_predict_ranks_from_a_tidy_table_and_says_how():
     from kmbench.advise import predict
 
-    rows = synthetic("gemm", GEMMISH, call=[1e-3, 0, 0, 0, 0, 0]) + synthetic("fused", FUSED)
+    rows = synthetic("gemm", GEMMISH, call=[1e-3, 0, 0, 0, 0, 0, 0]) + synthetic("fused", FUSED)
     recs = predict.records(_table(rows), "float32")
     assert len(recs) == len(rows)
     ranking = predict.entries(recs, 20_000, 2048, 256, "float32", ["gemm", "fused"], max_iter=300)

@@ -90,17 +90,21 @@ def side_by_side(tables: dict, descriptions: dict, metric: str = "per_iter"):
                                aggfunc="median")
     wide = wide[wide.notna().sum(axis=1) >= 2].reset_index()
     out = wide[["backend", "n", "k", "d", "dtype"]].copy()
+    import numpy as np
+
+    n, k, d = (wide[a].astype(float).to_numpy() for a in ("n", "k", "d"))
+    itemsize = np.array([ITEMSIZE.get(str(v), 4) for v in wide["dtype"]], dtype=float)
     for machine in tables:
         if machine not in wide:
             continue
-        t = wide[machine]
+        t = wide[machine].astype(float).to_numpy()
         c = ceilings(descriptions.get(machine))
         out[f"{machine} s"] = t
-        flops = 2.0 * wide["n"] * wide["k"] * wide["d"]
-        data = wide["n"] * wide["d"] * wide["dtype"].map(ITEMSIZE).fillna(4)
+        flops = 2.0 * n * k * d
+        data = n * d * itemsize
         out[f"{machine} gemm %"] = 100 * flops / t / 1e9 / c["gemm"] if "gemm" in c else math.nan
         out[f"{machine} bandwidth %"] = 100 * data / t / 1e9 / c["bandwidth"] if "bandwidth" in c else math.nan
-    work = out["n"] * out["k"] * out["d"]
+    work = out["n"].astype(float) * out["k"].astype(float) * out["d"].astype(float)
     return out.assign(_w=work).sort_values(["backend", "dtype", "_w"]).drop(columns="_w").reset_index(drop=True)
 
 
