@@ -185,6 +185,87 @@ def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_di
                               max_iter=max_iter, machine=machine)
 
 
+def this_machine_ceilings(results_dir=None, *, measure: bool = False) -> dict | None:
+    """This machine's description with its ceilings: stored beside the results, else cached, else measured.
+
+    The cache (``$KMBENCH_CACHE/machine.json``) holds what :func:`rank_scaled` measured
+    once, so ``backend="auto"`` can rank from other machines' records without measuring
+    inside a fit. None when nothing is stored and ``measure`` is False.
+    """
+    from . import machine as machine_mod
+
+    try:
+        stored = machine_mod.load_machine(results_dir)
+    except (OSError, ValueError):
+        stored = None
+    if stored and stored.get("machine") == machine_mod.machine_id() and stored.get("memory_bandwidth"):
+        return stored
+    cache = trial_cache_path().parent / "machine.json"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("machine") == machine_mod.machine_id():
+            return cached
+    except (OSError, ValueError):
+        pass
+    if not measure:
+        return None
+    info = machine_mod.describe_machine(measure=True)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(info, indent=2, sort_keys=True))
+    except OSError:  # a read-only home: measured again next time
+        pass
+    return info
+
+
+def archives_dir() -> Path:
+    """Where other machines' records are kept: ``KMBENCH_ARCHIVES``, else the project's ``reports/``."""
+    return Path(os.environ.get("KMBENCH_ARCHIVES") or Path(__file__).resolve().parent.parent / "reports")
+
+
+def rank_scaled(n: int, k: int, d: int, dtype: str, device=None, *, names=None, max_iter=None, results_dir=None,
+                measure: bool = False) -> list[dict]:
+    """Rank from another machine's records, moved here by the two machines' measured ceilings.
+
+    For a machine with no records of its own. Each archived machine (``reports/machines/
+    <machine>/``: ``results.csv`` and ``machine.json``) whose ceilings allow it is a
+    candidate; the one whose GEMM rate is closest to this machine's is used. Its cost
+    models are scaled term by term (:func:`kmbench.advise.machines.scale_factors`) and
+    every entry's ``how`` says whose records and which ratios. Empty when no archive
+    can be scaled, or when this machine's ceilings are unknown and ``measure`` is False.
+    """
+    from .advise import machines as compare
+    from .advise import predict
+    from .machine import machine_id
+
+    here = this_machine_ceilings(results_dir, measure=measure)
+    if not here:
+        return []
+    from .report import machine_archives
+
+    tables, descriptions = machine_archives(archives_dir())
+    best = None
+    for name, table in tables.items():
+        if name == here.get("machine"):
+            continue
+        factors, how = compare.scale_factors(descriptions.get(name) or {}, here)
+        rows = table[(table["metric"] == "per_iter") & (table["dtype"] == dtype)]
+        if factors is None or not len(rows):
+            continue
+        distance = abs(math.log(factors["nkd"]))
+        if best is None or distance < best[0]:
+            best = (distance, name, table, factors, how)
+    if best is None:
+        return []
+    _, name, table, factors, how = best
+    rows = table[(table["metric"] == "per_iter") & (table["dtype"] == dtype)]
+    recorded = [b for b in dict.fromkeys(rows["backend"].dropna()) if names is None or b in names]
+    ok, _ = candidates(n, k, d, dtype, device, recorded)
+    return predict.rank_table(table, n, k, d, dtype, ok, quality=_quality_failures(table, dtype),
+                              max_iter=max_iter, machine=machine_id(), scaled_from=f"{name} ({how})",
+                              factors=factors)
+
+
 def _quality_failures(table, dtype: str) -> dict:
     """Backends whose recorded inertia error exceeds the contract's tolerance for ``dtype``."""
     from .crosscheck import TOLERANCES
@@ -386,6 +467,12 @@ def run(args) -> int:
     ranking = [] if args.measure else rank_recorded(n, k, d, args.dtype, args.device, results_dir=args.results,
                                                     names=args.backend, max_iter=max_iter)
     why = "from recorded results"
+    if not ranking and not args.measure:
+        ranking = rank_scaled(n, k, d, args.dtype, args.device, names=args.backend, max_iter=max_iter,
+                              results_dir=args.results, measure=True)
+        if ranking:
+            why = ("from another machine's records, scaled by the two machines' measured ceilings (none recorded "
+                   "here: `make bench` records this machine's own)")
     if not ranking:
         if not args.measure and not args.json:
             print("No recorded results for this machine and dtype; measuring a short trial instead.")

@@ -42,6 +42,7 @@ def recorded(tmp_path, monkeypatch):
 def nothing_recorded(tmp_path, monkeypatch):
     monkeypatch.setenv("KMBENCH_RESULTS", str(tmp_path / "no-results"))
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KMBENCH_ARCHIVES", str(tmp_path / "no-archives"))
     return tmp_path
 
 
@@ -227,3 +228,33 @@ def test_recommend_without_a_shape_says_what_is_missing(recorded, capsys):
 
     assert main(["recommend", "--n", "100"]) == 2
     assert "--k, --d required (or --validate)" in capsys.readouterr().err
+
+
+def test_a_machine_without_records_ranks_from_another_scaled_by_ceilings(nothing_recorded, monkeypatch, capsys):
+    import pandas as pd
+
+    from kmbench.machine import machine_id
+
+    other = nothing_recorded / "no-archives" / "machines" / "otherbox"
+    other.mkdir(parents=True)
+    rows = [{"benchmark": "suites.Grid.track_per_iter", "metric": "per_iter", "backend": b, "n": n, "k": k,
+             "d": d, "dtype": "float64", "value": chosen_time(b, n, k, d), "machine": "otherbox", "source": "asv"}
+            for b in ("identity", "broadcast") for n, k, d in GRID]
+    pd.DataFrame(rows).to_csv(other / "results.csv", index=False)
+    (other / "machine.json").write_text(json.dumps({"machine": "otherbox", "gemm_peak": {"float32": 100.0},
+                                                    "memory_bandwidth": {"GB/s": 10.0}}))
+    # this machine's ceilings, as a first `kmbench recommend` would have measured them: twice the other's
+    cache = nothing_recorded / "cache"
+    cache.mkdir()
+    (cache / "machine.json").write_text(json.dumps({"machine": machine_id(), "gemm_peak": {"float32": 200.0},
+                                                    "memory_bandwidth": {"GB/s": 20.0}}))
+    ranking = recommend.rank_scaled(100_000, 64, 32, "float64")
+    assert ranking[0]["backend"] == "identity"
+    # every term twice as fast here, so half the other machine's time
+    assert ranking[0]["per_iter"] == pytest.approx(chosen_time("identity", 100_000, 64, 32) / 2, rel=0.02)
+    assert "from otherbox (GEMM rate x2, memory bandwidth x2)" in ranking[0]["how"]
+    assert choice.choose(100_000, 64, 32, "float64")[1].startswith("ranked by another machine's records")
+    from kmbench.cli import main
+
+    assert main(["recommend", "--n", "100000", "--k", "64", "--d", "32"]) == 0
+    assert "from another machine's records, scaled by the two machines' measured ceilings" in capsys.readouterr().out
