@@ -223,6 +223,21 @@ def archives_dir() -> Path:
     return Path(os.environ.get("KMBENCH_ARCHIVES") or Path(__file__).resolve().parent.parent / "reports")
 
 
+_ARCHIVES: dict = {}
+
+
+def _archives(root: Path):
+    """``kmbench.report.machine_archives(root)``, read again only when a file there changes (auto ranks in every fit)."""
+    from .report import machine_archives
+
+    files = sorted((root / "machines").glob("*/*")) if (root / "machines").is_dir() else []
+    key = (str(root), tuple((str(f), f.stat().st_mtime_ns) for f in files))
+    if key not in _ARCHIVES:
+        _ARCHIVES.clear()
+        _ARCHIVES[key] = machine_archives(root)
+    return _ARCHIVES[key]
+
+
 def rank_scaled(n: int, k: int, d: int, dtype: str, device=None, *, names=None, max_iter=None, results_dir=None,
                 measure: bool = False) -> list[dict]:
     """Rank from another machine's records, moved here by the two machines' measured ceilings.
@@ -241,9 +256,7 @@ def rank_scaled(n: int, k: int, d: int, dtype: str, device=None, *, names=None, 
     here = this_machine_ceilings(results_dir, measure=measure)
     if not here:
         return []
-    from .report import machine_archives
-
-    tables, descriptions = machine_archives(archives_dir())
+    tables, descriptions = _archives(archives_dir())
     best = None
     for name, table in tables.items():
         if name == here.get("machine"):
