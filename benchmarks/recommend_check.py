@@ -64,40 +64,15 @@ def measure(name: str, X: np.ndarray, C: np.ndarray, *, repeats: int = 3, budget
     and the raw timings. ``clock=time.process_time`` with ``threads=1`` counts the CPU time
     this process spent, which other load on a shared machine barely changes.
     """
-    from kmbench.runner import create, session
+    from kmbench.advise.counts import time_counts
+    from kmbench.runner import create
 
     n, d = X.shape
     backend = create(name, n=n, k=C.shape[0], d=d, dtype=str(X.dtype), threads=threads)
-    runs = []
-    with session(backend, X, C) as timings:
-        start = time.perf_counter()
-        for rep in range(repeats):
-            for m in COUNTS:
-                t0 = clock()
-                backend.run(m, -1.0)
-                seconds = clock() - t0
-                runs.append((m, int(backend.result().n_iter), seconds))
-            if time.perf_counter() - start > budget:
-                break
-    iters = np.array([r[1] for r in runs], float)
-    secs = np.array([r[2] for r in runs], float)
-    per_iter, per_call = _line(iters, secs)
-    ten = [s / i for m, i, s in runs if m == max(COUNTS)]
-    return {"per_iter": per_iter, "per_call": per_call, "prepare": timings["prepare"],
-            "per_iter_10": statistics.median(ten), "runs": runs}
-
-
-def _line(iters, secs) -> tuple[float, float]:
-    """Slope and intercept of seconds over iterations from the medians at each count, both >= 0."""
-    levels = sorted(set(iters))
-    if len(levels) < 2:
-        return float(np.median(secs) / max(levels[0], 1)), 0.0
-    med = [(lv, float(np.median(secs[iters == lv]))) for lv in levels]
-    (i0, s0), (i1, s1) = med[0], med[-1]
-    slope = max((s1 - s0) / (i1 - i0), 0.0)
-    if slope == 0.0:
-        slope = s1 / i1
-    return slope, max(s1 - slope * i1, 0.0)
+    t = time_counts(backend, X, C, counts=COUNTS, repeats=repeats, budget=budget, clock=clock)
+    ten = [s / i for m, i, s in t["runs"] if m == max(COUNTS)]
+    return {"per_iter": t["slope"], "per_call": t["per_call"], "prepare": t["prepare"],
+            "per_iter_10": statistics.median(ten), "runs": t["runs"]}
 
 
 def record(shapes, backends, dtype: str, out, repeats: int, threads=None, clock=time.perf_counter) -> list[dict]:
@@ -140,6 +115,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results", default=None, help="recorded results to recommend from")
     parser.add_argument("--record", default=None, metavar="OUT.jsonl", help="only measure; append rows here")
+    parser.add_argument("--record-too", default=None, metavar="OUT.jsonl", help="check, and keep the measurements")
     parser.add_argument("--json", default=None, metavar="OUT.json", help="also write every figure here")
     args = parser.parse_args(argv)
 
@@ -163,42 +139,43 @@ def main(argv=None) -> int:
     if args.record:
         record(shapes, backends, args.dtype, args.record, args.repeats)
         return 0
+    if args.results:  # backend="auto" reads the same records as the ranking
+        os.environ["KMBENCH_RESULTS"] = args.results
     return check(shapes, backends, args)
 
 
 def check(shapes, backends, args) -> int:
-    from kmbench.advise import costmodel  # noqa: F401  (fails early where the model is missing)
-
     from kmbench.recommend import rank_recorded
 
-    measured = record(shapes, backends, args.dtype, None, args.repeats)
+    measured = record(shapes, backends, args.dtype, args.record_too, args.repeats)
     by_shape: dict = {}
     for row in measured:
         by_shape.setdefault((row["n"], row["k"], row["d"]), {})[row["backend"]] = row
     figures = []
     for shape, rows in by_shape.items():
         n, k, d = shape
-        ranking = [r for r in rank_recorded(n, k, d, args.dtype, results_dir=args.results, names=list(rows))
-                   if r.get("eligible", True)]
-        if not ranking:
+        ranking = rank_recorded(n, k, d, args.dtype, results_dir=args.results, names=list(rows))
+        eligible = [r for r in ranking if r.get("eligible", True)]
+        if not eligible:
             print(f"n={n} k={k} d={d}: nothing recorded to rank from", file=sys.stderr)
             continue
-        pick = ranking[0]["backend"]
-        fastest = min(rows, key=lambda b: rows[b]["per_iter_10"])
-        regret = rows[pick]["per_iter_10"] / rows[fastest]["per_iter_10"]
-        errors = {r["backend"]: r["per_iter"] / rows[r["backend"]]["per_iter_10"] for r in ranking
-                  if r["backend"] in rows}
-        auto = _auto_choice(n, k, d, args.dtype)
-        figures.append({"shape": shape, "pick": pick, "fastest": fastest, "regret": regret,
-                        "pick_error": errors.get(pick), "errors": errors, "auto": auto})
+        pick = eligible[0]["backend"]
+        time_of = {b: rows[b]["per_iter_10"] for b in rows}
+        fastest = min((r["backend"] for r in eligible), key=time_of.get)
+        fastest_any = min(time_of, key=time_of.get)
+        predicted = {r["backend"]: r for r in ranking if r["backend"] in rows}
+        errors = {b: r["per_iter"] / time_of[b] for b, r in predicted.items()}
+        inside = {b: r["low"] <= time_of[b] <= r["high"] for b, r in predicted.items() if r.get("low") is not None}
+        figures.append({"shape": shape, "pick": pick, "fastest": fastest, "fastest_any": fastest_any,
+                        "regret": time_of[pick] / time_of[fastest], "regret_any": time_of[pick] / time_of[fastest_any],
+                        "pick_error": errors.get(pick), "errors": errors, "inside": inside,
+                        "auto": _auto_choice(n, k, d, args.dtype), "measured": time_of})
     return report(figures, args)
 
 
 def _auto_choice(n, k, d, dtype):
-    try:
-        from kmbench.choice import choose  # noqa: PLC0415
-    except ImportError:
-        return None
+    from kmbench.choice import choose
+
     try:
         return choose(n, k, d, dtype)[0]
     except Exception as exc:  # noqa: BLE001 -- the check reports, it does not stop
@@ -209,26 +186,33 @@ def report(figures, args) -> int:
     if not figures:
         print("no shape could be checked")
         return 1
-    print(f"\nUnseen shapes on {platform.node()} ({args.dtype}); per iteration = run(10) / 10, measured now")
-    print(f"{'n':>9} {'k':>5} {'d':>4}  {'picked':10} {'fastest':10} {'regret':>7} {'pred/meas':>9}  auto")
+    print(f"\nUnseen shapes on {platform.node()} ({args.dtype}); per iteration = run(10) / 10, measured now, "
+          "against the ranking from recorded results")
+    print(f"{'n':>9} {'k':>5} {'d':>4}  {'picked':10} {'fastest':10} {'regret':>7} {'pred/meas':>9}  "
+          f"{'in interval':11}  auto")
     for f in figures:
         n, k, d = f["shape"]
         err = f["pick_error"]
-        print(f"{n:>9} {k:>5} {d:>4}  {f['pick']:10} {f['fastest']:10} {f['regret']:7.3f} "
-              f"{err if err is None else format(err, '9.2f')}  {f['auto']}")
+        fastest = f["fastest"] + ("" if f["fastest_any"] == f["fastest"] else f" ({f['fastest_any']}*)")
+        print(f"{n:>9} {k:>5} {d:>4}  {f['pick']:10} {fastest:10} {f['regret']:7.3f} "
+              f"{err:9.2f}  {str(f['inside'].get(f['pick'], '-')):11}  {f['auto']}")
+    if any(f["fastest_any"] != f["fastest"] for f in figures):
+        print("* faster still, but its recorded quality fails the contract, so it is never recommended")
     regrets = np.array([f["regret"] for f in figures])
     ratios = np.array([max(v, 1 / v) for f in figures for v in f["errors"].values()])
-    pick_ratios = np.array([max(f["pick_error"], 1 / f["pick_error"]) for f in figures if f["pick_error"]])
+    pick_ratios = np.array([max(f["pick_error"], 1 / f["pick_error"]) for f in figures])
+    inside = [v for f in figures for v in f["inside"].values()]
     within = int((regrets <= 1.10).sum())
     autos = [f for f in figures if f["auto"] is not None]
     same = sum(f["auto"] == f["pick"] for f in autos)
-    print(f"\npick within 10% of the fastest: {within} of {len(figures)} (goal: all but one in six, "
-          f">= {len(figures) - len(figures) // 6}); worst regret {regrets.max():.2f}x")
-    print(f"prediction error, every backend: median {np.median(ratios):.2f}x, worst {ratios.max():.2f}x "
-          f"(goal 1.5x / 2x); the picked backend: median {np.median(pick_ratios):.2f}x, worst "
-          f"{pick_ratios.max():.2f}x")
-    if autos:
-        print(f"backend='auto' made the same choice at {same} of {len(autos)} shapes")
+    need = len(figures) - len(figures) // 6
+    print(f"\npick within 10% of the fastest: {within} of {len(figures)} (goal: all but one in six, >= {need}); "
+          f"worst {regrets.max():.2f}x")
+    print(f"prediction error of the picked backend: median {np.median(pick_ratios):.2f}x, worst "
+          f"{pick_ratios.max():.2f}x (goal 1.5x / 2x); of every backend: median {np.median(ratios):.2f}x, "
+          f"worst {ratios.max():.2f}x")
+    print(f"measurements inside the stated interval: {sum(inside)} of {len(inside)}")
+    print(f"backend='auto' made the same choice at {same} of {len(autos)} shapes")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
     return 0
