@@ -437,7 +437,8 @@ def _summary(ctx) -> dict:
 REGENERATE = ("make bench                      # asv (fast profile), then this report\n"
               "KMBENCH_PROFILE=default make bench   # the published profile (about half an hour)\n"
               "kmbench report --out reports/   # this report again from .asv/default/results\n"
-              "kmbench recommend --n 100000 --k 64 --d 32   # a ranking for one shape")
+              "kmbench recommend --n 100000 --k 64 --d 32   # a ranking for one shape\n"
+              "kmbench recommend --validate    # the figures of the section on trust")
 
 
 TRUST_TEXT = ("`kmbench recommend` and `backend=\"auto\"` rank backends by a cost model per backend fitted to "
