@@ -175,3 +175,20 @@ def test_machines_side_by_side_normalises_by_ceilings():
     factors, how = machines.scale_factors(desc["m1"], {"gemm_peak": {"float32": 50.0}})
     assert factors["nd"] == 0.5 and "not measured" in how
     assert machines.scale_factors(desc["m1"], {})[0] is None
+
+
+def test_a_dtype_recorded_at_one_shape_borrows_the_other_dtypes_model():
+    from kmbench.advise import predict
+
+    f32 = synthetic("a", GEMMISH)
+    n0, k0, d0 = SHAPES[10]
+    f64 = [{"backend": "a", "n": n0, "k": k0, "d": d0, "dtype": "float64",
+            "per_iter": 2 * float(cm.features(n0, k0, d0)[0] @ GEMMISH)}]
+    recs = predict.records(_table(f32 + f64))
+    far = (20_000, 2048, 256)
+    [entry] = predict.entries(recs, *far, "float64", ["a"])
+    assert entry["per_iter"] == pytest.approx(2 * float(cm.features(*far)[0] @ GEMMISH), rel=1e-3)
+    assert entry["how"].startswith("float32 cost model of 24 recorded shapes times 2")
+    # alone, one shape says nothing about the terms: time proportional to n*k*d
+    alone = cm.fit_one(f64, "a", "float64")
+    assert alone.per_iter(2 * n0, k0, d0) == pytest.approx(2 * f64[0]["per_iter"])

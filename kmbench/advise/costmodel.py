@@ -52,6 +52,8 @@ WIDEN = 0.08
 COVER = 0.9
 #: weight every recorded shape keeps in a local fit, however far: far away the fit turns global
 LOCAL_FLOOR = 0.02
+#: fewer recorded shapes than this: no fit of the terms, time proportional to n*k*d
+FEW = 3
 #: reweighting rounds of the robust fit
 ROBUST_ROUNDS = 4
 #: smallest interval (factor) any prediction gets: timings on a shared machine are noisier than this
@@ -232,7 +234,12 @@ def fit_one(rows, backend: str = "", dtype: str = "", *, scale: float = SCALE, p
     n, k, d = _arrays(pts)
     t = np.array([p["per_iter"] for p in pts])
     A = features(n, k, d)
-    coef = robust_nnls(A, t, robust=robust)
+    if len(t) < FEW:
+        # too few shapes to tell the terms apart: time taken as proportional to n*k*d
+        coef = np.zeros(len(TERMS))
+        coef[TERMS.index("nkd")] = float(np.median(t / A[:, TERMS.index("nkd")]))
+    else:
+        coef = robust_nnls(A, t, robust=robust)
     fitted = A @ coef
     resid = np.log(t / np.maximum(fitted, 1e-300))
     calls = _median_by_shape(rows, "per_call")

@@ -48,6 +48,32 @@ def models(recs: list[dict]) -> dict:
     return _CACHE[key]
 
 
+#: a backend's model at one dtype with fewer recorded shapes than this borrows its other dtype's shape
+BORROW_BELOW = 5
+
+
+def _borrow(fitted: dict, recs, name: str, dtype: str, m):
+    """The backend's model at its other dtype, times the ratio between the dtypes where both were recorded.
+
+    The suites record float64 at one shape only (``Dtype``): too few to fit the terms,
+    but enough to say how much slower float64 is. Returns ``(model, how)`` or None.
+    """
+    if m.size >= BORROW_BELOW:
+        return None
+    others = [o for (b, dt), o in fitted.items() if b == name and dt != dtype and o.size >= BORROW_BELOW]
+    if not others:
+        return None
+    other = max(others, key=lambda o: o.size)
+    mine = [r for r in recs if r["backend"] == name and r["dtype"] == dtype]
+    ratios = [r["per_iter"] / other.per_iter(r["n"], r["k"], r["d"]) for r in mine]
+    ratio = float(np.median(ratios))
+    scaled = other.scaled({t: 1.0 / ratio for t in costmodel.TERMS})
+    scaled.dtype, scaled.machine = dtype, m.machine
+    how = (f"{other.dtype} cost model of {other.size} recorded shapes times {ratio:.3g}, the {dtype}/{other.dtype} "
+           f"ratio at {len(mine)} recorded shape{'s' if len(mine) > 1 else ''}")
+    return scaled, how
+
+
 def fmt_time(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.3g} s"
@@ -73,6 +99,9 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
         m = fitted.get((name, dtype))
         if m is None:
             continue
+        borrowed = _borrow(fitted, recs, name, dtype, m)
+        if borrowed is not None:
+            m, borrowed_how = borrowed
         if factors:
             m = m.scaled(factors, machine)
         mine = [r for r in recs if r["backend"] == name and r["dtype"] == dtype]
@@ -91,6 +120,9 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
             outside = m.outside(n, k, d)
             how = (f"cost model of {m.size} recorded shapes ({', '.join(sources)}; {quality})"
                    + (f", extrapolated ({', '.join(outside)} outside the recorded range)" if outside else ""))
+        if borrowed is not None and not exact:
+            how = borrowed_how + (f", extrapolated ({', '.join(m.outside(n, k, d))} outside the recorded range)"
+                                  if m.outside(n, k, d) else "")
         if scaled_from:
             how += f"; from {scaled_from}'s records, scaled by the two machines' measured ceilings"
         points = sorted(mine, key=lambda r: (math.log(r["n"] / n) ** 2 + math.log(r["k"] / k) ** 2
