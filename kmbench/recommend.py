@@ -182,7 +182,20 @@ def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_di
     recorded = [b for b in dict.fromkeys(rows["backend"].dropna()) if names is None or b in names]
     ok, _ = candidates(n, k, d, dtype, device, recorded)
     return predict.rank_table(table, n, k, d, dtype, ok, quality=_quality_failures(table, dtype),
-                              max_iter=max_iter, machine=machine)
+                              max_iter=max_iter, machine=machine, gemm_gflops=_gemm_rate(results_dir, machine))
+
+
+def _gemm_rate(results_dir, machine) -> float | None:
+    """The recording machine's measured float32 GEMM rate (GFLOP/s), where its description is stored."""
+    from .machine import load_machine
+
+    try:
+        stored = load_machine(results_dir) or {}
+    except (OSError, ValueError):
+        return None
+    if machine is not None and stored.get("machine") not in (machine, None):
+        return None
+    return (stored.get("gemm_peak") or {}).get("float32")
 
 
 def this_machine_ceilings(results_dir=None, *, measure: bool = False) -> dict | None:
@@ -276,7 +289,8 @@ def rank_scaled(n: int, k: int, d: int, dtype: str, device=None, *, names=None, 
     ok, _ = candidates(n, k, d, dtype, device, recorded)
     return predict.rank_table(table, n, k, d, dtype, ok, quality=_quality_failures(table, dtype),
                               max_iter=max_iter, machine=machine_id(), scaled_from=f"{name} ({how})",
-                              factors=factors)
+                              factors=factors,
+                              gemm_gflops=((descriptions.get(name) or {}).get("gemm_peak") or {}).get("float32"))
 
 
 def _quality_failures(table, dtype: str) -> dict:
@@ -510,9 +524,10 @@ def validation(results_dir=None, table=None) -> dict:
     """Leave-one-out figures of the cost models on this machine's records (:func:`kmbench.advise.costmodel.validate`)."""
     from .advise import costmodel, predict
 
+    machine = None
     if table is None:
-        table, _ = recorded_table(results_dir)
-    return costmodel.validate(predict.records(table))
+        table, machine = recorded_table(results_dir)
+    return costmodel.validate(predict.records(table), gemm_gflops=_gemm_rate(results_dir, machine))
 
 
 def _validate(args) -> int:

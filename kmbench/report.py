@@ -116,7 +116,7 @@ def write_report(results_dir=None, out_dir="reports", *, machine: str | None = N
     advice = recommendation_table(current)
     from .advise import costmodel, predict
 
-    trust = costmodel.validate(predict.records(current))
+    trust = costmodel.validate(predict.records(current), gemm_gflops=(facts.get("gemm_peak") or {}).get("float32"))
     written.update(archive_machine(out, machine or "this-machine", table, results_dir))
     written["machines.md"] = write_machines_page(out)
     context = {"machine": machine, "facts": facts, "figures": written, "missing": missing, "trust": trust,

@@ -192,3 +192,14 @@ def test_a_dtype_recorded_at_one_shape_borrows_the_other_dtypes_model():
     # alone, one shape says nothing about the terms: time proportional to n*k*d
     alone = cm.fit_one(f64, "a", "float64")
     assert alone.per_iter(2 * n0, k0, d0) == pytest.approx(2 * f64[0]["per_iter"])
+
+
+def test_the_gemm_rate_puts_a_floor_under_the_distance_term():
+    # times with no n*k*d part at all: unconstrained, the fit makes the distances free
+    rows = synthetic("a", [1e-4, 1e-8, 1e-9, 0.0, 1e-10, 0.0, 0.0])
+    assert cm.fit_one(rows, "a", "float32").coef[cm.TERMS.index("nkd")] == 0.0
+    floor = cm.floors_for(100.0)["nkd"]
+    assert floor == pytest.approx(1e-11) and cm.floors_for(100.0, "float64")["nkd"] == pytest.approx(2e-11)
+    bounded = cm.fit(rows, gemm_gflops=100.0)[("a", "float32")]
+    assert bounded.coef[cm.TERMS.index("nkd")] >= floor
+    assert cm.floors_for(None) == {}

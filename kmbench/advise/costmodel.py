@@ -66,18 +66,20 @@ def features(n, k, d) -> np.ndarray:
     return np.stack([np.ones_like(n), n, n * d, n * k * d, n * k, k * d, k * k], axis=1)
 
 
-def _nnls_relative(A: np.ndarray, t: np.ndarray, weights=None) -> np.ndarray:
-    """Nonnegative c minimising sum(w * ((A c - t) / t)^2), with columns scaled for conditioning."""
+def _nnls_relative(A: np.ndarray, t: np.ndarray, weights=None, lower=None) -> np.ndarray:
+    """c >= lower minimising sum(w * ((A c - t) / t)^2), with columns scaled for conditioning."""
     from scipy.optimize import nnls
 
+    lower = np.zeros(A.shape[1]) if lower is None else np.asarray(lower, dtype=float)
     W = A / t[:, None]
+    rhs = 1.0 - (A @ lower) / t
     if weights is not None:
         W = W * np.sqrt(weights)[:, None]
+        rhs = rhs * np.sqrt(weights)
     norms = np.linalg.norm(W, axis=0)
     norms[norms == 0] = 1.0
-    rhs = np.ones_like(t) if weights is None else np.sqrt(weights)
     c, _ = nnls(W / norms, rhs, maxiter=50 * A.shape[1])
-    return c / norms
+    return lower + c / norms
 
 
 @dataclass
@@ -192,7 +194,8 @@ def _median_by_shape(rows, key):
     return [{"n": s[0], "k": s[1], "d": s[2], key: float(np.median(v))} for s, v in sorted(groups.items())]
 
 
-def robust_nnls(A: np.ndarray, t: np.ndarray, *, robust: bool = True, rounds: int = ROBUST_ROUNDS) -> np.ndarray:
+def robust_nnls(A: np.ndarray, t: np.ndarray, *, robust: bool = True, rounds: int = ROBUST_ROUNDS,
+                lower=None) -> np.ndarray:
     """:func:`_nnls_relative`, then reweighted so a few wild timings cannot drag every prediction.
 
     A timing taken while something else ran on the machine can be several times too
@@ -200,7 +203,7 @@ def robust_nnls(A: np.ndarray, t: np.ndarray, *, robust: bool = True, rounds: in
     scaled by the residuals' median absolute deviation (floored at 10%, so clean data
     keeps every weight near one), which sets aside shapes far off the others' fit.
     """
-    c = _nnls_relative(A, t)
+    c = _nnls_relative(A, t, lower=lower)
     if not robust or len(t) <= A.shape[1]:
         return c
     for _ in range(rounds):
@@ -210,12 +213,13 @@ def robust_nnls(A: np.ndarray, t: np.ndarray, *, robust: bool = True, rounds: in
         w = np.where(np.abs(u) < 1, (1 - u ** 2) ** 2, 0.0)
         if (w > 0).sum() <= A.shape[1]:
             break
-        c = _nnls_relative(A, t, w)
+        c = _nnls_relative(A, t, w, lower=lower)
     return c
 
 
 def fit_one(rows, backend: str = "", dtype: str = "", *, scale: float = SCALE, prior: float = PRIOR,
-            bandwidth=None, with_loo: bool = True, machine=None, robust: bool = True) -> CostModel:
+            bandwidth=None, with_loo: bool = True, machine=None, robust: bool = True,
+            floors: dict | None = None) -> CostModel:
     """Fit one backend's model to its records (one dtype, one machine).
 
     Parameters
@@ -225,6 +229,10 @@ def fit_one(rows, backend: str = "", dtype: str = "", *, scale: float = SCALE, p
     scale, prior : float
         The residual correction's kernel length (log units) and the weight of "no
         correction"; ``prior=math.inf`` turns the correction off.
+    floors : dict, optional
+        Smallest cost per unit of a term, e.g. ``{"nkd": 1 / gemm_flops}`` from the
+        machine's measured GEMM rate (see :func:`floors_for`): shapes that barely vary a
+        term cannot then fit it to zero and extrapolate as if that work were free.
     with_loo : bool
         Also compute the leave-one-out errors (the interval rests on them).
     """
@@ -239,7 +247,8 @@ def fit_one(rows, backend: str = "", dtype: str = "", *, scale: float = SCALE, p
         coef = np.zeros(len(TERMS))
         coef[TERMS.index("nkd")] = float(np.median(t / A[:, TERMS.index("nkd")]))
     else:
-        coef = robust_nnls(A, t, robust=robust)
+        lower = np.array([(floors or {}).get(term, 0.0) for term in TERMS])
+        coef = robust_nnls(A, t, robust=robust, lower=lower)
     fitted = A @ coef
     resid = np.log(t / np.maximum(fitted, 1e-300))
     calls = _median_by_shape(rows, "per_call")
@@ -252,11 +261,11 @@ def fit_one(rows, backend: str = "", dtype: str = "", *, scale: float = SCALE, p
     if bandwidth is not None:
         model.residuals = np.log(t / np.maximum(model._local(n, k, d), 1e-300))
     if with_loo:
-        model.loo = loo_errors(pts, scale=scale, prior=prior, bandwidth=bandwidth)
+        model.loo = loo_errors(pts, scale=scale, prior=prior, bandwidth=bandwidth, floors=floors)
     return model
 
 
-def loo_errors(rows, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=None) -> np.ndarray:
+def loo_errors(rows, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=None, floors=None) -> np.ndarray:
     """Log(predicted / recorded) at each recorded shape, predicted from all the others.
 
     Rows are reduced to one per shape first; with fewer than three shapes there is
@@ -268,7 +277,7 @@ def loo_errors(rows, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=No
     out = []
     for i, p in enumerate(pts):
         rest = pts[:i] + pts[i + 1:]
-        m = fit_one(rest, scale=scale, prior=prior, bandwidth=bandwidth, with_loo=False)
+        m = fit_one(rest, scale=scale, prior=prior, bandwidth=bandwidth, with_loo=False, floors=floors)
         out.append(math.log(m.per_iter(p["n"], p["k"], p["d"]) / p["per_iter"]))
     return np.array(out)
 
@@ -284,9 +293,26 @@ def group(records) -> dict:
     return out
 
 
-def fit(records, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=None, with_loo: bool = True) -> dict:
-    """``{(backend, dtype): CostModel}`` for every backend and dtype in ``records``."""
+def floors_for(gemm_gflops: float | None, dtype: str = "float32") -> dict:
+    """Smallest believable cost per n*k*d unit: half the time the machine's measured GEMM needs for its 2 flops.
+
+    Half, because a fused kernel may use wider vectors than the BLAS measured (numba's
+    AVX-512 against an AVX2 OpenBLAS kernel); float64 work gets twice the float32 floor.
+    Empty without a measured rate.
+    """
+    if not gemm_gflops:
+        return {}
+    return {"nkd": (1.0 if dtype == "float32" else 2.0) / (gemm_gflops * 1e9)}
+
+
+def fit(records, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=None, with_loo: bool = True,
+        gemm_gflops: float | None = None) -> dict:
+    """``{(backend, dtype): CostModel}`` for every backend and dtype in ``records``.
+
+    ``gemm_gflops``: the machine's measured float32 GEMM rate, for :func:`floors_for`.
+    """
     return {key: fit_one(rows, *key, scale=scale, prior=prior, bandwidth=bandwidth, with_loo=with_loo,
+                         floors=floors_for(gemm_gflops, key[1]),
                          machine=next((r.get("machine") for r in rows if r.get("machine")), None))
             for key, rows in group(records).items()}
 
@@ -316,7 +342,8 @@ def rank(models: dict, n: int, k: int, d: int, dtype: str, *, max_iter: int | No
     return out
 
 
-def validate(records, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=None) -> dict:
+def validate(records, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=None,
+             gemm_gflops: float | None = None) -> dict:
     """Leave-one-shape-out validation of prediction and of the pick.
 
     Returns ``{"backends": {(backend, dtype): {"shapes", "median", "worst", "errors"}},
@@ -329,7 +356,8 @@ def validate(records, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=N
     groups = group(records)
     per_backend = {}
     for key, rows in groups.items():
-        errs = loo_errors(rows, scale=scale, prior=prior, bandwidth=bandwidth)
+        errs = loo_errors(rows, scale=scale, prior=prior, bandwidth=bandwidth,
+                          floors=floors_for(gemm_gflops, key[1]))
         if len(errs):
             f = np.exp(np.abs(errs))
             per_backend[key] = {"shapes": len(errs), "median": float(np.median(f)), "worst": float(f.max()),
@@ -348,7 +376,7 @@ def validate(records, *, scale: float = SCALE, prior: float = PRIOR, bandwidth=N
             for b in have:
                 rest = [{"n": x[0], "k": x[1], "d": x[2], "per_iter": v} for x, v in tables[b].items() if x != s]
                 models[(b, dtype)] = fit_one(rest, b, dtype, scale=scale, prior=prior, bandwidth=bandwidth,
-                                             with_loo=False)
+                                             with_loo=False, floors=floors_for(gemm_gflops, dtype))
             ranking = rank(models, *s, dtype)
             pick = ranking[0]["backend"]
             best = min(have.values())

@@ -38,13 +38,13 @@ def records(table, dtype: str | None = None) -> list[dict]:
     return [r for r in out.values() if r.get("per_iter", 0) > 0]
 
 
-def models(recs: list[dict]) -> dict:
-    """``{(backend, dtype): CostModel}``, fitted once per distinct set of records."""
-    key = tuple(sorted((r["backend"], r["dtype"], r["n"], r["k"], r["d"], r["per_iter"], r.get("per_call"))
-                       for r in recs))
+def models(recs: list[dict], gemm_gflops: float | None = None) -> dict:
+    """``{(backend, dtype): CostModel}``, fitted once per distinct set of records (and GEMM rate)."""
+    key = (gemm_gflops,) + tuple(sorted((r["backend"], r["dtype"], r["n"], r["k"], r["d"], r["per_iter"],
+                                         r.get("per_call")) for r in recs))
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = costmodel.fit(recs)
+        _CACHE[key] = costmodel.fit(recs, gemm_gflops=gemm_gflops)
     return _CACHE[key]
 
 
@@ -83,7 +83,7 @@ def fmt_time(seconds: float) -> str:
 
 
 def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_iter=None,
-            machine=None, scaled_from=None, factors=None) -> list[dict]:
+            machine=None, scaled_from=None, factors=None, gemm_gflops=None) -> list[dict]:
     """Ranking entries for the backends in ``names`` with records at ``dtype``, fastest first.
 
     Each entry has ``backend``, ``per_iter`` (seconds), ``low``/``high`` (the interval),
@@ -92,8 +92,10 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
     ``points`` (the recorded shapes the model rests on, as (n, k, d, seconds)),
     ``how`` (a sentence) and ``machine``. ``scaled_from`` names the machine whose
     records were moved here by the per-term ``factors`` (see :meth:`CostModel.scaled`).
+    ``gemm_gflops`` (the recording machine's measured float32 GEMM rate) puts a floor
+    under each model's distance term (:func:`kmbench.advise.costmodel.floors_for`).
     """
-    fitted = models(recs)
+    fitted = models(recs, gemm_gflops)
     out = []
     for name in names:
         m = fitted.get((name, dtype))
@@ -137,7 +139,7 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
 
 
 def rank_table(table, n: int, k: int, d: int, dtype: str, names, *, quality=None, max_iter=None, machine=None,
-               scaled_from=None, factors=None) -> list[dict]:
+               scaled_from=None, factors=None, gemm_gflops=None) -> list[dict]:
     """The ranking ``kmbench recommend`` prints, from a tidy table: :func:`entries` plus eligibility and reasons.
 
     ``quality`` maps backends whose recorded quality fails the contract to the sentence
@@ -146,7 +148,7 @@ def rank_table(table, n: int, k: int, d: int, dtype: str, names, *, quality=None
     quality = quality or {}
     recs = [r for r in records(table, dtype) if r["backend"] in set(names)]
     ranking = entries(recs, n, k, d, dtype, names, max_iter=max_iter, machine=machine, scaled_from=scaled_from,
-                      factors=factors)
+                      factors=factors, gemm_gflops=gemm_gflops)
     for r in ranking:
         r["eligible"] = r["backend"] not in quality
         r["note"] = quality.get(r["backend"], "")
