@@ -2,7 +2,7 @@
 
 For each shape of a seeded space-filling set (none of them a shape any profile records,
 unless ``--shapes`` names some), every available backend is timed here, as the harness
-times it (``kmbench.runner.session``: prepare and warm-up untimed, then ``run`` timed),
+times it (``kmbench.core.engine.session``: prepare and warm-up untimed, then ``run`` timed),
 at two iteration counts, so the per-call part of a fit is separated from the
 per-iteration part. Then the recommendation for that shape, made from what is recorded
 (``--results``; the newest asv results by default), is compared with the measurement:
@@ -65,7 +65,7 @@ def measure(name: str, X: np.ndarray, C: np.ndarray, *, repeats: int = 3, budget
     this process spent, which other load on a shared machine barely changes.
     """
     from kmbench.advise.counts import time_counts
-    from kmbench.runner import create
+    from kmbench.core.kmeans import create
 
     n, d = X.shape
     backend = create(name, n=n, k=C.shape[0], d=d, dtype=str(X.dtype), threads=threads)
@@ -76,9 +76,9 @@ def measure(name: str, X: np.ndarray, C: np.ndarray, *, repeats: int = 3, budget
 
 
 def record(shapes, backends, dtype: str, out, repeats: int, threads=None, clock=time.perf_counter) -> list[dict]:
-    from kmbench.data import blobs
-    from kmbench.runner import BackendUnavailable
-    from kmbench.seeding import initial_centers
+    from kmbench.check.data import blobs
+    from kmbench.core.kmeans import BackendUnavailable
+    from kmbench.core.seeding import initial_centers
 
     rows = []
     for n, k, d in shapes:
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     else:
         from benchmarks.common import BACKENDS
-        from kmbench.runner import backends as listing
+        from kmbench.core.kmeans import backends as listing
 
         available = {row["name"] for row in listing() if row["available"]}
         backends = [b for b in BACKENDS if b in available and b not in ("loop", "broadcast")]
@@ -145,7 +145,7 @@ def main(argv=None) -> int:
 
 
 def check(shapes, backends, args) -> int:
-    from kmbench.recommend import rank_recorded
+    from kmbench.advise.ranking import rank_recorded
 
     measured = record(shapes, backends, args.dtype, args.record_too, args.repeats)
     by_shape: dict = {}
@@ -174,7 +174,7 @@ def check(shapes, backends, args) -> int:
 
 
 def _auto_choice(n, k, d, dtype):
-    from kmbench.choice import choose
+    from kmbench.advise.auto import choose
 
     try:
         return choose(n, k, d, dtype)[0]

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is asv's folder, not an installed package
     sys.path.insert(0, str(ROOT))
 PARAM_NAMES = ["backend", "n", "k", "d", "dtype"]
-#: the names kmbench.results/report read (benchmarks/README.md); changing them breaks the report
+#: the names kmbench.bench.records and kmbench.report.pages read (benchmarks/README.md); changing them breaks the report
 EXPECTED = {
     "suites.SweepN.track_per_iter", "suites.SweepN.track_gflops",
     "suites.SweepK.track_per_iter", "suites.SweepK.track_gflops",
@@ -62,7 +62,7 @@ def test_asv_check_passes_in_this_environment():
 
 
 def test_discovery_finds_every_benchmark_with_the_five_parameters(tmp_path):
-    from kmbench.commands.bench import benchmark_list, write_config
+    from kmbench.cli.bench import benchmark_list, write_config
 
     config = write_config(ROOT, tmp_path / "results", tmp_path / "html", "fast")
     out = asv("run", "--config", str(config), "-E", f"existing:{sys.executable}", "--bench", "just-discover",
@@ -189,7 +189,7 @@ def test_bench_runs_saves_each_benchmark_records_skips_and_resumes(tmp_path):
 
     from asv.results import iter_results_for_machine_and_hash
 
-    from kmbench.commands.bench import benchmark_list, head_commit
+    from kmbench.cli.bench import benchmark_list, head_commit
 
     params = benchmark_list(results)["suites.SweepN.track_per_iter"]["params"]
     [res] = list(iter_results_for_machine_and_hash(str(results), machine["machine"], head_commit(ROOT)))
@@ -208,7 +208,7 @@ def test_bench_runs_saves_each_benchmark_records_skips_and_resumes(tmp_path):
 
 
 def test_results_folder_of_another_profile_is_refused(tmp_path):
-    from kmbench.commands.bench import check_state, save_state
+    from kmbench.cli.bench import check_state, save_state
 
     save_state(tmp_path, "default", "abc123", ["suites.SweepN.track_per_iter"])
     check_state(tmp_path, "default")
@@ -217,7 +217,7 @@ def test_results_folder_of_another_profile_is_refused(tmp_path):
 
 
 def test_dashboard_is_pointed_at_local_scripts(tmp_path):
-    from kmbench.commands.bench import VENDORED, localise_dashboard
+    from kmbench.cli.bench import VENDORED, localise_dashboard
 
     page = tmp_path / "index.html"
     page.write_text(
@@ -238,7 +238,7 @@ def test_dashboard_is_pointed_at_local_scripts(tmp_path):
 
 
 def test_machine_description_is_saved_once_with_a_measured_peak(tmp_path, monkeypatch):
-    from kmbench import machine
+    import kmbench.bench.machine as machine
 
     calls, bw_calls = [], []
     real, real_bw = machine.gemm_peak, machine.memory_bandwidth

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kmbench import KMeans, data
+import kmbench.check.data as data
+from kmbench import KMeans
 from kmbench.cli import main
-from kmbench.commands.elbow import find_knee
+from kmbench.cli.elbow import find_knee
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -16,10 +16,11 @@ torch = pytest.importorskip("torch")
 import kmbench  # noqa: E402
 from impls import torch_lloyd  # noqa: E402
 from impls.torch_lloyd import TorchCPUKMeans, TorchCUDAKMeans  # noqa: E402
-from kmbench import data, oracle  # noqa: E402
-from kmbench.crosscheck import compare  # noqa: E402
-from kmbench.runner import BackendUnavailable, create, execute  # noqa: E402
-from kmbench.seeding import initial_centers  # noqa: E402
+import kmbench.check.data as data  # noqa: E402
+import kmbench.check.oracle as oracle  # noqa: E402
+from kmbench.check.crosscheck import compare  # noqa: E402
+from kmbench.core.kmeans import BackendUnavailable, create, execute  # noqa: E402
+from kmbench.core.seeding import initial_centers  # noqa: E402
 
 
 def _fit(X, centers, max_iter, tol=-1.0, **options):

@@ -1,1 +1,2 @@
-"""Which backend for a shape on a machine: the cost model, the shape design."""
+"""Which backend to use: ``auto`` (the choice inside ``kmbench.fit``), rankings from recorded results through
+per-backend cost models, short trials, the shapes to record for the models, and several machines side by side."""

@@ -44,7 +44,7 @@ def time_counts(backend, X, centers, counts=(1, 6), repeats: int = 2, *, budget:
                 clock=time.perf_counter) -> dict:
     """Time ``backend.run(m, tol=-1)`` for each m in ``counts``, ``repeats`` times, interleaved.
 
-    The backend is prepared and warmed up first (``kmbench.runner.session``, untimed).
+    The backend is prepared and warmed up first (``kmbench.core.engine.session``, untimed).
     Stops repeating once ``budget`` seconds have passed (after one round at least).
 
     Returns
@@ -53,10 +53,10 @@ def time_counts(backend, X, centers, counts=(1, 6), repeats: int = 2, *, budget:
     what the suites record), ``prepare`` (seconds), ``runs`` [(m, iterations run, seconds)],
     ``threads`` and ``device``.
     """
-    from kmbench.runner import session
+    from kmbench.core.engine import session
 
     runs = []
-    with session(backend, X, centers) as timings:
+    with session(backend, (X, centers)) as timings:
         start = time.perf_counter()
         for _ in range(repeats):
             for m in counts:
