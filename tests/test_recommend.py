@@ -236,7 +236,7 @@ def test_recommend_without_a_shape_says_what_is_missing(recorded, capsys):
 def test_a_machine_without_records_ranks_from_another_scaled_by_ceilings(nothing_recorded, monkeypatch, capsys):
     import pandas as pd
 
-    from kmbench.machine import machine_id
+    from kmbench.bench.machine import machine_id
 
     other = nothing_recorded / "no-archives" / "machines" / "otherbox"
     other.mkdir(parents=True)
