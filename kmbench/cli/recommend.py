@@ -98,7 +98,7 @@ def format_ranking(ranking, refused, n, k, d, dtype, why: str, max_iter=None) ->
     for i, r in enumerate(ranking, 1):
         interval = (f"{fmt_time(r['low'])} - {fmt_time(r['high'])}" if r.get("low") is not None
                     else "(measured)")
-        call = fmt_time(r["per_call"]) if r.get("per_call") is not None else "?"
+        call = fmt_time(r["per_call"]) if r.get("per_call") is not None else "not recorded"
         row = [str(i), r["backend"], fmt_time(r["per_iter"]), interval, call]
         if max_iter is not None:
             row.append(fmt_time(r["total"]))
@@ -116,6 +116,10 @@ def format_ranking(ranking, refused, n, k, d, dtype, why: str, max_iter=None) ->
         if any("extrapolated" in r["how"] for r in ranking):
             lines.append("Some predictions extrapolate beyond the recorded shapes (their intervals are wider); "
                          "--measure times a short trial at this shape instead.")
+        if any(r.get("per_call") is None for r in ranking):
+            lines.append("'per call' (the final assignment and set-up a fit pays once) is recorded by the Design "
+                         "suite of the default and full profiles and by --measure; without it a whole fit is "
+                         "counted as iterations only.")
         if any(r.get("low") is not None for r in ranking):
             lines.append("'likely within': the model's leave-one-out error on this machine's records (90% of "
                          "them), widened with the distance to the nearest recorded shape; "
