@@ -80,7 +80,8 @@ def test_per_call_part_and_whole_fit():
     entry = cm.rank(models, 100_000, 100, 300, "float32", max_iter=300)[0]
     truth_call = cm.features(100_000, 100, 300)[0] @ call
     assert entry["per_call"] == pytest.approx(truth_call, rel=1e-3)
-    assert entry["total"] == pytest.approx(entry["per_iter"] * 300 + truth_call)
+    slope = max(entry["per_iter"] - truth_call / 10, entry["per_iter"] / 3)
+    assert entry["total"] == pytest.approx(truth_call + 300 * slope)
     no_call = cm.fit(synthetic("a", GEMMISH))
     assert cm.rank(no_call, 100_000, 100, 300, "float32")[0]["per_call"] is None
 

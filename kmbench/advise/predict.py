@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from . import costmodel
+from .counts import SUITE_ITERATIONS
 
 _CACHE: dict = {}
 
@@ -74,6 +75,19 @@ def _borrow(fitted: dict, recs, name: str, dtype: str, m):
     return scaled, how
 
 
+def whole_fit(per_iter: float, per_call: float | None, max_iter: int) -> float:
+    """Seconds of a fit of ``max_iter`` iterations: the per-call part once, plus what each iteration adds.
+
+    ``per_iter`` is a run of 10 iterations over 10, as the suites record it, so it holds a
+    tenth of the per-call part: each iteration adds ``per_iter - per_call / 10`` (kept
+    above a third of ``per_iter``, against a per-call part recorded larger than it is).
+    At 10 iterations this is ``10 * per_iter``, whatever the per-call part.
+    """
+    call = per_call or 0.0
+    slope = max(per_iter - call / SUITE_ITERATIONS, per_iter / 3)
+    return call + max_iter * slope
+
+
 def fmt_time(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.3g} s"
@@ -87,7 +101,8 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
     """Ranking entries for the backends in ``names`` with records at ``dtype``, fastest first.
 
     Each entry has ``backend``, ``per_iter`` (seconds), ``low``/``high`` (the interval),
-    ``per_call`` (seconds or None), ``total`` (a fit of ``max_iter`` iterations, when
+    ``per_call`` (seconds) with ``per_call_basis`` ("recorded": fitted to recorded
+    per-call times; "assumed": none recorded, one assignment pass of the model), ``total`` (a fit of ``max_iter`` iterations, when
     given), ``basis`` ("recorded" at a recorded shape, else "model"), ``source``,
     ``points`` (the recorded shapes the model rests on, as (n, k, d, seconds)),
     ``how`` (a sentence) and ``machine``. ``scaled_from`` names the machine whose
@@ -112,6 +127,11 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
         spread = m.spread(n, k, d)
         low, high = per_iter * math.exp(-spread), per_iter * math.exp(spread)
         call = (exact or {}).get("per_call") or m.per_call(n, k, d)
+        call_basis = "recorded" if call is not None else "assumed"
+        if call is None:
+            # not recorded: a fit pays at least one more assignment pass (distances, argmin, labels)
+            terms = m.terms(n, k, d)
+            call = sum(terms[t] for t in ("n", "nd", "nkd", "nk"))
         loo = np.exp(np.abs(m.loo))
         quality = (f"leave-one-out error {np.median(loo):.2g}x median, {loo.max():.2g}x worst"
                    if len(loo) else "too few shapes to validate")
@@ -130,7 +150,8 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
         points = sorted(mine, key=lambda r: (math.log(r["n"] / n) ** 2 + math.log(r["k"] / k) ** 2
                                              + math.log(r["d"] / d) ** 2))[:4]
         out.append({"backend": name, "per_iter": per_iter, "low": low, "high": high, "per_call": call,
-                    "total": None if max_iter is None else per_iter * max_iter + (call or 0.0),
+                    "per_call_basis": call_basis,
+                    "total": None if max_iter is None else whole_fit(per_iter, call, max_iter),
                     "basis": "recorded" if exact else "model", "source": sources[0] if sources else "",
                     "points": [(p["n"], p["k"], p["d"], p["per_iter"]) for p in points], "how": how,
                     "model": m, "machine": machine or m.machine})
@@ -188,6 +209,7 @@ def as_json(ranking: list[dict], n, k, d, dtype, max_iter=None) -> dict:
     """The ranking for scripts: plain numbers, seconds throughout."""
     return {"n": n, "k": k, "d": d, "dtype": dtype, "max_iter": max_iter,
             "ranking": [{"backend": r["backend"], "per_iter": r["per_iter"], "per_call": r.get("per_call"),
+                         "per_call_basis": r.get("per_call_basis", "measured"),
                          "interval": [r.get("low"), r.get("high")], "total": r.get("total"),
                          "basis": r.get("basis"), "source": r.get("source"), "how": r.get("how"),
                          "eligible": r.get("eligible", True), "machine": r.get("machine")} for r in ranking]}

@@ -5,6 +5,7 @@ import json
 
 from kmbench.advise.ranking import (candidates, fmt_time, machine_name, rank_recorded, rank_scaled,
                                     recorded_table, validation)
+from kmbench.advise.predict import whole_fit
 from kmbench.advise.trials import rank_measured
 
 
@@ -59,7 +60,7 @@ def run(args) -> int:
         why = "from a short trial just now"
         if max_iter is not None:
             for r in ranking:
-                r["total"] = r["per_iter"] * max_iter + (r["per_call"] or 0.0)
+                r["total"] = whole_fit(r["per_iter"], r["per_call"], max_iter)
             ranking.sort(key=lambda r: r["total"])
     if args.json:
         from kmbench.advise.predict import as_json
@@ -98,7 +99,8 @@ def format_ranking(ranking, refused, n, k, d, dtype, why: str, max_iter=None) ->
     for i, r in enumerate(ranking, 1):
         interval = (f"{fmt_time(r['low'])} - {fmt_time(r['high'])}" if r.get("low") is not None
                     else "(measured)")
-        call = fmt_time(r["per_call"]) if r.get("per_call") is not None else "not recorded"
+        call = ("?" if r.get("per_call") is None else
+                ("~" if r.get("per_call_basis") == "assumed" else "") + fmt_time(r["per_call"]))
         row = [str(i), r["backend"], fmt_time(r["per_iter"]), interval, call]
         if max_iter is not None:
             row.append(fmt_time(r["total"]))
@@ -116,10 +118,10 @@ def format_ranking(ranking, refused, n, k, d, dtype, why: str, max_iter=None) ->
         if any("extrapolated" in r["how"] for r in ranking):
             lines.append("Some predictions extrapolate beyond the recorded shapes (their intervals are wider); "
                          "--measure times a short trial at this shape instead.")
-        if any(r.get("per_call") is None for r in ranking):
-            lines.append("'per call' (the final assignment and set-up a fit pays once) is recorded by the Design "
-                         "suite of the default and full profiles and by --measure; without it a whole fit is "
-                         "counted as iterations only.")
+        if any(r.get("per_call_basis") == "assumed" for r in ranking):
+            lines.append("'per call' (what a fit pays once: the final assignment, set-up) is recorded by the Design "
+                         "suite of the default and full profiles and by --measure; '~' marks one assignment pass "
+                         "of the model, assumed where none was recorded.")
         if any(r.get("low") is not None for r in ranking):
             lines.append("'likely within': the model's leave-one-out error on this machine's records (90% of "
                          "them), widened with the distance to the nearest recorded shape; "
