@@ -264,3 +264,24 @@ def test_a_machine_without_records_ranks_from_another_scaled_by_ceilings(nothing
 
     assert main(["recommend", "--n", "100000", "--k", "64", "--d", "32"]) == 0
     assert "from another machine's records, scaled by the two machines' measured ceilings" in capsys.readouterr().out
+
+
+def test_recommend_check_measures_unseen_shapes_against_the_ranking(recorded, capsys, tmp_path):
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks import recommend_check
+
+    out = tmp_path / "figures.json"
+    assert recommend_check.main(["--shapes", "3000x4x3,2000x8x5", "--backends", "identity,broadcast",
+                                 "--dtype", "float64", "--repeats", "1", "--results", str(recorded),
+                                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "pick within 10% of the fastest:" in text and "backend='auto' made the same choice at 2 of 2" in text
+    figures = json.loads(out.read_text())
+    assert [tuple(f["shape"]) for f in figures] == [(3000, 4, 3), (2000, 8, 5)]
+    for f in figures:
+        assert f["regret"] >= 1.0 and set(f["measured"]) == {"identity", "broadcast"}
