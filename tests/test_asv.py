@@ -64,9 +64,14 @@ def test_asv_check_passes_in_this_environment():
 def test_discovery_finds_every_benchmark_with_the_five_parameters(tmp_path):
     from kmbench.cli.bench import benchmark_list, write_config
 
+    from kmbench.bench.machine import describe_machine, write_asv_machine_file
+
     config = write_config(ROOT, tmp_path / "results", tmp_path / "html", "fast")
+    # asv needs a machine entry in HOME; one of its own, as kmbench bench writes it, not the user's
+    info = describe_machine(measure=False)
+    write_asv_machine_file(tmp_path / "home", info)
     out = asv("run", "--config", str(config), "-E", f"existing:{sys.executable}", "--bench", "just-discover",
-              env=env_for("fast"))
+              "--machine", info["machine"], env=env_for("fast", HOME=str(tmp_path / "home")))
     assert out.returncode == 0, out.stdout + out.stderr
     found = benchmark_list(tmp_path / "results")
     assert EXPECTED <= set(found), sorted(EXPECTED - set(found))

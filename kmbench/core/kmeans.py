@@ -46,7 +46,7 @@ def create(name: str, *, n: int, k: int, d: int, dtype: str, device=None, thread
 
 
 def host_input(backend, X):
-    """X as the backend takes it: torch tensors and dask arrays become NumPy unless it takes them natively.
+    """X as the backend (an instance or its class) takes it: torch tensors and dask arrays become NumPy unless it takes them natively.
 
     Converted once, before seeding, so a tensor is not copied to the host twice.
     """
@@ -96,9 +96,9 @@ def fit(X, n_clusters, *, backend="auto", init="k-means++", max_iter=300, tol=1e
     if work_dtype != data_dtype:
         warnings.warn(f"backend {backend!r} supports only {work_dtype}: {data_dtype} data is computed in "
                       f"{work_dtype} (pass dtype={work_dtype!r} to say so)", DtypeChanged, stacklevel=3)
+    X = host_input(cls, X)  # once, before the value scan and the seeding both read it
     check_values(X, work_dtype)
     impl = create(backend, n=n, k=k, d=d, dtype=work_dtype, device=device, threads=threads, **options)
-    X = host_input(impl, X)
     centers = initial_centers(X, k, init, seed).astype(work_dtype)
     result = execute(impl, X, centers, max_iter=max_iter, tol=tol)
     if chosen_by is not None:
