@@ -167,7 +167,8 @@ def rank_table(table, n: int, k: int, d: int, dtype: str, names, *, quality=None
     saying so: they are ranked last and marked ``eligible=False`` (never picked by auto).
     """
     quality = quality or {}
-    recs = [r for r in records(table, dtype) if r["backend"] in set(names)]
+    # every dtype: a dtype recorded at few shapes borrows the backend's other dtype's model (_borrow)
+    recs = [r for r in records(table) if r["backend"] in set(names)]
     ranking = entries(recs, n, k, d, dtype, names, max_iter=max_iter, machine=machine, scaled_from=scaled_from,
                       factors=factors, gemm_gflops=gemm_gflops)
     for r in ranking:
