@@ -204,8 +204,9 @@ _ARCHIVES: dict = {}
 
 
 def _archives(root: Path):
-    """``kmbench.report.machine_archives(root)``, read again only when a file there changes (auto ranks in every fit)."""
-    from kmbench.report.pages import machine_archives
+    """``kmbench.bench.records.machine_archives(root)``, read again only when a file there changes (auto ranks in
+    every fit)."""
+    from kmbench.bench.records import machine_archives
 
     files = sorted((root / "machines").glob("*/*")) if (root / "machines").is_dir() else []
     key = (str(root), tuple((str(f), f.stat().st_mtime_ns) for f in files))

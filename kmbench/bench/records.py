@@ -326,3 +326,25 @@ def latest(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["source", "metric", "backend", "n", "k", "d", "dtype", "machine", "params", "benchmark"]
     ordered = df.sort_values("date", kind="stable", na_position="first")
     return ordered.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
+
+
+def machine_archives(out: Path) -> tuple[dict, dict]:
+    """``({machine: tidy table}, {machine: description})`` of every machine archived under ``out/machines``.
+
+    ``kmbench report`` keeps each machine's numbers there (``<machine>/results.csv``, this
+    module's table) with its description (``<machine>/machine.json``), so the published
+    report can compare machines and a machine with no records can rank from another's.
+    """
+    import json
+
+    import pandas as pd
+
+    tables, descriptions = {}, {}
+    for folder in sorted((Path(out) / "machines").glob("*/")):
+        csv = folder / "results.csv"
+        if not csv.is_file():
+            continue
+        tables[folder.name] = _typed(pd.read_csv(csv).reindex(columns=COLUMNS))
+        desc = folder / "machine.json"
+        descriptions[folder.name] = json.loads(desc.read_text()) if desc.is_file() else {}
+    return tables, descriptions

@@ -130,26 +130,10 @@ def archive_machine(out: Path, machine: str, table: pd.DataFrame, results_dir) -
     return {f"machines/{machine}/results.csv": folder / "results.csv"}
 
 
-def machine_archives(out: Path) -> tuple[dict, dict]:
-    """``({machine: tidy table}, {machine: description})`` of every machine archived under ``out/machines``."""
-    import json
-
-    from kmbench.bench.records import COLUMNS, _typed
-
-    tables, descriptions = {}, {}
-    for folder in sorted((Path(out) / "machines").glob("*/")):
-        csv = folder / "results.csv"
-        if not csv.is_file():
-            continue
-        tables[folder.name] = _typed(pd.read_csv(csv).reindex(columns=COLUMNS))
-        desc = folder / "machine.json"
-        descriptions[folder.name] = json.loads(desc.read_text()) if desc.is_file() else {}
-    return tables, descriptions
-
-
 def write_machines_page(out: Path) -> Path:
     """``out/machines.md``: every archived machine side by side (``kmbench.advise.machines``)."""
     from kmbench.advise import machines as compare
+    from kmbench.bench.records import machine_archives
 
     tables, descriptions = machine_archives(out)
     frame = compare.side_by_side(tables, descriptions)
