@@ -258,7 +258,8 @@ def test_a_machine_without_records_ranks_from_another_scaled_by_ceilings(nothing
     assert ranking[0]["backend"] == "identity"
     # every term twice as fast here, so half the other machine's time
     assert ranking[0]["per_iter"] == pytest.approx(chosen_time("identity", 100_000, 64, 32) / 2, rel=0.02)
-    assert "from otherbox (GEMM rate x2, memory bandwidth x2)" in ranking[0]["how"]
+    assert ("from otherbox's records, scaled by the two machines' measured ceilings: GEMM rate x2, memory "
+            "bandwidth x2") in ranking[0]["how"]
     assert choice.choose(100_000, 64, 32, "float64")[1].startswith("ranked by another machine's records")
     from kmbench.cli import main
 

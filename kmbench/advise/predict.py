@@ -105,7 +105,7 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
     per-call times; "assumed": none recorded, one assignment pass of the model), ``total`` (a fit of ``max_iter`` iterations, when
     given), ``basis`` ("recorded" at a recorded shape, else "model"), ``source``,
     ``points`` (the recorded shapes the model rests on, as (n, k, d, seconds)),
-    ``how`` (a sentence) and ``machine``. ``scaled_from`` names the machine whose
+    ``how`` (a sentence) and ``machine``. ``scaled_from`` says whose records, and how
     records were moved here by the per-term ``factors`` (see :meth:`CostModel.scaled`).
     ``gemm_gflops`` (the recording machine's measured float32 GEMM rate) puts a floor
     under each model's distance term (:func:`kmbench.advise.costmodel.floors_for`).
@@ -146,7 +146,7 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
             how = borrowed_how + (f", extrapolated ({', '.join(m.outside(n, k, d))} outside the recorded range)"
                                   if m.outside(n, k, d) else "")
         if scaled_from:
-            how += f"; from {scaled_from}'s records, scaled by the two machines' measured ceilings"
+            how += f"; from {scaled_from}"
         points = sorted(mine, key=lambda r: (math.log(r["n"] / n) ** 2 + math.log(r["k"] / k) ** 2
                                              + math.log(r["d"] / d) ** 2))[:4]
         out.append({"backend": name, "per_iter": per_iter, "low": low, "high": high, "per_call": call,

@@ -253,7 +253,7 @@ def rank_scaled(n: int, k: int, d: int, dtype: str, device=None, *, names=None, 
     recorded = [b for b in dict.fromkeys(rows["backend"].dropna()) if names is None or b in names]
     ok, _ = candidates(n, k, d, dtype, device, recorded)
     return predict.rank_table(table, n, k, d, dtype, ok, quality=quality_failures(table, dtype),
-                              max_iter=max_iter, machine=machine_id(), scaled_from=f"{name} ({how})",
+                              max_iter=max_iter, machine=machine_id(), scaled_from=f"{name}'s records, scaled by the two machines' measured ceilings: {how}",
                               factors=factors,
                               gemm_gflops=((descriptions.get(name) or {}).get("gemm_peak") or {}).get("float32"))
 
