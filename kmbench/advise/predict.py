@@ -102,11 +102,12 @@ def entries(recs: list[dict], n: int, k: int, d: int, dtype: str, names, *, max_
 
     Each entry has ``backend``, ``per_iter`` (seconds), ``low``/``high`` (the interval),
     ``per_call`` (seconds) with ``per_call_basis`` ("recorded": fitted to recorded
-    per-call times; "assumed": none recorded, one assignment pass of the model), ``total`` (a fit of ``max_iter`` iterations, when
-    given), ``basis`` ("recorded" at a recorded shape, else "model"), ``source``,
-    ``points`` (the recorded shapes the model rests on, as (n, k, d, seconds)),
-    ``how`` (a sentence) and ``machine``. ``scaled_from`` says whose records, and how
-    records were moved here by the per-term ``factors`` (see :meth:`CostModel.scaled`).
+    per-call times; "assumed": none recorded, one assignment pass of the model),
+    ``total`` (a fit of ``max_iter`` iterations, when given), ``basis`` ("recorded" at a
+    recorded shape, else "model"), ``source``, ``points`` (the nearest recorded shapes, as
+    (n, k, d, seconds)), ``how`` (a sentence) and ``machine``. ``scaled_from`` says whose
+    records were moved here, and how, by the per-term ``factors`` (see
+    :meth:`CostModel.scaled`).
     ``gemm_gflops`` (the recording machine's measured float32 GEMM rate) puts a floor
     under each model's distance term (:func:`kmbench.advise.costmodel.floors_for`).
     """
