@@ -185,13 +185,34 @@ def options(name: str) -> dict:
     return {}
 
 
-def cap_for(profile: str, name: str) -> float:
-    """Largest n*k*d per iteration that ``profile`` times for backend ``name``."""
+def cap_for(profile: str, name: str, suite_cap: float | None = None) -> float:
+    """Largest n*k*d per iteration that ``profile`` times for backend ``name`` (in a suite with its own cap)."""
     spec = PROFILES[profile]
-    return spec.get("backend_caps", {}).get(name, spec["work_cap"])
+    cap = spec["work_cap"] if suite_cap is None else suite_cap
+    return min(cap, spec.get("backend_caps", {}).get(name, cap))
 
 
-def skip_reason(name: str, n: int, k: int, d: int, dtype: str) -> str | None:
+def design_shapes(profile: str | None = None) -> tuple[list, tuple]:
+    """The shapes ``suites.Design`` records for a profile, and the levels of n, k and d they use."""
+    from kmbench.advise.design import orthogonal_shapes
+
+    spec = dict(PROFILES[profile or PROFILE]["design"])
+    spec.pop("per_call", None)
+    return orthogonal_shapes(spec.pop("levels"), **spec)
+
+
+def design_backends() -> list[str]:
+    """Backends ``suites.Design`` runs: those computing in the suites' dtype, except the pure-Python loop.
+
+    Decided from class attributes, not from what is installed here, so the parameter
+    list is the same on every machine; a backend not installed shows n/a with its reason.
+    """
+    classes = registry.classes("kmeans")
+    # loop: never a contender, and its own limit leaves it a corner of the design
+    return [name for name in BACKENDS if name != "loop" and DTYPE in classes[name].dtypes]
+
+
+def skip_reason(name: str, n: int, k: int, d: int, dtype: str, suite_cap: float | None = None) -> str | None:
     """Why ``name`` will not be measured at this case, in the backend's own words, or None.
 
     The profile's work cap comes last, so a backend that could never serve a case says
@@ -206,9 +227,9 @@ def skip_reason(name: str, n: int, k: int, d: int, dtype: str) -> str | None:
     except ImportError as exc:  # a backend module that does not import is reported, not fatal
         return f"backend {name!r} could not be loaded: {exc}"
     work = n * k * d
-    cap = cap_for(PROFILE, name)
+    cap = cap_for(PROFILE, name, suite_cap)
     if work > cap:
-        bigger = [p for p in PROFILES if p != PROFILE and cap_for(p, name) >= work]
+        bigger = [p for p in PROFILES if p != PROFILE and cap_for(p, name, suite_cap) >= work]
         hint = f"KMBENCH_PROFILE={bigger[0]} runs it" if bigger else "no profile runs it"
         whose = f"the {PROFILE!r} profile's cap" + (f" for {name}" if name in P.get("backend_caps", {}) else "")
         return f"n*k*d={work:.3g} is above {whose} of {cap:.3g} per iteration ({hint})"
@@ -225,9 +246,10 @@ def record_skip(benchmark: str, case: tuple, reason: str) -> None:
         f.write(line + "\n")
 
 
-def skip_if_unserved(benchmark: str, name: str, n: int, k: int, d: int, dtype: str) -> None:
+def skip_if_unserved(benchmark: str, name: str, n: int, k: int, d: int, dtype: str,
+                     suite_cap: float | None = None) -> None:
     """Raise NotImplementedError (asv's "n/a") with the reason when the case will not be measured."""
-    reason = skip_reason(name, n, k, d, dtype)
+    reason = skip_reason(name, n, k, d, dtype, suite_cap)
     if reason is not None:
         record_skip(benchmark, (name, n, k, d, dtype), reason)
         raise NotImplementedError(reason)
@@ -250,6 +272,28 @@ class Prepared:
 
     def close(self):
         self._stack.close()
+
+    def per_call(self, counts=(1, ITERATIONS)) -> float:
+        """Seconds a ``run`` pays once (e.g. the final assignment), whatever its iterations.
+
+        ``run(m)`` is timed at each m in ``counts``, interleaved, over the profile's runs;
+        the line through the medians (seconds against iterations actually run) is
+        extrapolated to zero iterations. Never below zero.
+        """
+        from kmbench.core.engine import time_run
+
+        times: dict = {}
+        spent_from = time.perf_counter()
+        for _ in range(P["runs"]):
+            for m in counts:
+                seconds = time_run(self.backend, (m, -1.0))
+                times.setdefault(int(self.backend.result().n_iter), []).append(seconds)
+            if time.perf_counter() - spent_from > P["run_seconds"]:
+                break
+        (i0, t0), (i1, t1) = [(i, float(np.median(v))) for i, v in sorted(times.items())][::max(1, len(times) - 1)]
+        if i1 == i0:
+            return 0.0
+        return max(0.0, t0 - i0 * (t1 - t0) / (i1 - i0))
 
     def measure(self, max_iter: int = ITERATIONS, tol: float = -1.0) -> tuple[float, int]:
         """Median seconds of ``run()`` and the iterations it ran, over the profile's runs.

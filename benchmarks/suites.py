@@ -100,6 +100,42 @@ class Grid(_PerIteration):
     params = [BACKENDS, P["grid_n"], P["grid_k"], P["grid_d"], _one(DTYPE)]
 
 
+DESIGN_SHAPES, DESIGN_LEVELS = common.design_shapes()
+_DESIGN = set(DESIGN_SHAPES)
+
+
+@_asv_attributes
+class Design(_Case):
+    """Shapes spread over (log n, log k, log d) for the cost model: a Latin square, not a sweep.
+
+    asv's parameters are a full product, so they are the design's levels; the cells
+    outside the square (``common.design_shapes``) are skipped before any work and are
+    not reported as a backend's skip. The suite has its own work cap (the profile's
+    ``design["work_cap"]``), above the other suites', so the model sees large shapes.
+    """
+
+    params = [common.design_backends(), *DESIGN_LEVELS, _one(DTYPE)]
+
+    def setup(self, backend, n, k, d, dtype):
+        self.case = None
+        if (n, k, d) not in _DESIGN:
+            raise NotImplementedError("not a cell of the design")
+        common.skip_if_unserved(type(self).__name__, backend, n, k, d, dtype, P["design"]["work_cap"])
+        self.case = common.Prepared(backend, n, k, d, dtype, warm=True)
+
+    track_per_iter = _PerIteration.track_per_iter
+
+
+def _track_per_call(self, backend, n, k, d, dtype):
+    return self.case.per_call()
+
+
+_track_per_call.unit = "seconds"
+if P["design"].get("per_call", True):
+    # a second pass over every cell: the profiles that can afford it
+    Design.track_per_call = _track_per_call
+
+
 @_asv_attributes
 class Dtype(_Case):
     """float32 against float64 at the base shape."""

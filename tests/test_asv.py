@@ -23,6 +23,7 @@ EXPECTED = {
     "suites.SweepD.track_per_iter", "suites.SweepD.track_gflops",
     "suites.Grid.track_per_iter", "suites.Grid.track_gflops",
     "suites.Dtype.track_per_iter",
+    "suites.Design.track_per_iter",  # and track_per_call, outside the fast profile
     "suites.Convergence.time_converge", "suites.Convergence.track_n_iter",
     "suites.WarmUp.timeraw_warm_up",
     "suites.Memory.peakmem_fit",
@@ -100,6 +101,22 @@ def test_profile_grid_covers_backend_n_k_d(profile):
     assert suites["SweepN"][1][4] == ["float32"]
     assert suites["Dtype"][1][4] == ["float32", "float64"]
     assert set(suites["WarmUp"][1][0]) >= {"numba", "torch-cpu"}
+
+
+@pytest.mark.parametrize("profile", ["fast", "default", "full"])
+def test_design_is_a_latin_square_within_its_caps(profile):
+    """Every pair of axes sees each pair of the design's levels at most once, and the square covers the levels."""
+    from benchmarks.common import PROFILES, design_shapes
+
+    shapes, levels = design_shapes(profile)
+    spec = PROFILES[profile]["design"]
+    assert len(shapes) >= spec["levels"] ** 2 * 3 // 4
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        pairs = [(s[a], s[b]) for s in shapes]
+        assert len(pairs) == len(set(pairs))
+    for axis in range(3):
+        assert {s[axis] for s in shapes} == set(levels[axis])
+    assert all(n * k * d <= spec["work_cap"] and n * d <= spec["rows_cap"] and k <= n for n, k, d in shapes)
 
 
 def test_profiles_grow_from_fast_to_full():
@@ -228,17 +245,22 @@ def test_dashboard_is_pointed_at_local_scripts(tmp_path):
 def test_machine_description_is_saved_once_with_a_measured_peak(tmp_path, monkeypatch):
     import kmbench.bench.machine as machine
 
-    calls = []
-    real = machine.gemm_peak
+    calls, bw_calls = [], []
+    real, real_bw = machine.gemm_peak, machine.memory_bandwidth
     monkeypatch.setattr(machine, "gemm_peak", lambda **kw: calls.append(kw) or real(size=256, repeats=2, **kw))
+    monkeypatch.setattr(machine, "memory_bandwidth",
+                        lambda **kw: bw_calls.append(kw) or real_bw(mib=16, repeats=2, **kw))
     monkeypatch.setattr(machine, "gpu_name", lambda: "none")
     path = machine.save_machine(tmp_path)
     info = machine.load_machine(tmp_path)
-    assert path.name == "kmbench-machine.json" and len(calls) == 1
+    assert path.name == "kmbench-machine.json" and len(calls) == len(bw_calls) == 1
     assert info["gemm_peak"]["float32"] > 0 and info["cores"] >= 1 and info["memory_bytes"] > 0
+    assert info["memory_bandwidth"]["GB/s"] > 0 and info["memory_bandwidth"]["threads"] >= 1
     assert info["versions"]["numpy"] and info["blas"] and info["gpu"] == "none"
-    machine.save_machine(tmp_path)  # again: the stored peak is reused, not measured twice
-    assert len(calls) == 1
+    # keyed by host and CPU: cloud hosts share names across CPUs
+    assert info["machine"] == machine.machine_id() and info["machine"].endswith(info["cpu_tag"])
+    machine.save_machine(tmp_path)  # again: the stored ceilings are reused, not measured twice
+    assert len(calls) == len(bw_calls) == 1
     written = json.loads(machine.write_asv_machine_file(tmp_path / "home", info).read_text())
     entry = written[info["machine"]]
     assert written["version"] == 1 and entry["machine"] == info["machine"] and "GPU: none" in entry["cpu"]

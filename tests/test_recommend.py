@@ -45,6 +45,7 @@ def recorded(tmp_path, monkeypatch):
 def nothing_recorded(tmp_path, monkeypatch):
     monkeypatch.setenv("KMBENCH_RESULTS", str(tmp_path / "no-results"))
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KMBENCH_ARCHIVES", str(tmp_path / "no-archives"))
     return tmp_path
 
 
@@ -53,7 +54,7 @@ def test_recorded_shape_uses_the_recorded_time(recorded):
     assert [r["backend"] for r in ranking] == ["broadcast", "identity", "loop"]
     best = ranking[0]
     assert best["per_iter"] == pytest.approx(chosen_time("broadcast", 1_000, 4, 4))
-    assert best["points"][0][:3] == (1_000, 4, 4) and best["how"] == "recorded at this shape"
+    assert best["points"][0][:3] == (1_000, 4, 4) and best["how"] == "recorded at this shape (asv)"
     assert best["source"] == "asv" and best["basis"] == "recorded"
     # the reason states the lead over the next backend, from the same numbers
     lead = chosen_time("identity", 1_000, 4, 4) / chosen_time("broadcast", 1_000, 4, 4)
@@ -66,25 +67,29 @@ def test_large_shape_ranks_the_other_way_and_skips_what_refuses_it(recorded):
     assert [r["backend"] for r in ranking] == ["identity", "broadcast"]
 
 
-def test_between_grid_points_interpolates_from_the_nearest_in_log_space(recorded):
-    n, k, d = 10_000, 16, 8  # the log-space centre of the grid: every corner is equally near
-    ranking = recommend.rank_recorded(n, k, d, "float64")
-    identity = next(r for r in ranking if r["backend"] == "identity")
-    assert len(identity["points"]) == recommend.NEIGHBOURS
-    assert identity["how"].startswith("interpolated from the 4 nearest")
-    # the estimate lies within what the points used say per unit of work
-    rates = [p[3] / (p[0] * p[1] * p[2]) for p in identity["points"]]
-    assert min(rates) * n * k * d <= identity["per_iter"] <= max(rates) * n * k * d
-    # far outside the grid the ranking says it extrapolates
+def test_between_and_beyond_the_grid_the_cost_model_holds(recorded):
+    # the chosen times are a per-call cost plus a cost per n*k*d: the model's own form, so it is exact
+    for n, k, d in [(10_000, 16, 8), (10_000_000, 64, 32), (300, 2, 2)]:
+        ranking = recommend.rank_recorded(n, k, d, "float64")
+        for r in ranking:
+            assert r["per_iter"] == pytest.approx(chosen_time(r["backend"], n, k, d), rel=1e-3)
+            assert r["low"] < r["per_iter"] < r["high"] and r["basis"] == "model"
+            assert r["how"].startswith(f"cost model of {len(GRID)} recorded shapes (asv; leave-one-out error")
     far = recommend.rank_recorded(10_000_000, 64, 32, "float64")
-    assert far[0]["how"].startswith("extrapolated from the 4 nearest recorded shapes (n outside")
+    assert far[0]["backend"] == "identity"  # broadcast refuses it: its (n, k, d) temporary
+    assert "extrapolated (n outside the recorded range)" in far[0]["how"]
+    # the interval widens away from the records
+    near = recommend.rank_recorded(10_000, 16, 8, "float64")[0]
+    assert far[0]["high"] / far[0]["low"] > near["high"] / near["low"]
 
 
-def test_estimate_is_exact_at_a_point_and_linear_in_work_along_one_axis():
-    points = [(1000, 8, 8, 0.01), (4000, 8, 8, 0.04)]
-    assert recommend.estimate(points, 1000, 8, 8)[0] == 0.01
-    value, used, nearest = recommend.estimate(points, 2000, 8, 8)
-    assert value == pytest.approx(0.02) and nearest == pytest.approx(math.log(2))
+def test_ranking_by_a_whole_fit_counts_the_per_call_part(recorded):
+    ranking = recommend.rank_recorded(10_000, 16, 8, "float64", max_iter=300)
+    for r in ranking:
+        slope = max(r["per_iter"] - r["per_call"] / 10, r["per_iter"] / 3)  # a run of 10 holds the per-call part
+        assert r["total"] == pytest.approx(r["per_call"] + 300 * slope)
+        assert r["per_call_basis"] == "assumed"  # the fixture records no per-call times
+    assert "for 300 iterations" in ranking[0]["reason"]
 
 
 def test_recorded_quality_failure_is_shown_but_not_eligible(recorded, tmp_path, monkeypatch):
@@ -142,14 +147,16 @@ def test_auto_without_records_never_measures(nothing_recorded, monkeypatch):
 
 
 def test_trial_ranks_real_backends_caches_them_and_auto_uses_the_cache(nothing_recorded):
-    ranking = trials.rank_measured(3_000, 4, 3, "float64", names=["identity", "broadcast"], iters=2,
+    ranking = trials.rank_measured(3_000, 4, 3, "float64", names=["identity", "broadcast"], iters=3,
                                       progress=False)
     assert sorted(r["backend"] for r in ranking) == ["broadcast", "identity"]
     assert ranking[0]["per_iter"] <= ranking[1]["per_iter"]
     assert all(r["per_iter"] > 0 and r["basis"] == "measured" for r in ranking)
+    assert all(r["per_call"] >= 0 and "run timed at 1 and 3 iterations" in r["how"] for r in ranking)
     assert all(r["points"][0][0] == 3_000 for r in ranking)  # small enough to run whole
     lines = [json.loads(line) for line in trial_cache_path().read_text().splitlines()]
     assert {line["backend"] for line in lines} == {"identity", "broadcast"}
+    assert all(line["per_call"] >= 0 for line in lines)
     # the cached trial is now this machine's record: auto picks the trial's winner
     recorded = recommend.rank_recorded(3_000, 4, 3, "float64")
     assert recorded[0]["source"] == "trial"
@@ -159,11 +166,14 @@ def test_trial_ranks_real_backends_caches_them_and_auto_uses_the_cache(nothing_r
 
 def test_trial_of_a_huge_shape_subsamples_n_and_scales_linearly(nothing_recorded):
     n = 10_000_000
-    (entry,) = trials.rank_measured(n, 4, 2, "float64", names=["identity"], iters=1, max_work=2e4,
+    (entry,) = trials.rank_measured(n, 4, 2, "float64", names=["identity"], iters=2, max_work=2e4,
                                        progress=False, cache=False)
     rows, _, _, measured = entry["points"][0]
     assert rows < n
-    assert entry["per_iter"] == pytest.approx(measured * n / rows)
+    if "scaled linearly in n through timings" in entry["how"]:  # a fixed cost plus a cost per row
+        assert measured < entry["per_iter"] <= measured * n / rows
+    else:
+        assert entry["per_iter"] == pytest.approx(measured * n / rows)
     assert f"a subsample of n={n}" in entry["how"] and "scaled" in entry["how"]
 
 
@@ -177,7 +187,7 @@ def test_recommend_command_prints_a_ranking(nothing_recorded, capsys):
     from kmbench.cli import main
 
     code = main(["recommend", "--n", "4000", "--k", "8", "--d", "4", "--backend", "identity",
-                 "--backend", "broadcast", "--iters", "2"])
+                 "--backend", "broadcast", "--iters", "3"])
     out = capsys.readouterr().out
     assert code == 0
     assert "No recorded results for this machine and dtype; measuring a short trial instead." in out
@@ -192,3 +202,87 @@ def test_recommend_command_names_bad_values(nothing_recorded, capsys):
     assert "--k=10 must be <= --n=5" in capsys.readouterr().err
     assert main(["recommend", "--n", "0", "--k", "1", "--d", "2"]) == 2
     assert "n" in capsys.readouterr().err
+
+
+def test_recommend_json_and_validate(recorded, capsys):
+    from kmbench.cli import main
+
+    assert main(["recommend", "--n", "20000", "--k", "16", "--d", "8", "--json", "--max-iter", "50"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 20000 and out["max_iter"] == 50 and out["why"] == "from recorded results"
+    first = out["ranking"][0]
+    best = min(("identity", "broadcast"), key=lambda b: chosen_time(b, 20000, 16, 8))
+    assert first["backend"] == best and first["basis"] == "model"
+    low, high = first["interval"]
+    assert low < first["per_iter"] < high
+    slope = max(first["per_iter"] - first["per_call"] / 10, first["per_iter"] / 3)
+    assert first["total"] == pytest.approx(first["per_call"] + 50 * slope)
+
+    assert main(["recommend", "--validate"]) == 0
+    text = capsys.readouterr().out
+    assert "Leave-one-out validation" in text and "identity" in text and "median error" in text
+    assert main(["recommend", "--validate", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    rows = {r["backend"]: r for r in figures["backends"]}
+    # the recorded times are the model's own form: left-out shapes are predicted almost exactly
+    assert rows["identity"]["median"] < 1.01 and rows["identity"]["shapes"] == len(GRID)
+    assert figures["picks"]["float64"]["worst_regret"] == pytest.approx(1.0)
+
+
+def test_recommend_without_a_shape_says_what_is_missing(recorded, capsys):
+    from kmbench.cli import main
+
+    assert main(["recommend", "--n", "100"]) == 2
+    assert "--k, --d required (or --validate)" in capsys.readouterr().err
+
+
+def test_a_machine_without_records_ranks_from_another_scaled_by_ceilings(nothing_recorded, monkeypatch, capsys):
+    import pandas as pd
+
+    from kmbench.bench.machine import machine_id
+
+    other = nothing_recorded / "no-archives" / "machines" / "otherbox"
+    other.mkdir(parents=True)
+    rows = [{"benchmark": "suites.Grid.track_per_iter", "metric": "per_iter", "backend": b, "n": n, "k": k,
+             "d": d, "dtype": "float64", "value": chosen_time(b, n, k, d), "machine": "otherbox", "source": "asv"}
+            for b in ("identity", "broadcast") for n, k, d in GRID]
+    pd.DataFrame(rows).to_csv(other / "results.csv", index=False)
+    (other / "machine.json").write_text(json.dumps({"machine": "otherbox", "gemm_peak": {"float32": 100.0},
+                                                    "memory_bandwidth": {"GB/s": 10.0}}))
+    # this machine's ceilings, as a first `kmbench recommend` would have measured them: twice the other's
+    cache = nothing_recorded / "cache"
+    cache.mkdir()
+    (cache / "machine.json").write_text(json.dumps({"machine": machine_id(), "gemm_peak": {"float32": 200.0},
+                                                    "memory_bandwidth": {"GB/s": 20.0}}))
+    ranking = recommend.rank_scaled(100_000, 64, 32, "float64")
+    assert ranking[0]["backend"] == "identity"
+    # every term twice as fast here, so half the other machine's time
+    assert ranking[0]["per_iter"] == pytest.approx(chosen_time("identity", 100_000, 64, 32) / 2, rel=0.02)
+    assert ("from otherbox's records, scaled by the two machines' measured ceilings: GEMM rate x2, memory "
+            "bandwidth x2") in ranking[0]["how"]
+    assert choice.choose(100_000, 64, 32, "float64")[1].startswith("ranked by another machine's records")
+    from kmbench.cli import main
+
+    assert main(["recommend", "--n", "100000", "--k", "64", "--d", "32"]) == 0
+    assert "from another machine's records, scaled by the two machines' measured ceilings" in capsys.readouterr().out
+
+
+def test_recommend_check_measures_unseen_shapes_against_the_ranking(recorded, capsys, tmp_path):
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks import recommend_check
+
+    out = tmp_path / "figures.json"
+    assert recommend_check.main(["--shapes", "3000x4x3,2000x8x5", "--backends", "identity,broadcast",
+                                 "--dtype", "float64", "--repeats", "1", "--results", str(recorded),
+                                 "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "pick within 10% of the fastest:" in text and "backend='auto' made the same choice at 2 of 2" in text
+    figures = json.loads(out.read_text())
+    assert [tuple(f["shape"]) for f in figures] == [(3000, 4, 3), (2000, 8, 5)]
+    for f in figures:
+        assert f["regret"] >= 1.0 and set(f["measured"]) == {"identity", "broadcast"}

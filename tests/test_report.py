@@ -255,3 +255,28 @@ def test_report_command_needs_a_machine_when_results_hold_several(tmp_path):
         (tmp_path / name).mkdir()
         (tmp_path / name / "machine.json").write_text(json.dumps({"machine": name, "version": 1}))
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "out"), "--no-convergence"]) == 2
+
+
+@pytest.mark.slow
+def test_report_validates_its_models_and_keeps_each_machine_beside_the_others(measured_results, tmp_path):
+    from kmbench.report.pages import write_report
+
+    results_dir, per_iter = measured_results
+    out = tmp_path / "report"
+    other = out / "machines" / "otherbox"
+    other.mkdir(parents=True)
+    # another machine, twice as slow at every recorded case, with its ceilings
+    rows = [{"benchmark": "suites.Grid.track_per_iter", "metric": "per_iter", "kind": "track", "backend": b,
+             "n": n, "k": k, "d": d, "dtype": dt, "value": 2 * v, "machine": "otherbox", "source": "asv"}
+            for (b, n, k, d, dt), v in per_iter.items()]
+    pd.DataFrame(rows).to_csv(other / "results.csv", index=False)
+    (other / "machine.json").write_text(json.dumps({"cpu": "Other CPU", "gemm_peak": {"float32": 50.0}}))
+    written = write_report(results_dir, out, convergence=False, progress=False, sweeps=[])
+    readme = (out / "README.md").read_text()
+    assert "## How far the recommendation can be trusted" in readme and "median error" in readme
+    assert (out / "machines" / "measuredbox" / "results.csv").is_file()
+    page = written["machines.md"].read_text()
+    assert "otherbox" in page and "measuredbox" in page and "Other CPU" in page
+    # every shape is on both machines; the other took twice as long
+    line = next(line for line in page.splitlines() if line.startswith("| identity | measuredbox | otherbox |"))
+    assert line.split(" | ")[4] == "0.50"

@@ -4,7 +4,10 @@
    cached by ``kmbench recommend --measure``): the fastest backend at this shape by
    ``kmbench.advise.ranking.rank_recorded``, the same ranking ``kmbench recommend`` prints.
    Backends whose recorded quality fails the contract's tolerance are passed over.
-2. Nothing recorded: the first backend in :func:`fallback` order (each class's
+2. Nothing recorded here, but this machine's ceilings were measured before (``kmbench
+   recommend`` does it once) and another machine's records are archived: the ranking of
+   those records scaled by the two machines' ceilings (``kmbench.advise.ranking.rank_scaled``).
+3. Otherwise: the first backend in :func:`fallback` order (each class's
    ``fallback_rank``) that is installed, computes in the data's dtype, runs on the
    device and accepts the shape.
 
@@ -36,6 +39,16 @@ def choose(n: int, k: int, d: int, dtype: str, *, device=None) -> tuple[str, str
     eligible = [r for r in ranking if r["eligible"]]
     if eligible:
         return eligible[0]["backend"], "ranked by recorded results: " + eligible[0]["reason"]
+    if not problem:
+        from kmbench.advise.ranking import rank_scaled
+
+        try:  # another machine's records, where this machine's ceilings were measured before (never here)
+            scaled = [r for r in rank_scaled(n, k, d, dtype, device) if r["eligible"]]
+        except Exception:  # noqa: BLE001 -- an unreadable archive must not stop a fit
+            scaled = []
+        if scaled:
+            return scaled[0]["backend"], ("ranked by another machine's records scaled to this one: "
+                                          + scaled[0]["reason"])
     refused = {}
     order = fallback()
     for name in order:

@@ -2,36 +2,34 @@
 
 Two ways to rank, same output:
 
-* :func:`rank_recorded` reads what was measured here before (asv results first, then
-  ``kmbench sweep`` rows, then cached trials of ``--measure``), and for each backend
-  interpolates the time per iteration at the requested shape from its nearest
-  recorded grid points in log space (see :func:`estimate`).
+* :func:`rank_recorded` reads what was measured here before (asv results, ``kmbench
+  sweep`` rows, cached trials of ``--measure``) and predicts each backend's time per
+  iteration at the requested shape with a cost model fitted to all of them
+  (:mod:`kmbench.advise.costmodel`), with an interval; :func:`rank_scaled` does the same
+  from another machine's records, scaled by the two machines' measured ceilings.
 * :func:`kmbench.advise.trials.rank_measured` times a few fixed Lloyd iterations of every available
   backend on synthetic blobs of that shape now; a shape too large for a short trial
   is subsampled in n and the time scaled linearly, and the ranking says so. Each
   trial is cached, so ``backend="auto"`` can use it later without measuring.
 
 Every entry of a ranking is a dict: ``backend``, ``per_iter`` (seconds, expected),
-``basis`` ("recorded" or "measured"), ``source``, ``points`` (the shapes it rests on),
+``low``/``high`` (its interval), ``per_call`` (seconds a call pays once, or None),
+``total`` (a whole fit, when ranked for ``max_iter``),
+``basis`` ("recorded", "model" or "measured"), ``source``, ``points`` (the shapes it rests on),
 ``reason`` (a sentence), ``eligible`` (False where recorded quality fails the
 contract's tolerance: shown, but never picked by ``auto``) and ``note``.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 from pathlib import Path
 
-import numpy as np
-
 from kmbench.bench.records import trial_cache_path
 from kmbench.core import registry
 
-#: recorded grid points one estimate rests on
-NEIGHBOURS = 4
-#: sources in order of trust: a backend's estimate uses the first that has its points
-SOURCES = ("asv", "sweep", "trial")
 
 
 def machine_name(results_dir=None) -> str:
@@ -49,35 +47,6 @@ def candidates(n: int, k: int, d: int, dtype: str, device=None, names=None) -> t
 
 
 # -- ranking from recorded results -------------------------------------------------------------
-def estimate(points, n: int, k: int, d: int, neighbours: int = NEIGHBOURS) -> tuple[float, list, float]:
-    """Time per iteration at (n, k, d) from recorded ``points`` [(n, k, d, seconds), ...].
-
-    The nearest ``neighbours`` points in (log n, log k, log d) are combined by inverse
-    distance weighting of the log of *seconds per unit of work* (work = n*k*d), then
-    multiplied by the requested shape's work. At a recorded point this is the recorded
-    time; between grid points it interpolates; beyond the grid it extrapolates with
-    time proportional to n*k*d, which is how Lloyd's dominant term grows.
-
-    Returns the estimate (seconds), the points used, and the log-space distance (in
-    natural-log units) to the nearest of them.
-    """
-    pts = np.asarray([(p[0], p[1], p[2], p[3]) for p in points], dtype=float)
-    target = np.log([n, k, d])
-    dist = np.sqrt(((np.log(pts[:, :3]) - target) ** 2).sum(axis=1))
-    order = np.argsort(dist, kind="stable")[:neighbours]
-    used, near = pts[order], dist[order]
-    if near[0] < 1e-12:
-        return float(used[0, 3]), [tuple(used[0])], 0.0
-    weights = 1.0 / near ** 2
-    per_work = np.log(used[:, 3] / used[:, :3].prod(axis=1))
-    value = math.exp(float(np.sum(weights * per_work) / weights.sum())) * n * k * d
-    return value, [tuple(p) for p in used], float(near[0])
-
-
-def _describe_points(points) -> str:
-    return "; ".join(f"n={int(p[0])} k={int(p[1])} d={int(p[2])}: {fmt_time(p[3])}" for p in points)
-
-
 def fmt_time(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.2f} s"
@@ -126,8 +95,16 @@ def recorded_table(results_dir=None):
 
 
 def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_dir=None, table=None,
-                  names=None) -> list[dict]:
-    """Rank the backends that can run this case by recorded time per iteration, fastest first.
+                  names=None, max_iter=None) -> list[dict]:
+    """Rank the backends that can run this case by predicted time per iteration, fastest first.
+
+    Each backend's cost model (:mod:`kmbench.advise.costmodel`) is fitted to every
+    time per iteration recorded for it on this machine at this dtype (asv suites, sweep
+    rows, ``--measure`` trials), so the ranking holds between and beyond the recorded
+    shapes; at a recorded shape the recorded time is used. Each entry carries its
+    interval (``low``, ``high``: the model's leave-one-out error, widened with the
+    distance to the nearest recorded shape), the per-call part where recorded, and, with
+    ``max_iter``, the whole fit's time (``total``), by which the ranking is then ordered.
 
     Parameters
     ----------
@@ -137,17 +114,21 @@ def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_di
     device : str, optional
         Only backends that run there.
     results_dir : path, optional
-        asv results folder (``kmbench.bench.records.default_results_dir()`` when None).
+        asv results folder (``kmbench.results.default_results_dir()`` when None).
     table : DataFrame, optional
-        A tidy table (``kmbench.bench.records.tidy``) to rank from instead of reading files.
+        A tidy table (``kmbench.results.tidy``) to rank from instead of reading files.
     names : list of str, optional
         Only these backends.
+    max_iter : int, optional
+        Rank by a whole fit of this many iterations instead of by one iteration.
 
     Returns
     -------
     list of dict
         Empty when nothing usable is recorded for this machine and dtype.
     """
+    from kmbench.advise import predict
+
     n, k, d = int(n), int(k), int(d)
     machine = None
     if table is None:
@@ -164,33 +145,117 @@ def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_di
         return []
     recorded = [b for b in dict.fromkeys(rows["backend"].dropna()) if names is None or b in names]
     ok, _ = candidates(n, k, d, dtype, device, recorded)
-    quality = quality_failures(table, dtype)
-    ranking = []
-    for name in ok:
-        mine = rows[rows["backend"] == name]
-        for source in SOURCES:
-            picked = mine[mine["source"] == source]
-            if len(picked):
-                break
-        else:
+    return predict.rank_table(table, n, k, d, dtype, ok, quality=quality_failures(table, dtype),
+                              max_iter=max_iter, machine=machine, gemm_gflops=_gemm_rate(results_dir, machine))
+
+
+def _gemm_rate(results_dir, machine) -> float | None:
+    """The recording machine's measured float32 GEMM rate (GFLOP/s), where its description is stored."""
+    from kmbench.bench.machine import load_machine
+
+    try:
+        stored = load_machine(results_dir) or {}
+    except (OSError, ValueError):
+        return None
+    if machine is not None and stored.get("machine") not in (machine, None):
+        return None
+    return (stored.get("gemm_peak") or {}).get("float32")
+
+
+def this_machine_ceilings(results_dir=None, *, measure: bool = False) -> dict | None:
+    """This machine's description with its ceilings: stored beside the results, else cached, else measured.
+
+    The cache (``$KMBENCH_CACHE/machine.json``) holds what :func:`rank_scaled` measured
+    once, so ``backend="auto"`` can rank from other machines' records without measuring
+    inside a fit. None when nothing is stored and ``measure`` is False.
+    """
+    from kmbench.bench import machine as machine_mod
+
+    try:
+        stored = machine_mod.load_machine(results_dir)
+    except (OSError, ValueError):
+        stored = None
+    if stored and stored.get("machine") == machine_mod.machine_id() and stored.get("memory_bandwidth"):
+        return stored
+    cache = trial_cache_path().parent / "machine.json"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("machine") == machine_mod.machine_id():
+            return cached
+    except (OSError, ValueError):
+        pass
+    if not measure:
+        return None
+    info = machine_mod.describe_machine(measure=True)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(info, indent=2, sort_keys=True))
+    except OSError:  # a read-only home: measured again next time
+        pass
+    return info
+
+
+def archives_dir() -> Path:
+    """Where other machines' records are kept: ``KMBENCH_ARCHIVES``, else the project's ``reports/``."""
+    return Path(os.environ.get("KMBENCH_ARCHIVES") or Path(__file__).resolve().parents[2] / "reports")
+
+
+_ARCHIVES: dict = {}
+
+
+def _archives(root: Path):
+    """``kmbench.bench.records.machine_archives(root)``, read again only when a file there changes (auto ranks in
+    every fit)."""
+    from kmbench.bench.records import machine_archives
+
+    files = sorted((root / "machines").glob("*/*")) if (root / "machines").is_dir() else []
+    key = (str(root), tuple((str(f), f.stat().st_mtime_ns) for f in files))
+    if key not in _ARCHIVES:
+        _ARCHIVES.clear()
+        _ARCHIVES[key] = machine_archives(root)
+    return _ARCHIVES[key]
+
+
+def rank_scaled(n: int, k: int, d: int, dtype: str, device=None, *, names=None, max_iter=None, results_dir=None,
+                measure: bool = False) -> list[dict]:
+    """Rank from another machine's records, moved here by the two machines' measured ceilings.
+
+    For a machine with no records of its own. Each archived machine (``reports/machines/
+    <machine>/``: ``results.csv`` and ``machine.json``) whose ceilings allow it is a
+    candidate; the one whose GEMM rate is closest to this machine's is used. Its cost
+    models are scaled term by term (:func:`kmbench.advise.machines.scale_factors`) and
+    every entry's ``how`` says whose records and which ratios. Empty when no archive
+    can be scaled, or when this machine's ceilings are unknown and ``measure`` is False.
+    """
+    from kmbench.advise import machines as compare
+    from kmbench.advise import predict
+    from kmbench.bench.machine import machine_id
+
+    here = this_machine_ceilings(results_dir, measure=measure)
+    if not here:
+        return []
+    tables, descriptions = _archives(archives_dir())
+    best = None
+    for name, table in tables.items():
+        if name == here.get("machine"):
             continue
-        pts = picked.groupby(["n", "k", "d"], as_index=False)["value"].median()
-        points = list(zip(pts["n"].astype(int), pts["k"].astype(int), pts["d"].astype(int), pts["value"]))
-        value, used, nearest = estimate(points, n, k, d)
-        outside = [axis for axis, value in (("n", n), ("k", k), ("d", d))
-                   if not pts[axis].min() <= value <= pts[axis].max()]
-        shapes = f"{len(used)} nearest recorded shape{'s' if len(used) > 1 else ''}"
-        how = ("recorded at this shape" if nearest == 0 else
-               f"interpolated from the {shapes}" if not outside else
-               f"extrapolated from the {shapes} ({', '.join(outside)} outside the recorded range; "
-               "time taken as proportional to n*k*d)")
-        ranking.append({"backend": name, "per_iter": value, "basis": "recorded", "source": source,
-                        "points": [(int(p[0]), int(p[1]), int(p[2]), float(p[3])) for p in used],
-                        "how": how, "eligible": name not in quality, "note": quality.get(name, ""),
-                        "machine": machine})
-    ranking.sort(key=lambda r: (not r["eligible"], r["per_iter"]))
-    _add_reasons(ranking, n, k, d, dtype)
-    return ranking
+        factors, how = compare.scale_factors(descriptions.get(name) or {}, here)
+        rows = table[(table["metric"] == "per_iter") & (table["dtype"] == dtype)]
+        if factors is None or not len(rows):
+            continue
+        distance = abs(math.log(factors["nkd"]))
+        if best is None or distance < best[0]:
+            best = (distance, name, table, factors, how)
+    if best is None:
+        return []
+    _, name, table, factors, how = best
+    rows = table[(table["metric"] == "per_iter") & (table["dtype"] == dtype)]
+    recorded = [b for b in dict.fromkeys(rows["backend"].dropna()) if names is None or b in names]
+    ok, _ = candidates(n, k, d, dtype, device, recorded)
+    return predict.rank_table(table, n, k, d, dtype, ok, quality=quality_failures(table, dtype),
+                              max_iter=max_iter, machine=machine_id(), scaled_from=f"{name}'s records, scaled by the two machines' measured ceilings: {how}",
+                              factors=factors,
+                              gemm_gflops=((descriptions.get(name) or {}).get("gemm_peak") or {}).get("float32"))
 
 
 def quality_failures(table, dtype: str) -> dict:
@@ -210,8 +275,7 @@ def quality_failures(table, dtype: str) -> dict:
 def _add_reasons(ranking: list[dict], n, k, d, dtype) -> None:
     shape = f"n={n}, k={k}, d={d}, {dtype}"
     for i, r in enumerate(ranking):
-        basis = (f"{r['source']} results, {r['how']} ({_describe_points(r['points'])})"
-                 if r["basis"] == "recorded" else r["how"])
+        basis = r["how"]
         if i == 0:
             if len(ranking) > 1:
                 nxt = ranking[1]
@@ -225,3 +289,12 @@ def _add_reasons(ranking: list[dict], n, k, d, dtype) -> None:
                            f"{ranking[0]['backend']}; {basis}")
         if r["note"]:
             r["reason"] += f"; not chosen by auto: {r['note']}"
+
+
+def validation(results_dir=None, table=None, machine=None) -> dict:
+    """Leave-one-out figures of the cost models on this machine's records (:func:`kmbench.advise.costmodel.validate`)."""
+    from kmbench.advise import costmodel, predict
+
+    if table is None:
+        table, machine = recorded_table(results_dir)
+    return costmodel.validate(predict.records(table), gemm_gflops=_gemm_rate(results_dir, machine))

@@ -14,10 +14,10 @@ from kmbench.bench.records import trial_cache_path
 #: a trial's n*k*d cap: at a few GFLOP/s a fast backend's iteration stays well under a second
 TRIAL_WORK = 2e8
 #: seconds one trial iteration of one backend may take; slow backends get a smaller subsample
-TRIAL_BUDGET = 0.5
+TRIAL_BUDGET = 0.25
 
 
-def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *, names=None, iters: int = 3,
+def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *, names=None, iters: int = 6,
                   max_work: float = TRIAL_WORK, budget: float = TRIAL_BUDGET, seed: int = 0,
                   threads=None, progress: bool = True, cache: bool = True) -> list[dict]:
     """Rank the backends that can run this case by a short timed trial now, fastest first.
@@ -25,12 +25,16 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
     Each backend first runs one untimed iteration on a small pilot subsample (imports,
     JIT compilation), then one timed one; from its time the trial size is chosen so one
     iteration takes about ``budget`` seconds, at least a tenth of the cap, at most ``n``
-    rows and at most ``max_work`` for n*k*d. The trial then runs ``iters`` fixed
-    iterations (``tol < 0``) from the same centres on the same synthetic blobs
-    (``kmbench.check.data.blobs``). Where the trial used fewer than ``n`` rows, the time per
-    iteration is extrapolated linearly in n through the pilot's and the trial's timings
-    (a fixed per-call cost plus a cost per row), or scaled by ``n / rows`` where those
-    two timings do not give a positive slope; the entry's ``how`` says which.
+    rows and at most ``max_work`` for n*k*d. The trial then times ``run`` at 1 and at
+    ``iters`` fixed iterations (``tol < 0``), twice each, interleaved, in one prepared
+    session (:func:`kmbench.advise.counts.time_counts`), from the same centres on the
+    same synthetic blobs (``kmbench.check.data.blobs``): the line through those timings
+    separates the per-call part of a fit from the per-iteration part. ``per_iter`` is
+    reported as the suites record it (a run of 10 iterations over 10). Where the trial
+    used fewer than ``n`` rows, both parts are extrapolated linearly in n: the
+    per-iteration part through the pilot's and the trial's timings (a fixed cost plus a
+    cost per row), or scaled by ``n / rows`` where those do not give a positive slope,
+    and the per-call part by ``n / rows``; the entry's ``how`` says which.
 
     Parameters
     ----------
@@ -41,7 +45,7 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
     names : list of str, optional
         Only these backends.
     iters : int
-        Timed iterations per backend.
+        The larger of the two iteration counts timed (>= 2).
     max_work, budget : float
         Caps on the trial size (n*k*d) and on one iteration's time (seconds).
     seed : int
@@ -58,6 +62,7 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
     """
     from tqdm import tqdm
 
+    from kmbench.advise.counts import time_counts
     from kmbench.check.data import blobs
     from kmbench.core.kmeans import BackendUnavailable, create, execute
     from kmbench.core.seeding import initial_centers
@@ -68,7 +73,7 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
         raise ValueError(f"k={k} must be <= n={n}")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
-    iters = check_int("iters", iters, 1)
+    iters = check_int("iters", iters, 2)
     ok, _ = candidates(n, k, d, dtype, device, names)
     # Rows enough for every cluster to be seeded; capped by work and by ~1 GiB of data.
     cap = int(min(n, max(k, max_work // (k * d)), max(k, (1 << 30) // (8 * d))))
@@ -82,25 +87,29 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
     for name in bar:
         bar.set_postfix_str(name)
         try:
-            def timed(rows, steps):
+            def single(rows):
                 backend = create(name, n=rows, k=k, d=d, dtype=dtype, device=device, threads=threads)
-                res = execute(backend, X[:rows], centers, max_iter=steps, tol=-1.0)
-                return res.timings["fit"] / max(res.n_iter, 1), res
-            timed(pilot, 1)  # first call: imports, JIT compilation, thread pools; not counted
-            small = min(timed(pilot, 1)[0] for _ in range(2))  # one short iteration is noisy: best of two
+                res = execute(backend, X[:rows], centers, max_iter=1, tol=-1.0)
+                return res.timings["fit"] / max(res.n_iter, 1)
+            single(pilot)  # first call: imports, JIT compilation, thread pools; not counted
+            small = min(single(pilot) for _ in range(2))  # one short iteration is noisy: best of two
             rows = pilot
             if pilot < cap:
                 # large enough that per-call overheads do not dominate, small enough for the budget
                 rows = int(min(cap, max(pilot, cap // 10, pilot * budget / max(small, 1e-9))))
-            per_iter, res = timed(rows, iters) if rows > pilot else timed(pilot, iters)
+            backend = create(name, n=rows, k=k, d=d, dtype=dtype, device=device, threads=threads)
+            t = time_counts(backend, X[:rows], centers, counts=(1, iters), repeats=2)
         except BackendUnavailable as exc:
             bar.write(f"  {name}: skipped: {exc}")
             continue
-        how = f"measured now: {res.n_iter} iterations on {rows} x {d} synthetic blobs"
-        estimate = per_iter
+        per_iter, per_call = t["per_iter"], t["per_call"]
+        how = (f"measured now: run timed at 1 and {iters} iterations on {rows} x {d} synthetic blobs "
+               f"({fmt_time(t['slope'])} per iteration + {fmt_time(per_call)} per call)")
+        estimate, call_estimate = per_iter, per_call
         if rows < n:
             slope = (per_iter - small) / (rows - pilot) if rows > pilot else 0.0
             fixed = per_iter - slope * rows
+            call_estimate = per_call * n / rows
             if slope > 0 and fixed >= 0:
                 # time = fixed + slope * rows, fitted through the pilot and the trial: a per-call
                 # overhead is not multiplied up with the rows
@@ -110,18 +119,19 @@ def rank_measured(n: int, k: int, d: int, dtype: str = "float64", device=None, *
             else:
                 estimate = per_iter * n / rows
                 how += f" (a subsample of n={n}; time scaled x{n / rows:.3g}, linear in n)"
-        ranking.append({"backend": name, "per_iter": estimate, "basis": "measured", "source": "trial",
-                        "points": [(rows, k, d, per_iter)], "how": how, "eligible": True, "note": "",
-                        "machine": machine, "threads": res.threads})
+        ranking.append({"backend": name, "per_iter": estimate, "per_call": call_estimate, "basis": "measured",
+                        "source": "trial", "points": [(rows, k, d, per_iter)], "how": how, "eligible": True,
+                        "note": "", "machine": machine, "threads": t["threads"], "low": None, "high": None,
+                        "total": None})
         if cache:
-            _cache_trial(host, name, rows, k, d, dtype, per_iter, res)
+            _cache_trial(host, name, rows, k, d, dtype, per_iter, per_call, t)
     bar.close()
     ranking.sort(key=lambda r: r["per_iter"])
     _add_reasons(ranking, n, k, d, dtype)
     return ranking
 
 
-def _cache_trial(host, name, rows, k, d, dtype, per_iter, res) -> None:
+def _cache_trial(host, name, rows, k, d, dtype, per_iter, per_call, res) -> None:
     import datetime
 
     path = trial_cache_path()
@@ -129,8 +139,8 @@ def _cache_trial(host, name, rows, k, d, dtype, per_iter, res) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as fh:
             fh.write(json.dumps({"machine": host, "backend": name, "n": rows, "k": k, "d": d,
-                                 "dtype": dtype, "status": "ok", "per_iter": per_iter,
-                                 "threads": res.threads, "device": res.device,
+                                 "dtype": dtype, "status": "ok", "per_iter": per_iter, "per_call": per_call,
+                                 "threads": res["threads"], "device": res["device"],
                                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat()}) + "\n")
     except OSError:  # a read-only home must not break a recommendation
         pass

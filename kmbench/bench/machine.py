@@ -1,10 +1,13 @@
-"""The machine a benchmark ran on: CPU, cores, memory, BLAS, library versions, GPU, GEMM peak.
+"""The machine a benchmark ran on: CPU, cores, memory, BLAS, library versions, GPU, GEMM peak, memory bandwidth.
 
 asv's ``machine.json`` has no field for a GPU, the BLAS or a measured peak, so
 ``kmbench bench`` writes this module's description as ``kmbench-machine.json`` next to
 asv's results (and writes what fits into the asv machine file it runs asv with). The float32 GEMM peak is
 measured once and kept in that file: it is the roof that backends' GFLOP/s are read
-against.
+against; the memory bandwidth (STREAM add) likewise. The two are a machine's *ceilings*:
+machines are compared against them, and a cost model moves from one machine to another
+by their ratios (``kmbench.advise.machines``). A machine is keyed by its host name and
+its CPU (:func:`machine_id`), since cloud hosts share names across CPUs.
 
     >>> from kmbench.bench.machine import describe_machine, load_machine, gemm_peak
     >>> load_machine(".asv/fast/results")["gemm_peak"]     # {"float32": 61.3}
@@ -105,6 +108,81 @@ def gpu_name() -> str:
     return "none"
 
 
+def cpu_tag() -> str:
+    """The CPU in a few characters: vendor, family and model, widest vector ISA, cores (``amd-f25m17-avx512-2c``).
+
+    Hosts of cloud machines often share one name (``vm``) while their CPUs change, so a
+    machine is keyed by its host *and* this tag: results of different CPUs stay apart.
+    """
+    from kmbench.core.threads import available_cores
+
+    fields = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in ("vendor_id", "cpu family", "model", "flags") and key not in fields:
+                    fields[key] = value.strip()
+    except OSError:
+        pass
+    vendor = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}.get(fields.get("vendor_id", ""),
+                                                                  (platform.machine() or "cpu").lower())
+    flags = set(fields.get("flags", "").split())
+    isa = next((name for name, flag in (("amx", "amx_tile"), ("avx512", "avx512f"), ("avx2", "avx2"),
+                                        ("neon", "asimd")) if flag in flags), "")
+    family = f"f{fields['cpu family']}m{fields['model']}" if "cpu family" in fields and "model" in fields else ""
+    parts = [vendor, family, isa, f"{available_cores()}c"]
+    return "-".join(p for p in parts if p)
+
+
+def machine_id() -> str:
+    """This machine's key in recorded results: the host name and :func:`cpu_tag`."""
+    return f"{platform.node() or 'unknown'}-{cpu_tag()}"
+
+
+def memory_bandwidth(*, mib: int = 256, repeats: int = 5, threads: int | None = None) -> dict:
+    """Measured memory bandwidth: STREAM's "add" (c = a + b) over float64 arrays far larger than caches.
+
+    Each of ``threads`` threads adds its own slice (NumPy releases the GIL in ufuncs), so
+    every core pulls on memory at once; bytes are counted as STREAM counts them, 3 x 8
+    per element (two reads, one write). Best of ``repeats``: a ceiling is what the
+    hardware can reach. Runs at the harness's thread count.
+
+    Returns
+    -------
+    dict with ``GB/s`` (float), ``mib`` (per array), ``threads``, ``seconds`` (every run).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from kmbench.core.threads import check_threads
+
+    if mib < 1:
+        raise ValueError(f"mib={mib} should be >= 1")
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats} should be >= 1")
+    threads = check_threads(threads)
+    size = mib * (1 << 20) // 8
+    a, b = np.ones(size), np.full(size, 2.0)
+    c = np.empty(size)
+    bounds = np.linspace(0, size, threads + 1).astype(int)
+    slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def add(part):
+        np.add(a[part], b[part], out=c[part])
+
+    seconds = []
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(add, slices))  # first touch of c: page faults, not bandwidth
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            list(pool.map(add, slices))
+            seconds.append(time.perf_counter() - t0)
+    return {"GB/s": 3 * 8 * size / min(seconds) / 1e9, "mib": mib, "threads": threads, "seconds": seconds}
+
+
 def gemm_peak(*, size: int = 2048, repeats: int = 5, threads: int | None = None, dtype: str = "float32") -> dict:
     """Measured matrix-multiply throughput: the best of ``repeats`` products of two (size, size) matrices.
 
@@ -181,11 +259,15 @@ def describe_machine(*, measure: bool = False, results_dir=None) -> dict:
     import psutil
 
     stored = load_machine(results_dir)
-    if stored and stored.get("machine") != (platform.node() or "unknown"):
+    if stored and stored.get("machine") not in (machine_id(), platform.node() or "unknown"):
         stored = None  # another machine's description: nothing of it applies here
+    if stored and stored.get("cpu_tag", cpu_tag()) != cpu_tag():
+        stored = None  # the same host name on another CPU (cloud machines): measure again
     blas = blas_info()
     info = {
-        "machine": platform.node() or "unknown",
+        "machine": machine_id(),
+        "host": platform.node() or "unknown",
+        "cpu_tag": cpu_tag(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "physical_cores": psutil.cpu_count(logical=False),
@@ -208,6 +290,11 @@ def describe_machine(*, measure: bool = False, results_dir=None) -> dict:
         peak = gemm_peak(threads=info["threads"])
         info["gemm_peak"] = {peak["dtype"]: round(peak["gflops"], 2)}
         info["peak_measurement"] = peak
+    if stored and stored.get("memory_bandwidth") and stored["memory_bandwidth"].get("threads") == info["threads"]:
+        info["memory_bandwidth"] = stored["memory_bandwidth"]
+    elif measure:
+        bw = memory_bandwidth(threads=info["threads"])
+        info["memory_bandwidth"] = dict(bw, **{"GB/s": round(bw["GB/s"], 1)})
     info["described_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     return info
 
@@ -310,6 +397,11 @@ def machine_facts(results_dir, machine, info: dict) -> dict:
     facts["versions"] = stored.get("versions") or {}
     facts["gemm_peak"] = {k: float(v) for k, v in (stored.get("gemm_peak") or {}).items()
                           if isinstance(v, (int, float))}
+    bw = stored.get("memory_bandwidth") or {}
+    if bw.get("GB/s"):
+        facts["memory_bandwidth"] = (f"{bw['GB/s']:.1f} GB/s (best of {len(bw.get('seconds', []))} c = a + b over "
+                                     f"three {bw.get('mib')} MiB float64 arrays on {bw.get('threads')} threads, "
+                                     "STREAM add)")
     measured = stored.get("peak_measurement") or {}
     if measured:
         facts["peak_note"] = (f"best of {len(measured.get('seconds', []))} products of two "

@@ -211,7 +211,7 @@ def load_jsonl(path, source: str) -> pd.DataFrame:
     """Rows written one JSON object a line (``kmbench sweep``, recommend's trials) as a tidy table.
 
     Each line with ``status == "ok"`` (or no status) gives a ``per_iter`` row (sweep's
-    ``per_iter_median``), and rows for ``warmup``, ``prepare``, ``peakmem`` (sweep's
+    ``per_iter_median``), and rows for ``warmup``, ``prepare``, ``per_call`` (a trial's), ``peakmem`` (sweep's
     ``peak_rss_mb``), ``inertia_error``, ``ari`` and ``gflops`` where present. Lines
     that are not JSON are skipped (a writer killed mid-line leaves half a line).
     """
@@ -222,7 +222,7 @@ def load_jsonl(path, source: str) -> pd.DataFrame:
         return empty()
     rows = []
     fields = {"per_iter": ("s", ("per_iter", "per_iter_median")), "warmup": ("s", ("warmup",)),
-              "prepare": ("s", ("prepare",)), "peakmem": ("bytes", ("peakmem",)),
+              "prepare": ("s", ("prepare",)), "per_call": ("s", ("per_call",)), "peakmem": ("bytes", ("peakmem",)),
               "gflops": ("GFLOP/s", ("gflops",)), "inertia_error": ("", ("inertia_error",)),
               "ari": ("", ("ari",))}
     with open(path) as fh:
@@ -326,3 +326,25 @@ def latest(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["source", "metric", "backend", "n", "k", "d", "dtype", "machine", "params", "benchmark"]
     ordered = df.sort_values("date", kind="stable", na_position="first")
     return ordered.drop_duplicates(subset=keys, keep="last").reset_index(drop=True)
+
+
+def machine_archives(out: Path) -> tuple[dict, dict]:
+    """``({machine: tidy table}, {machine: description})`` of every machine archived under ``out/machines``.
+
+    ``kmbench report`` keeps each machine's numbers there (``<machine>/results.csv``, this
+    module's table) with its description (``<machine>/machine.json``), so the published
+    report can compare machines and a machine with no records can rank from another's.
+    """
+    import json
+
+    import pandas as pd
+
+    tables, descriptions = {}, {}
+    for folder in sorted((Path(out) / "machines").glob("*/")):
+        csv = folder / "results.csv"
+        if not csv.is_file():
+            continue
+        tables[folder.name] = _typed(pd.read_csv(csv).reindex(columns=COLUMNS))
+        desc = folder / "machine.json"
+        descriptions[folder.name] = json.loads(desc.read_text()) if desc.is_file() else {}
+    return tables, descriptions

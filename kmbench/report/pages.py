@@ -93,7 +93,12 @@ def write_report(results_dir=None, out_dir="reports", *, machine: str | None = N
 
     quality = quality_table(current, conv_rows)
     advice = recommendation_table(current)
-    context = {"machine": machine, "facts": facts, "figures": written, "missing": missing,
+    from kmbench.advise import costmodel, predict
+
+    trust = costmodel.validate(predict.records(current), gemm_gflops=(facts.get("gemm_peak") or {}).get("float32"))
+    written.update(archive_machine(out, machine or "this-machine", table, results_dir))
+    written["machines.md"] = write_machines_page(out)
+    context = {"machine": machine, "facts": facts, "figures": written, "missing": missing, "trust": trust,
                "quality": quality, "advice": advice, "table": table, "results_dir": results_dir,
                "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     (out / "README.md").write_text(render_markdown(context, out))
@@ -101,6 +106,40 @@ def write_report(results_dir=None, out_dir="reports", *, machine: str | None = N
     written["README.md"] = out / "README.md"
     written["index.html"] = out / "index.html"
     return written
+
+
+# -- several machines ----------------------------------------------------------------------------
+def archive_machine(out: Path, machine: str, table: pd.DataFrame, results_dir) -> dict:
+    """Keep this machine's numbers and description under ``out/machines/<machine>/``, beside other machines'.
+
+    The report's own ``results.csv`` and pages are this machine's; the archive is what
+    lets a later report, made on another machine into the same folder, compare them.
+    """
+    import json
+
+    from kmbench.bench import machine as machine_mod
+
+    folder = out / "machines" / machine
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "results.csv", index=False)
+    stored = machine_mod.load_machine(results_dir) or {}
+    if stored.get("machine") not in (None, machine):
+        stored = {}
+    if stored:
+        (folder / "machine.json").write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+    return {f"machines/{machine}/results.csv": folder / "results.csv"}
+
+
+def write_machines_page(out: Path) -> Path:
+    """``out/machines.md``: every archived machine side by side (``kmbench.advise.machines``)."""
+    from kmbench.advise import machines as compare
+    from kmbench.bench.records import machine_archives
+
+    tables, descriptions = machine_archives(out)
+    frame = compare.side_by_side(tables, descriptions)
+    path = Path(out) / "machines.md"
+    path.write_text(compare.page_markdown(frame, list(tables), descriptions))
+    return path
 
 
 # -- tables ----------------------------------------------------------------------------------------
@@ -236,6 +275,8 @@ def _machine_lines(facts: dict) -> list[tuple[str, str]]:
         lines.append(("GEMM peak (measured)", ", ".join(f"{dt}: {v:.1f} GFLOP/s"
                                                          for dt, v in sorted(facts["gemm_peak"].items()))
                       + (f" ({facts['peak_note']})" if facts.get("peak_note") else "")))
+    if facts.get("memory_bandwidth"):
+        lines.append(("memory bandwidth (measured)", facts["memory_bandwidth"]))
     if facts.get("versions"):
         lines.append(("versions", ", ".join(f"{k} {v}" for k, v in facts["versions"].items())))
     return lines
@@ -253,7 +294,23 @@ def _summary(ctx) -> dict:
 REGENERATE = ("make bench                      # asv (fast profile), then this report\n"
               "KMBENCH_PROFILE=default make bench   # the published profile (about half an hour)\n"
               "kmbench report --out reports/   # this report again from .asv/default/results\n"
-              "kmbench recommend --n 100000 --k 64 --d 32   # a ranking for one shape")
+              "kmbench recommend --n 100000 --k 64 --d 32   # a ranking for one shape\n"
+              "kmbench recommend --validate    # the figures of the section on trust")
+
+
+TRUST_TEXT = ("`kmbench recommend` and `backend=\"auto\"` rank backends by a cost model per backend fitted to "
+              "these numbers (kmbench/advise/costmodel.py). Each recorded shape was left out in turn and predicted "
+              "from the others: the error of those predictions (predicted over measured, or the inverse), and how "
+              "often the backend the models picked for a left-out shape was slower than the fastest one recorded "
+              "there. The same figures: `kmbench recommend --validate`.")
+
+
+def predict_markdown(trust) -> str:
+    from kmbench.advise.predict import validation_markdown
+
+    if not trust or not trust.get("backends"):
+        return "Too few recorded shapes to validate (three or more per backend are needed)."
+    return validation_markdown(trust)
 
 
 def render_markdown(ctx, out: Path) -> str:
@@ -271,7 +328,10 @@ def render_markdown(ctx, out: Path) -> str:
         md += _md_table(ADVICE_HEADER, _advice_rows(ctx["advice"]))
     else:
         md += ["No time-per-iteration results recorded yet: run `make bench`."]
-    md += ["", "For any other shape: `kmbench recommend --n N --k K --d D` (see below).", "", "## Figures", ""]
+    md += ["", "For any other shape: `kmbench recommend --n N --k K --d D` (see below).", ""]
+    md += ["## How far the recommendation can be trusted", "", TRUST_TEXT, "",
+           predict_markdown(ctx["trust"]), "",
+           "Other machines' numbers, side by side with these: [machines.md](machines.md).", "", "## Figures", ""]
     for name, (title, text) in FIGURE_TEXT.items():
         if name in ctx["figures"]:
             rel = Path(ctx["figures"][name]).relative_to(out)
@@ -319,7 +379,21 @@ def render_html(ctx, out: Path) -> str:
                   _html_table(ADVICE_HEADER, _advice_rows(ctx["advice"]))]
     else:
         parts.append("<p>No time-per-iteration results recorded yet: run <code>make bench</code>.</p>")
-    parts.append("<p>For any other shape: <code>kmbench recommend --n N --k K --d D</code>.</p><h2>Figures</h2>")
+    parts.append("<p>For any other shape: <code>kmbench recommend --n N --k K --d D</code>.</p>")
+    parts += ["<h2>How far the recommendation can be trusted</h2>", f"<p>{html.escape(TRUST_TEXT)}</p>"]
+    trust = ctx.get("trust") or {}
+    if trust.get("backends"):
+        parts.append(_html_table(["backend", "dtype", "shapes", "median error", "worst error"],
+                                 [[b, dt, s["shapes"], f"{s['median']:.2f}x", f"{s['worst']:.2f}x"]
+                                  for (b, dt), s in sorted(trust["backends"].items())]))
+        parts.append(_html_table(["dtype", "shapes", "pick slower than the fastest", "by more than 10%",
+                                  "median regret", "worst regret"],
+                                 [[dt, p["shapes"], p["slower"], p["slower_than_10pct"], f"{p['median_regret']:.3f}x",
+                                   f"{p['worst_regret']:.3f}x"] for dt, p in sorted(trust.get("picks", {}).items())]))
+    else:
+        parts.append("<p>Too few recorded shapes to validate.</p>")
+    parts.append("<p>Other machines' numbers, side by side with these: <a href='machines.md'>machines.md</a>.</p>"
+                 "<h2>Figures</h2>")
     for key, (title, text) in FIGURE_TEXT.items():
         if key in ctx["figures"]:
             rel = Path(ctx["figures"][key]).relative_to(out).as_posix()
