@@ -1,0 +1,54 @@
+"""fastcluster (Müllner): ``linkage_vector`` where it applies (single and ward, O(n*d) memory),
+``linkage`` on the condensed matrix otherwise."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Linked, LinkageBackend, ordered
+
+#: the methods fastcluster.linkage_vector serves from the points themselves (of the contract's four)
+VECTOR_METHODS = ("single", "ward")
+
+
+class FastclusterLinkage(LinkageBackend):
+    """Options
+    -------
+    vector : bool, default True
+        Use ``linkage_vector`` for single and ward; False forces ``linkage`` (condensed matrix).
+    """
+
+    name = "fastcluster"
+    requires = ("fastcluster",)
+    extra = "linkage"
+
+    def __init__(self, *, threads: int = 1, device=None, vector=True, **options):
+        if not isinstance(vector, bool):
+            raise ValueError(f"vector must be True or False; got {vector!r}")
+        super().__init__(threads=threads, device=device, **options)
+        self.vector = vector
+
+    def bytes_needed(self, n, d, method):
+        return 0 if self.vector and method in VECTOR_METHODS else 8 * (n * (n - 1) // 2)
+
+    def prepare(self, X, method):
+        import fastcluster
+
+        self.method = method
+        self.use_vector = self.vector and method in VECTOR_METHODS
+        self.call = fastcluster.linkage_vector if self.use_vector else fastcluster.linkage
+        # fastcluster computes in float64 whatever it is given.
+        self.X = np.ascontiguousarray(X, dtype=np.float64)
+
+    def run(self):
+        self.Z = self.call(self.X, method=self.method, metric="euclidean")
+
+    def result(self):
+        import fastcluster
+
+        return Linked(Z=ordered(self.Z), info={
+            "function": "linkage_vector" if self.use_vector else "linkage",
+            "memory": "O(n*d)" if self.use_vector else "n x n (condensed)",
+            "fastcluster": fastcluster.__version__})
+
+    def close(self):
+        self.X = self.Z = None
