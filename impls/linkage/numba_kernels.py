@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+#: below this many coordinates per scan (m*d) one thread scans alone: forking costs more than it saves
+PARALLEL_MIN = 1 << 15
 #: reassociation lets LLVM vectorise the d-long sums; no "nnan"/"ninf": the scans compare against inf
 FAST = {"reassoc", "contract"}
 
@@ -84,7 +86,9 @@ def prim_tree(X, parts):
     Xp[0] = Xp[m]
     ident[0] = ident[m]
     for step in range(n - 1):
-        if parts == 1:
+        if parts == 1 or m * d < PARALLEL_MIN:
+            part_val[:] = np.inf
+            part_idx[:] = -1
             part_val[0], part_idx[0] = _prim_scan(Xp, cur, cur_id, best, link, 0, m)
         else:
             _prim_parts(Xp, cur, cur_id, best, link, m, parts, part_val, part_idx)
@@ -139,7 +143,7 @@ def _ward_parts(C, size, m, q, parts, part_val, part_idx):
 def _nearest_centroid(C, size, m, q, parts, part_val, part_idx):
     """Position of the active cluster (in C[:m]) with the smallest ward cost to position q, and
     that cost. Ties go to the lowest position."""
-    if parts == 1:
+    if parts == 1 or m * C.shape[1] < PARALLEL_MIN:
         v, j = _ward_scan(C, size, q, 0, m)
         return j, v
     _ward_parts(C, size, m, q, parts, part_val, part_idx)
@@ -275,7 +279,7 @@ def _slot_parts(D, n, act, m, q, parts, part_val, part_idx):
 @njit(cache=True)
 def _nearest_slot(D, n, act, m, q, parts, part_val, part_idx):
     """Index into act[:m] of the active slot closest to slot q, and that distance. Ties: lowest."""
-    if parts == 1:
+    if parts == 1 or m < PARALLEL_MIN:
         v, r = _slot_scan(D, n, act, q, 0, m)
         return r, v
     _slot_parts(D, n, act, m, q, parts, part_val, part_idx)
@@ -315,7 +319,7 @@ def _merge_rows(D, n, act, m, s, t, size_s, size_t, average, parts):
     """The distances of slot s (now s+t) to every other active slot."""
     ws = size_s / (size_s + size_t)
     wt = size_t / (size_s + size_t)
-    if parts == 1:
+    if parts == 1 or m < PARALLEL_MIN:
         _merge_range(D, n, act, s, t, ws, wt, average, 0, m)
     else:
         _merge_parts(D, n, act, m, s, t, ws, wt, average, parts)
