@@ -20,6 +20,7 @@ COMMANDS = {
     "recommend": ("kmbench.recommend", "rank backends for a shape on this machine"),
     "fit": ("kmbench.commands.fitfile", "cluster a .npy/.csv/.parquet file"),
     "elbow": ("kmbench.commands.elbow", "inertia and silhouette against k"),
+    "linkage": ("kmbench.commands.linkage", "hierarchical clustering of a .npy/.csv/.parquet file"),
 }
 
 
