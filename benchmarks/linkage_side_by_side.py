@@ -68,13 +68,16 @@ def one_fit(name: str, X, method: str, threads: int) -> float:
 
 def peak_memory(name: str, n: int, d: int, method: str, threads: int) -> float:
     """Peak resident MiB of a fresh process that makes the data and runs one fit."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent (which may have
+    # held a matrix); VmHWM belongs to the new address space.
     code = (
-        "import resource, sys, numpy as np\n"
+        "import sys, numpy as np\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from benchmarks.linkage_side_by_side import blobs, one_fit\n"
         f"X = blobs({n}, {d})\n"
         f"one_fit({name!r}, X, {method!r}, {threads})\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+        "print(int(hwm.split()[1]) / 1024)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
