@@ -30,7 +30,8 @@ def configure(parser):
 
 
 def write_table(table, values: np.ndarray, kind: str, columns: list, out=None) -> Path:
-    """``values`` written as ``STEM.KIND.EXT`` in the input's format, in ``out`` or beside the data."""
+    """``values`` (1-D: one column) written as ``STEM.KIND.EXT`` in the input's format, in ``out`` or
+    beside the data."""
     import pandas as pd
 
     directory = Path(out) if out else table.path.parent
@@ -38,10 +39,12 @@ def write_table(table, values: np.ndarray, kind: str, columns: list, out=None) -
     path = directory / f"{table.path.stem}.{kind}{table.fmt}"
     if table.fmt == ".npy":
         np.save(path, values)
-    elif table.fmt == ".csv":
-        pd.DataFrame(values, columns=columns).to_csv(path, index=False, float_format="%.17g")
+        return path
+    frame = pd.DataFrame(values.reshape(len(values), -1), columns=columns)
+    if table.fmt == ".csv":
+        frame.to_csv(path, index=False, float_format="%.17g")
     else:
-        pd.DataFrame(values, columns=columns).to_parquet(path, index=False)
+        frame.to_parquet(path, index=False)
     return path
 
 
@@ -71,7 +74,7 @@ def run(args) -> int:
             labels = fcluster(result.Z, args.height, criterion="distance")
             cut = args.height
         labels = (labels - 1).astype(np.int32)
-        written.append(write_table(table, labels[:, None], "labels", ["label"], args.out))
+        written.append(write_table(table, labels, "labels", ["label"], args.out))
     directory = Path(args.out) if args.out else table.path.parent
     written.append(draw(result.Z, directory / f"{table.path.stem}.dendrogram.png", cut=cut,
                         title=f"{result.method} linkage of {table.path.name} (n={n}, {result.backend})"))
