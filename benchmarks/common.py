@@ -1,4 +1,4 @@
-"""What the asv suites share: profiles, backends, cached data, and a prepared backend.
+"""What the asv suites share: the profile (``profiles.toml``), backends, cached data, and a prepared backend.
 
 Importing this module must stay cheap (asv imports it to discover benchmarks and
 again in every benchmark process), so it imports NumPy and kmbench's light modules
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-import impls
+from kmbench.core import registry
 
 #: Lloyd iterations of every fixed-work measurement (``tol < 0``).
 ITERATIONS = 10
@@ -28,13 +28,10 @@ SEED = 0
 #: the main dtype; ``suites.Dtype`` adds float64
 DTYPE = "float32"
 
-#: dask and dask-ml are measured for scaling by ``benchmarks/dask_scaling.py``, not here.
-EXCLUDED = ("dask", "dask-ml")
-
-
 def backend_names() -> list[str]:
-    """Registry names minus dask and dask-ml; ``KMBENCH_BACKENDS=a,b`` keeps only those (in registry order)."""
-    names = [name for name in impls.REGISTRY if name not in EXCLUDED]
+    """Registry names minus the distributed backends (``Backend.distributed``: measured for scaling by
+    ``benchmarks/dask_scaling.py``); ``KMBENCH_BACKENDS=a,b`` keeps only those (in registry order)."""
+    names = [name for name, cls in registry.classes("kmeans").items() if not cls.distributed]
     wanted = [w.strip() for w in os.environ.get("KMBENCH_BACKENDS", "").split(",") if w.strip()]
     unknown = [w for w in wanted if w not in names]
     if unknown:
@@ -45,78 +42,24 @@ def backend_names() -> list[str]:
 
 BACKENDS = backend_names()
 
-PROFILES = {
-    # Whole suite (with asv's overhead) in under 5 minutes on 2 idle cores: a smoke run with real numbers.
-    # The timeout is generous because a Numba backend whose on-disk cache is stale compiles in setup.
-    "fast": {
-        "base": (20_000, 16, 16),
-        "sweep_n": [2_000, 50_000],
-        "sweep_k": [4, 64],
-        "sweep_d": [4, 64],
-        "grid_n": [10_000],
-        "grid_k": [8, 64],
-        "grid_d": [32],
-        "dtypes": ["float32", "float64"],
-        "convergence": ([20_000], [16], [16]),
-        "warmup": ([2_000], [16], [16]),
-        "memory": ([20_000], [16], [16]),
-        "quality": ([5_000], [16], [16], ["float32"]),
-        # largest n*k*d one timed iteration may do; above it a case is skipped with this as reason
-        "work_cap": 5e7,
-        "loop_limit": 6e5,
-        # per-iteration tracks: at most this many timed runs, stopping early after this many seconds
-        "runs": 3,
-        "run_seconds": 0.5,
-        "asv": {"rounds": 1, "repeat": (1, 3, 1.0), "warmup_time": 0.0, "timeout": 180},
-        # samples of WarmUp, each a fresh interpreter that imports the backend's library
-        "warmup_repeat": 1,
-    },
-    # About half an hour on 2 cores: what the committed report is made from.
-    "default": {
-        "base": (100_000, 32, 16),
-        "sweep_n": [1_000, 10_000, 100_000, 1_000_000],
-        "sweep_k": [4, 16, 64, 256],
-        "sweep_d": [2, 8, 32, 128],
-        "grid_n": [10_000, 100_000, 1_000_000],
-        "grid_k": [8, 64, 256],
-        "grid_d": [8, 64],
-        "dtypes": ["float32", "float64"],
-        "convergence": ([10_000, 100_000], [16, 64], [16]),
-        "warmup": ([10_000], [32], [16]),
-        "memory": ([10_000, 100_000, 1_000_000], [16], [16]),
-        "quality": ([20_000], [16, 64], [16], ["float32", "float64"]),
-        "work_cap": 6e8,
-        # the (n, k, d) temporary makes broadcast ~10x slower than a GEMM; above this it would
-        # take most of the profile's half hour on its own
-        "backend_caps": {"broadcast": 1e8},
-        "loop_limit": 1e6,
-        "runs": 3,
-        "run_seconds": 2.0,
-        "asv": {"rounds": 2, "repeat": (2, 5, 10.0), "warmup_time": 0.2, "timeout": 300},
-        "warmup_repeat": (2, 5, 60.0),
-    },
-    # Hours: every backend up to its own limits.
-    "full": {
-        "base": (1_000_000, 64, 32),
-        "sweep_n": [1_000, 10_000, 100_000, 1_000_000, 10_000_000],
-        "sweep_k": [2, 8, 32, 128, 512, 2048],
-        "sweep_d": [2, 8, 32, 128, 512, 1024],
-        "grid_n": [1_000, 10_000, 100_000, 1_000_000, 10_000_000],
-        "grid_k": [4, 16, 64, 256, 1024],
-        "grid_d": [2, 8, 32, 128, 512],
-        "dtypes": ["float32", "float64"],
-        "convergence": ([10_000, 100_000, 1_000_000], [16, 64, 256], [32]),
-        "warmup": ([10_000], [64], [32]),
-        "memory": ([100_000, 1_000_000, 10_000_000], [64], [32]),
-        "quality": ([20_000, 100_000], [16, 64, 256], [32], ["float32", "float64"]),
-        "work_cap": 1e12,
-        "loop_limit": None,  # the loop backend's own limit
-        "runs": 7,
-        "run_seconds": 20.0,
-        "asv": {"rounds": 2, "repeat": (3, 10, 30.0), "warmup_time": 0.5, "timeout": 1800},
-        "warmup_repeat": (3, 10, 120.0),
-    },
-}
+def load_profiles(path: Path = Path(__file__).with_name("profiles.toml")) -> dict:
+    """The profiles, as data (``profiles.toml``): asv's repeat settings become the tuples asv expects."""
+    import tomllib
+
+    with open(path, "rb") as fh:
+        profiles = tomllib.load(fh)
+    for spec in profiles.values():
+        spec.setdefault("loop_limit", None)
+        spec["base"] = tuple(spec["base"])
+        for key in ("convergence", "warmup", "memory", "quality"):
+            spec[key] = tuple(spec[key])
+        if isinstance(spec["warmup_repeat"], list):
+            spec["warmup_repeat"] = tuple(spec["warmup_repeat"])
+        spec["asv"]["repeat"] = tuple(spec["asv"]["repeat"])
+    return profiles
+
+
+PROFILES = load_profiles()
 
 
 def profile_name() -> str:
@@ -152,7 +95,7 @@ def preload() -> list[str]:
     done = []
     for name in BACKENDS:
         try:
-            cls = impls.load(name)
+            cls = registry.load(name)
             if cls.unavailable() is not None:
                 continue
             for module in cls.requires:
@@ -203,8 +146,8 @@ def dataset(n: int, k: int, d: int, dtype: str = DTYPE) -> tuple[np.ndarray, np.
     Generated once per shape (in float64, then cast) and kept on disk, so every
     backend, repeat and profile sees the same points and the same starting centres.
     """
-    from kmbench.data import blobs
-    from kmbench.seeding import initial_centers
+    from kmbench.check.data import blobs
+    from kmbench.core.seeding import initial_centers
 
     def make():
         X, _ = blobs(n, d, k, seed=SEED)
@@ -218,8 +161,8 @@ def dataset(n: int, k: int, d: int, dtype: str = DTYPE) -> tuple[np.ndarray, np.
 
 
 def oracle_result(n: int, k: int, d: int, dtype: str, max_iter: int = ITERATIONS, tol: float = -1.0):
-    """The float64 oracle (``kmbench.oracle.lloyd``) on ``dataset(n, k, d, dtype)``, cached on disk."""
-    from kmbench import oracle
+    """The float64 oracle (``kmbench.check.oracle.lloyd``) on ``dataset(n, k, d, dtype)``, cached on disk."""
+    import kmbench.check.oracle as oracle
 
     X, C = dataset(n, k, d, dtype)
 
@@ -254,7 +197,7 @@ def skip_reason(name: str, n: int, k: int, d: int, dtype: str) -> str | None:
     The profile's work cap comes last, so a backend that could never serve a case says
     so instead of pointing at the profile.
     """
-    from kmbench.runner import BackendUnavailable, create
+    from kmbench.core.kmeans import BackendUnavailable, create
 
     try:
         create(name, n=n, k=k, d=d, dtype=dtype, **options(name))
@@ -292,17 +235,18 @@ def skip_if_unserved(benchmark: str, name: str, n: int, k: int, d: int, dtype: s
 
 class Prepared:
     """A created backend and its case's data; with ``warm``, also prepared and warmed up inside its
-    thread limits (``kmbench.runner.session``). asv's ``teardown`` calls ``close()``.
+    thread limits (``kmbench.core.engine.session``). asv's ``teardown`` calls ``close()``.
     """
 
     def __init__(self, name: str, n: int, k: int, d: int, dtype: str, *, warm: bool = True):
-        from kmbench.runner import create, session
+        from kmbench.core.engine import session
+        from kmbench.core.kmeans import create
 
         self.X, self.C = dataset(n, k, d, dtype)
         self.backend = create(name, n=n, k=k, d=d, dtype=dtype, **options(name))
         self._stack = ExitStack()
         if warm:
-            self._stack.enter_context(session(self.backend, self.X, self.C))
+            self._stack.enter_context(session(self.backend, (self.X, self.C)))
 
     def close(self):
         self._stack.close()
@@ -313,17 +257,10 @@ class Prepared:
         ``run()`` restarts from the prepared centres each time. At most ``P["runs"]``
         runs, fewer once ``P["run_seconds"]`` have passed; never fewer than one.
         """
-        times = []
-        spent_from = time.perf_counter()
-        n_iter = None
-        while len(times) < P["runs"]:
-            t0 = time.perf_counter()
-            self.backend.run(max_iter, tol)
-            times.append(time.perf_counter() - t0)
-            if n_iter is None:
-                n_iter = int(self.backend.result().n_iter)
-            if time.perf_counter() - spent_from > P["run_seconds"]:
-                break
+        from kmbench.core.engine import time_runs
+
+        times = time_runs(self.backend, (max_iter, tol), runs=P["runs"], seconds=P["run_seconds"])
+        n_iter = int(self.backend.result().n_iter)
         return float(np.median(times)), n_iter
 
 

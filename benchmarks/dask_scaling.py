@@ -44,7 +44,7 @@ def fit_on_cluster(X, centers, *, workers: int, memory_limit, iters: int, repeat
 
     from distributed import Client, LocalCluster
 
-    from kmbench.runner import create, execute
+    from kmbench.core.kmeans import create, execute
 
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=memory_limit,
                            dashboard_address=None, silence_logs=logging.ERROR)
@@ -71,8 +71,8 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from kmbench.runner import create, execute
-    from kmbench.threads import available_cores
+    from kmbench.core.kmeans import create, execute
+    from kmbench.core.threads import available_cores
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n-memory", type=int, default=1_000_000, help="rows of the in-memory case")

@@ -103,7 +103,7 @@ def measure_child(args) -> dict:
     import importlib
 
     import kmbench
-    from kmbench.runner import backend_class
+    from kmbench.core.kmeans import backend_class
 
     X = _make_data(args.n, args.d, args.seed)
     gc.collect()

@@ -70,7 +70,7 @@ def project_run(name, options, X, C, threads):
     """ms per iteration of the whole kmbench.fit call, its iterations, dtype, and its
     ``timings["per_iter"]`` in ms; or the reason the backend cannot run."""
     import kmbench
-    from kmbench.runner import BackendUnavailable
+    from kmbench.core.kmeans import BackendUnavailable
 
     try:
         t0 = time.perf_counter()
@@ -151,8 +151,8 @@ def fmt(cell) -> str:
 def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import impls
-    from kmbench.seeding import initial_centers
-    from kmbench.threads import default_threads
+    from kmbench.core.seeding import initial_centers
+    from kmbench.core.threads import default_threads
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", type=parse_shape, help="n,d,k triples (default: issue 6's four)")

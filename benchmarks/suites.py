@@ -3,7 +3,7 @@
 Every benchmark has the same parameters, ``backend, n, k, d, dtype`` (one-valued lists
 where a suite holds an axis fixed), so a reader of the results never has to know which
 suite fixed what. Names and parameters are documented in ``benchmarks/README.md`` and
-read by ``kmbench.results``/``kmbench.report``: keep them stable.
+read by ``kmbench.bench.records``/``kmbench.report.pages``: keep them stable.
 
 Per-iteration time is a ``track_``: the median over a few calls of the backend's
 ``run(10, tol=-1)``, divided by the iterations it actually ran (``runner.execute``'s
@@ -126,24 +126,23 @@ class Convergence(_Case):
 
 def _warms_up(name: str) -> bool:
     """Whether a backend has a warm-up step (JIT compilation, first-call costs) worth timing."""
-    from impls.base import Backend
+    from kmbench.core.backend import Backend
 
     try:
-        cls = common.impls.load(name)
+        cls = common.registry.load(name)
     except ImportError:
-        # a JIT backend whose module is missing still gets a row, so the dashboard says why
-        return name in ("numba", "torch-cpu", "torch-cuda")
-    return cls.warm_up is not Backend.warm_up or name in ("numba", "torch-cpu", "torch-cuda")
+        return True  # a backend whose module is missing still gets a row, so the dashboard says why
+    return cls.compiles or cls.warm_up is not Backend.warm_up
 
 
 WARMUP_BACKENDS = [name for name in BACKENDS if _warms_up(name)]
 
 _WARMUP_SETUP = """
 import importlib
-from kmbench.data import blobs
-from kmbench.runner import create
-from kmbench.seeding import initial_centers
-from kmbench.threads import limited_threads
+from kmbench.check.data import blobs
+from kmbench.core.kmeans import create
+from kmbench.core.seeding import initial_centers
+from kmbench.core.threads import limited_threads
 X = blobs({n}, {d}, {k}, seed={seed})[0].astype({dtype!r})
 C = initial_centers(X, {k}, "random", {seed}).astype({dtype!r})
 backend = create({backend!r}, n={n}, k={k}, d={d}, dtype={dtype!r}, **{options!r})
@@ -185,7 +184,7 @@ class Memory(_Case):
     warm = False
 
     def peakmem_fit(self, backend, n, k, d, dtype):
-        from kmbench.runner import execute
+        from kmbench.core.kmeans import execute
 
         execute(self.case.backend, self.case.X, self.case.C, max_iter=ITERATIONS, tol=-1.0)
 
@@ -202,12 +201,12 @@ class Quality(_Case):
         self.reference = common.oracle_result(n, k, d, dtype)
 
     def _fit(self, dtype):
-        from kmbench.runner import execute
+        from kmbench.core.kmeans import execute
 
         return execute(self.case.backend, self.case.X, self.case.C, max_iter=ITERATIONS, tol=-1.0)
 
     def track_inertia_rel_error(self, backend, n, k, d, dtype):
-        from kmbench.crosscheck import compare
+        from kmbench.check.crosscheck import compare
 
         result = self._fit(dtype)
         b = self.case.backend

@@ -1,11 +1,12 @@
 """Lloyd with the whole (n, k, d) difference tensor: the first vectorisation people write."""
 from __future__ import annotations
 
+import numbers
 import os
 
 import numpy as np
 
-from .base import limit_option
+from .base import Interval, limit_option
 from .lloyd import HostLloyd
 
 
@@ -20,6 +21,9 @@ def default_budget() -> int:
 
 class BroadcastKMeans(HostLloyd):
     name = "broadcast"
+    color, marker = "#bcbd22", "+"
+    fallback_rank = 7
+    parameters = {"memory_budget": [Interval(numbers.Real, 0, None, closed="neither"), str]}
 
     def budget(self) -> int:
         return int(limit_option(self.options, "memory_budget", "KMBENCH_MEMORY_BUDGET", default_budget()))

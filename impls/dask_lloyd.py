@@ -15,11 +15,14 @@ closed in ``close`` (which the harness calls after every fit, failed or not).
 """
 from __future__ import annotations
 
+import numbers
 import weakref
 
 import numpy as np
 
-from .base import Backend, Fitted, exact_inertia
+from kmbench.core.measures import combine_moments, moments, scale_of
+
+from .base import Backend, Fitted, Interval, exact_inertia
 from .identity import IdentityKMeans
 from .lloyd import new_centers
 
@@ -56,8 +59,7 @@ def block_step(block, centers, previous, offset: int, first_pass: bool):
         if bad is not None:
             summary["bad"] = (offset + bad[0], bad[1], bad[2])
             return {"labels": None, "summary": summary}
-        wide = block.astype(np.float64)
-        summary["moments"] = (wide.sum(axis=0), np.einsum("ij,ij->j", wide, wide))
+        summary["moments"] = moments(block)
     labels, dist, sums, counts = BlockKernel(block, k).step(centers)
     labels = labels.astype(np.int32)
     changed = -1 if previous is None else int(np.count_nonzero(labels != previous["labels"]))
@@ -84,7 +86,7 @@ def combine(*parts):
         out["inertia"] += part["inertia"]
         out["changed"] = -1 if -1 in (out["changed"], part["changed"]) else out["changed"] + part["changed"]
         if out["moments"] is not None:
-            out["moments"] = (out["moments"][0] + part["moments"][0], out["moments"][1] + part["moments"][1])
+            out["moments"] = combine_moments([out["moments"], part["moments"]])
     return out
 
 
@@ -134,12 +136,15 @@ class DaskKMeans(Backend):
     ``retries`` (passes redone after losing a worker, default 2)."""
 
     name = "dask"
+    color, marker = "#e377c2", "<"
+    distributed = True
+    parameters = {"scheduler": [None, object], "n_workers": [Interval(numbers.Integral, 1, None)], "threads_per_worker": [Interval(numbers.Integral, 1, None)], "memory_limit": [None, str, Interval(numbers.Real, 0, None)], "chunk_rows": [None, Interval(numbers.Integral, 1, None)], "persist": [None, bool], "timeout": [None, Interval(numbers.Real, 0, None, closed="neither")], "retries": [Interval(numbers.Integral, 0, None)]}
     requires = ("dask", "distributed")
     extra = "dask"
     native_inputs = ("dask",)
 
     def prepare(self, X, centers):
-        from kmbench import dask_input
+        import kmbench.core.dask_input as dask_input
 
         opts = self.options
         self.client, self.where, self.owned = dask_input.connect(
@@ -293,9 +298,7 @@ class DaskKMeans(Backend):
                 row, count, kind = total["bad"]
                 raise ValueError(f"X contains {kind} (first at row {row}; {count} bad rows in all)")
             if first_pass:
-                s, sq = total["moments"]
-                mean = s / total["rows"]
-                self.scale = float(np.mean(np.maximum(sq / total["rows"] - mean * mean, 0.0)))
+                self.scale = scale_of(*total["moments"])
                 first_pass = False
             history.append(total["inertia"])
             updated, moved = new_centers(candidates[0], centers, candidates[1],

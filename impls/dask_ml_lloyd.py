@@ -7,15 +7,20 @@ workers in ``prepare`` so that the timed fit does not ship it.
 """
 from __future__ import annotations
 
+import numbers
 import weakref
 
 import numpy as np
 
-from .base import Backend, Fitted, exact_inertia
+from .base import Backend, Fitted, Interval, exact_inertia
 
 
 class DaskMLKMeans(Backend):
     name = "dask-ml"
+    color, marker = "#000000", ">"
+    compiles = True
+    distributed = True
+    parameters = {"scheduler": [None, object], "chunk_rows": [None, Interval(numbers.Integral, 1, None)]}
     requires = ("dask_ml", "dask", "distributed")
     extra = "dask"
     native_inputs = ("dask",)
@@ -33,7 +38,7 @@ class DaskMLKMeans(Backend):
     }
 
     def prepare(self, X, centers):
-        from kmbench import dask_input
+        import kmbench.core.dask_input as dask_input
 
         self.init = np.array(centers, copy=True)
         dtype = self.init.dtype
@@ -130,9 +135,9 @@ def _active_client():
 
 
 def _mean_variance(X):
-    """``mean(var(X, axis=0))`` of a dask array, lazily, by ``impls.lloyd.mean_variance``'s formula."""
-    import dask.array as da
+    """``mean(var(X, axis=0))`` of a dask array, lazily: centred moments per row block, merged exactly."""
+    from dask import delayed
 
-    wide = X.astype(np.float64)
-    mean = wide.mean(axis=0)
-    return da.maximum((wide * wide).mean(axis=0) - mean * mean, 0.0).mean()
+    from kmbench.core.measures import blockwise_mean_variance, moments
+
+    return delayed(blockwise_mean_variance)([delayed(moments)(b) for b in X.to_delayed().ravel()])

@@ -18,6 +18,8 @@ NO_SUBSAMPLING = 1 << 30
 
 class FaissKMeans(Backend):
     name = "faiss"
+    color, marker = "#9467bd", "*"
+    parameters = {}
     requires = ("faiss",)
     extra = "faiss"
     dtypes = ("float32",)

@@ -1,8 +1,11 @@
 """Lloyd through ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``: one GEMM per row chunk."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
+from .base import Interval
 from .lloyd import HostLloyd
 
 #: bytes of the (chunk, k) distance block; small enough to stay in the last-level cache
@@ -11,6 +14,9 @@ BLOCK_BYTES = 8 << 20
 
 class IdentityKMeans(HostLloyd):
     name = "identity"
+    color, marker = "#1f77b4", "o"
+    fallback_rank = 5
+    parameters = {"chunk": [None, Interval(numbers.Integral, 1, None)]}
     dtypes = ("float64",)
 
     def prepare(self, X, centers):

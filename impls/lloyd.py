@@ -10,25 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Backend, Fitted, exact_inertia
-
-
-def mean_variance(X, chunk: int = 8192) -> float:
-    """``mean(var(X, axis=0))`` in float64, two-pass (as ``np.var``) and chunked, so X is never copied whole.
-
-    Two passes because ``E[x^2] - E[x]^2`` cancels catastrophically on data far from the origin.
-    Chunks of a few MiB of float64 stay in cache between the cast and the reduction.
-    """
-    n = X.shape[0]
-    mean = np.zeros(X.shape[1])
-    for start in range(0, n, chunk):
-        mean += np.asarray(X[start:start + chunk], dtype=np.float64).sum(axis=0)
-    mean /= n
-    sq = np.zeros(X.shape[1])
-    for start in range(0, n, chunk):
-        block = np.asarray(X[start:start + chunk], dtype=np.float64) - mean
-        sq += np.einsum("ij,ij->j", block, block)
-    return float(np.mean(sq / n))
+from .base import Backend, Fitted, exact_inertia, mean_variance
 
 
 def cluster_sums(X: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,11 @@
 """Textbook Lloyd in pure-Python loops: the baseline that vectorisation is measured against."""
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
-from .base import limit_option
+from .base import Interval, limit_option
 from .lloyd import HostLloyd
 
 #: n*k*d above which one iteration would take seconds to minutes in CPython
@@ -18,6 +20,9 @@ def _short(x: float) -> str:
 
 class LoopKMeans(HostLloyd):
     name = "loop"
+    color, marker = "#7f7f7f", "x"
+    fallback_rank = 8
+    parameters = {"work_limit": [Interval(numbers.Real, 0, None, closed="neither"), str]}
 
     def skip(self, n, k, d, dtype):
         limit = limit_option(self.options, "work_limit", "KMBENCH_LOOP_LIMIT", DEFAULT_WORK_LIMIT)

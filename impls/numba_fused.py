@@ -70,6 +70,9 @@ class NumbaKMeans(HostLloyd):
     """
 
     name = "numba"
+    color, marker = "#d62728", "D"
+    fallback_rank = 1
+    compiles = True
     requires = ("numba",)
     extra = "numba"
     devices = ("cpu",)
@@ -85,7 +88,7 @@ class NumbaKMeans(HostLloyd):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r} should be one of {STRATEGIES}")
         if options.get("chunk") is not None:
-            from kmbench.validation import check_int
+            from kmbench.core.validation import check_int
 
             check_int("chunk", options["chunk"], 1)
         if options.get("panels") not in (None, True, False):

@@ -10,6 +10,9 @@ from .base import Backend, Fitted, exact_inertia
 
 class SklearnKMeans(Backend):
     name = "sklearn"
+    color, marker = "#2ca02c", "P"
+    fallback_rank = 3
+    parameters = {}
     requires = ("sklearn",)
     deviations = {
         "degenerate-empty": "a cluster left empty after re-seeding (or when every point sits on its "

@@ -223,7 +223,7 @@ class TorchLloyd(Backend):
 
     def __init__(self, *, threads: int = 1, device: str | None = None, chunk=None, allow_tf32=False,
                  half=False):
-        from kmbench.validation import check_int
+        from kmbench.core.validation import check_int
 
         super().__init__(threads=threads, device=device)
         self.chunk_option = None if chunk is None else check_int("chunk", chunk, 1)
@@ -414,11 +414,15 @@ class TorchLloyd(Backend):
 
 class TorchCPUKMeans(TorchLloyd):
     name = "torch-cpu"
+    color, marker = "#ff7f0e", "^"
+    fallback_rank = 2
     devices = ("cpu",)
 
 
 class TorchCUDAKMeans(TorchLloyd):
     name = "torch-cuda"
+    color, marker = "#8c564b", "v"
+    fallback_rank = 6
     devices = ("cuda",)
 
     @classmethod

@@ -9,20 +9,30 @@ Helpers are plain functions so test modules can ``from conftest import ...``.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 import impls
 import kmbench
-from kmbench import data, oracle
-from kmbench.runner import BackendUnavailable
-from kmbench.seeding import initial_centers
+import kmbench.check.data as data
+import kmbench.check.oracle as oracle
+from kmbench.core.kmeans import BackendUnavailable
+from kmbench.core.registry import classes
+from kmbench.core.seeding import initial_centers
+
+# asv drops PYTHONPATH in the environments it runs benchmarks in; a source checkout put first on
+# PYTHONPATH (a worktree beside an installed copy) is handed to it the way asv asks.
+if os.environ.get("PYTHONPATH") and "ASV_PYTHONPATH" not in os.environ:
+    os.environ["ASV_PYTHONPATH"] = os.environ["PYTHONPATH"]
 
 #: backends whose tests need a running cluster fixture; their own test module covers them
 NEEDS_CLUSTER: dict[str, str] = {}
 
-#: backends built on dask: a scheduler round trip per iteration, so property tests draw fewer examples
-DASK_BACKENDS = ("dask", "dask-ml")
+#: distributed backends (``Backend.distributed``): a scheduler round trip per iteration, so property
+#: tests draw fewer examples
+DASK_BACKENDS = tuple(name for name, cls in classes("kmeans").items() if cls.distributed)
 
 #: backends that otherwise start a LocalCluster per fit (seconds each): they run on one for the session
 CLUSTER_BACKENDS = ("dask",)
@@ -125,7 +135,7 @@ def smallest_gap(Xd, centers, *, max_iter, tol) -> float:
 
 def nearest_violations(result, Xd, dtype: str) -> int:
     """Labels that are not the nearest of the result's own centres, beyond the dtype's tie width."""
-    from kmbench.crosscheck import TOLERANCES
+    from kmbench.check.crosscheck import TOLERANCES
 
     D = oracle.squared_distances(np.asarray(Xd, dtype=np.float64), np.asarray(result.centers, dtype=np.float64))
     labels = np.asarray(result.labels)

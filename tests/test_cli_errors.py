@@ -151,3 +151,18 @@ def test_fit_on_a_file_with_text(fit_command, tmp_path):
     path.write_text("a,b\n1,x\n2,y\n")
     line = error_line(kmbench("fit", str(path), "--k", "1", "--quiet"))
     assert "'b'" in line and "not numeric" in line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--k", "0"], "n_clusters=0 must be >= 1"),
+    (["--k", "2", "--backend", "nosuch"], "unknown backend 'nosuch'"),
+    (["--k", "2", "--threads", "4096"], "threads=4096 exceeds the"),
+])
+def test_fit_validates_before_drawing_progress(fit_command, tmp_path, args, message):
+    import numpy as np
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).normal(size=(20, 2)))
+    proc = kmbench("fit", str(tmp_path / "x.npy"), *args)  # no --quiet: a bar would be drawn
+    line = error_line(proc)
+    assert message in line
+    assert "restart" not in proc.stderr and "kmbench fit k=" not in proc.stderr, proc.stderr

@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kmbench import KMeans, data
+import kmbench.check.data as data
+from kmbench import KMeans
 from kmbench.cli import main
-from kmbench.commands.elbow import find_knee
+from kmbench.cli.elbow import find_knee
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -117,6 +118,10 @@ def test_init_from_file(tmp_path, blobs, capsys):
     (lambda p: np.save(p / "s.npy", np.ones((4, 2))), ["s.npy", "--k", 9], "n_clusters=9 must be <= n_samples=4"),
     (lambda p: np.save(p / "s.npy", np.ones((4, 2))), ["s.npy", "--k", 2, "--n-init", "x"], "--n-init must be an integer"),
     (lambda p: (p / "e.csv").write_text(""), ["e.csv", "--k", 2], "is empty"),
+    (lambda p: (p / "bad.npy").write_text("garbage\n"), ["bad.npy", "--k", 2],
+     "bad.npy is not a valid .npy file: it starts with b'garbag'"),
+    (lambda p: (p / "t.csv").write_text("a,b\n1,2\n3,x\n"), ["t.csv", "--k", 2],
+     "column 'b' \\(position 1\\) is not numeric: 'x' in data row 2"),
 ])
 def test_bad_input_one_line(tmp_path, capsys, monkeypatch, make_file, args, message):
     import re

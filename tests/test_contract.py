@@ -1,6 +1,6 @@
 """docs/contract.md, line by line, for every registered backend and every dtype it declares.
 
-Agreement is judged by ``kmbench.crosscheck.compare`` alone. The strict agreement
+Agreement is judged by ``kmbench.check.crosscheck.compare`` alone. The strict agreement
 cases are chosen (and checked, as a precondition) to be clear of near-ties at every
 assignment step, because a tie broken the other way early legitimately cascades; data
 with ties (digits) is judged with the contract's allowance for them (``replay=``).
@@ -14,10 +14,10 @@ from conftest import (THREADS, available_backends, backend_class, nearest_violat
 
 import kmbench
 from impls.base import exact_inertia
-from kmbench import data
-from kmbench.crosscheck import TOLERANCES, compare
-from kmbench.runner import BackendUnavailable, create
-from kmbench.threads import limited_threads
+import kmbench.check.data as data
+from kmbench.check.crosscheck import TOLERANCES, compare
+from kmbench.core.kmeans import BackendUnavailable, create
+from kmbench.core.threads import limited_threads
 
 BACKENDS = available_backends()
 

@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from kmbench import data, oracle
-from kmbench.crosscheck import compare, explain_divergence
-from kmbench.runner import create, execute
-from kmbench.seeding import initial_centers
+import kmbench.check.data as data
+import kmbench.check.oracle as oracle
+from kmbench.check.crosscheck import compare, explain_divergence
+from kmbench.core.kmeans import create, execute
+from kmbench.core.seeding import initial_centers
 
 
 def _fit(X, centers, max_iter, backend="identity"):

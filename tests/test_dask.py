@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 import kmbench
-from kmbench import data, oracle
-from kmbench.crosscheck import compare
-from kmbench.seeding import initial_centers
+import kmbench.check.data as data
+import kmbench.check.oracle as oracle
+from kmbench.check.crosscheck import compare
+from kmbench.core.seeding import initial_centers
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
-from kmbench.dask_input import open_array  # noqa: E402  (after the skip: needs dask)
+from kmbench.core.dask_input import open_array  # noqa: E402  (after the skip: needs dask)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def fit_and_judge(X, centers, *, max_iter, tol, dtype, backend="dask", **options
     reference = oracle.lloyd(Xd, centers.astype(dtype), max_iter, tol)
     result = kmbench.fit(X, centers.shape[0], backend=backend, init=centers, max_iter=max_iter, tol=tol,
                          dtype=dtype, **options)
-    cls = kmbench.runner.backend_class(backend)
+    cls = kmbench.core.kmeans.backend_class(backend)
     return result, reference, compare(result, reference, Xd, dtype, deviations=cls.deviations)
 
 

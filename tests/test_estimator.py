@@ -21,10 +21,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import impls
-from kmbench import KMeans, data, oracle
-from kmbench.crosscheck import compare
-from kmbench.estimator import center_distances, nearest_centers
-from kmbench.seeding import initial_centers
+import kmbench.check.data as data
+import kmbench.check.oracle as oracle
+from kmbench import KMeans
+from kmbench.check.crosscheck import compare
+from kmbench.api.estimator import center_distances, nearest_centers
+from kmbench.core.seeding import initial_centers
 
 USER_BACKENDS = ("identity", "numba", "torch-cpu", "sklearn")
 

@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 
 import kmbench
-from kmbench import data, oracle
-from kmbench.crosscheck import TOLERANCES, compare
-from kmbench.runner import BackendUnavailable, create, execute
-from kmbench.seeding import initial_centers
+import kmbench.check.data as data
+import kmbench.check.oracle as oracle
+from kmbench.check.crosscheck import TOLERANCES, compare
+from kmbench.core.kmeans import BackendUnavailable, create, execute
+from kmbench.core.seeding import initial_centers
 
 pytest.importorskip("faiss")
 

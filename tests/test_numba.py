@@ -11,10 +11,11 @@ import pytest
 numba = pytest.importorskip("numba")
 
 import kmbench  # noqa: E402
-from kmbench import data, oracle  # noqa: E402
-from kmbench.crosscheck import compare  # noqa: E402
-from kmbench.runner import create, execute  # noqa: E402
-from kmbench.seeding import initial_centers  # noqa: E402
+import kmbench.check.data as data  # noqa: E402
+import kmbench.check.oracle as oracle  # noqa: E402
+from kmbench.check.crosscheck import compare  # noqa: E402
+from kmbench.core.kmeans import create, execute  # noqa: E402
+from kmbench.core.seeding import initial_centers  # noqa: E402
 
 STRATEGIES = [{"strategy": "fused"}, {"strategy": "fused", "panels": False}, {"strategy": "gemm", "chunk": 97}]
 DTYPES = ["float64", "float32"]

@@ -1,6 +1,6 @@
 """The float64 oracle against answers worked out by hand, and against scikit-learn.
 
-Everything else is judged against ``kmbench.oracle.lloyd``, so it must be right on
+Everything else is judged against ``kmbench.check.oracle.lloyd``, so it must be right on
 cases small enough to check with pencil and paper.
 """
 from __future__ import annotations
@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kmbench import data, oracle
-from kmbench.seeding import initial_centers
+import kmbench.check.data as data
+import kmbench.check.oracle as oracle
+from kmbench.core.seeding import initial_centers
 
 # 1-D line: groups {0, 1, 2} and {10, 11, 12}. From centres (0, 1) Lloyd needs three
 # assignments: {0} | {1..12} -> means (0, 7.2); {0,1,2} | {10,11,12} -> means (1, 11); repeat.

@@ -14,7 +14,7 @@ import pytest
 import kmbench
 from impls.broadcast import default_budget
 from impls.loop import DEFAULT_WORK_LIMIT
-from kmbench.runner import BackendUnavailable, create
+from kmbench.core.kmeans import BackendUnavailable, create
 
 
 def peak_rss_bytes() -> int:

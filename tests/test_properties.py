@@ -4,7 +4,7 @@ Two properties. Robustness: duplicate points, k = n, k = 1, constant columns and
 magnitudes from 1e-30 to 1e30 give a valid result (finite centres, labels in [0, k),
 finite non-negative inertia) or a clear, expected error, never a crash deep in NumPy.
 Agreement: on well-conditioned data clear of near-ties, every backend matches the
-oracle by ``kmbench.crosscheck.compare``.
+oracle by ``kmbench.check.crosscheck.compare``.
 
 Examples are derandomised, so CI sees the same cases on every run; few enough for a
 2-core machine.
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import kmbench
-from kmbench.crosscheck import TOLERANCES, compare
+from kmbench.check.crosscheck import TOLERANCES, compare
 
 BACKENDS = available_backends(cpu_only=True)
 
@@ -144,7 +144,7 @@ def test_agrees_with_oracle_on_well_conditioned_data(name, dtype):
 def test_float32_at_subnormal_scale_is_refused_or_agrees():
     """At ~1e-21 float32 squared distances are subnormal: float32 backends silently disagreed with the
     oracle until validation learned to refuse such data (5210304); either outcome is honest."""
-    from kmbench import data
+    import kmbench.check.data as data
 
     X = (data.blobs(200, 2, 3, seed=0)[0] * 1e-22).astype(np.float32)
     centers = X[[0, 1, 2]]

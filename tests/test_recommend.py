@@ -12,7 +12,10 @@ import math
 import pytest
 
 import kmbench
-from kmbench import choice, recommend
+import kmbench.advise.auto as choice
+import kmbench.advise.ranking as recommend
+import kmbench.advise.trials as trials
+from kmbench.bench.records import trial_cache_path
 from test_report import write_asv_results
 
 #: chosen seconds per iteration: broadcast leads at small work, identity at large, loop is slow
@@ -111,7 +114,7 @@ def test_other_dtype_and_other_machine_are_not_used(recorded, tmp_path, monkeypa
 
 
 def test_auto_records_its_choice_and_it_is_the_rankings_first(recorded):
-    from kmbench.data import blobs
+    from kmbench.check.data import blobs
 
     X, _ = blobs(1_000, 4, 4, seed=0)
     result = kmbench.fit(X, 4, max_iter=3, tol=-1.0)
@@ -126,26 +129,26 @@ def test_auto_without_records_never_measures(nothing_recorded, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("auto must not run a trial inside fit")
 
-    monkeypatch.setattr(recommend, "rank_measured", refuse)
+    monkeypatch.setattr(trials, "rank_measured", refuse)
     name, reason = choice.choose(2_000, 8, 4, "float64")
     ok, _ = recommend.candidates(2_000, 8, 4, "float64", None, [name])
-    assert ok == [name] and name in choice.FALLBACK
+    assert ok == [name] and name in choice.fallback()
     assert reason.startswith("no recorded results for this machine")
     # a float64-only backend is never picked for float32 data, and vice versa
     name32, _ = choice.choose(2_000, 8, 4, "float32")
-    from kmbench.runner import backend_class
+    from kmbench.core.kmeans import backend_class
 
     assert "float32" in backend_class(name32).dtypes
 
 
 def test_trial_ranks_real_backends_caches_them_and_auto_uses_the_cache(nothing_recorded):
-    ranking = recommend.rank_measured(3_000, 4, 3, "float64", names=["identity", "broadcast"], iters=2,
+    ranking = trials.rank_measured(3_000, 4, 3, "float64", names=["identity", "broadcast"], iters=2,
                                       progress=False)
     assert sorted(r["backend"] for r in ranking) == ["broadcast", "identity"]
     assert ranking[0]["per_iter"] <= ranking[1]["per_iter"]
     assert all(r["per_iter"] > 0 and r["basis"] == "measured" for r in ranking)
     assert all(r["points"][0][0] == 3_000 for r in ranking)  # small enough to run whole
-    lines = [json.loads(line) for line in recommend.trial_cache_path().read_text().splitlines()]
+    lines = [json.loads(line) for line in trial_cache_path().read_text().splitlines()]
     assert {line["backend"] for line in lines} == {"identity", "broadcast"}
     # the cached trial is now this machine's record: auto picks the trial's winner
     recorded = recommend.rank_recorded(3_000, 4, 3, "float64")
@@ -156,7 +159,7 @@ def test_trial_ranks_real_backends_caches_them_and_auto_uses_the_cache(nothing_r
 
 def test_trial_of_a_huge_shape_subsamples_n_and_scales_linearly(nothing_recorded):
     n = 10_000_000
-    (entry,) = recommend.rank_measured(n, 4, 2, "float64", names=["identity"], iters=1, max_work=2e4,
+    (entry,) = trials.rank_measured(n, 4, 2, "float64", names=["identity"], iters=1, max_work=2e4,
                                        progress=False, cache=False)
     rows, _, _, measured = entry["points"][0]
     assert rows < n

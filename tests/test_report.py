@@ -16,12 +16,12 @@ import textwrap
 import pandas as pd
 import pytest
 
-from kmbench import results
+import kmbench.bench.records as results
 
 SUITE = textwrap.dedent('''
-    from kmbench.data import blobs
-    from kmbench.runner import create, execute
-    from kmbench.seeding import initial_centers
+    from kmbench.check.data import blobs
+    from kmbench.core.kmeans import create, execute
+    from kmbench.core.seeding import initial_centers
 
 
     class Tiny:
@@ -93,11 +93,11 @@ def measured_results(tmp_path_factory):
     """Real measurements taken here (``runner.execute``) over :data:`SHAPES`, stored in asv's format."""
     import tracemalloc
 
-    from kmbench import oracle
-    from kmbench.crosscheck import compare
-    from kmbench.data import blobs
-    from kmbench.runner import create, execute
-    from kmbench.seeding import initial_centers
+    import kmbench.check.oracle as oracle
+    from kmbench.check.crosscheck import compare
+    from kmbench.check.data import blobs
+    from kmbench.core.kmeans import create, execute
+    from kmbench.core.seeding import initial_centers
 
     per_iter, gflops, peak, error = {}, {}, {}, {}
     X, _ = blobs(100, 2, 2, seed=0)
@@ -205,7 +205,7 @@ def test_tidy_adds_sweep_rows_after_asv_rows(measured_results, tmp_path):
 
 
 def test_report_writes_figures_pages_and_csv(measured_results, tmp_path):
-    from kmbench.report import write_report
+    from kmbench.report.pages import write_report
 
     results_dir, per_iter = measured_results
     out = tmp_path / "report"
@@ -237,7 +237,7 @@ def test_report_writes_figures_pages_and_csv(measured_results, tmp_path):
 
 
 def test_convergence_runs_start_every_backend_from_the_same_centres():
-    from kmbench.report import convergence_runs
+    from kmbench.report.pages import convergence_runs
 
     runs, rows, title = convergence_runs((500, 3, 2), ["identity", "broadcast", "float32"], progress=False)
     by = {r["backend"]: r for r in runs}

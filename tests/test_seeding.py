@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from kmbench import data
-from kmbench.seeding import initial_centers, kmeans_plusplus
+import kmbench.check.data as data
+from kmbench.core.seeding import initial_centers, kmeans_plusplus
 
 
 def rows_of(X, centers) -> np.ndarray:
@@ -171,3 +171,32 @@ def test_unknown_init_name(name):
     with pytest.raises(ValueError, match="init must be one of") as err:
         initial_centers(X, 2, name, 0)
     assert repr(name) in str(err.value)
+
+
+def test_kmeans_plusplus_on_a_dask_array_never_gathers_x(monkeypatch):
+    """Same centres as the eager version, and no task result ever holds all rows of X."""
+    pytest.importorskip("dask")
+    import dask.array as da
+    from dask.callbacks import Callback
+
+    import kmbench.core.seeding as seeding
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(8000, 4)) + rng.integers(0, 6, size=(8000, 1)) * 4.0
+    expected = seeding.initial_centers(X, 6, "k-means++", 11)
+
+    def refuse(X):
+        raise AssertionError("k-means++ on a dask array must not bring X to the client")
+
+    monkeypatch.setattr(seeding, "as_host_array", refuse)
+    biggest = []
+
+    class Largest(Callback):
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if getattr(result, "ndim", 0) == 2:
+                biggest.append(result.shape[0])
+
+    with Largest():
+        got = seeding.initial_centers(da.from_array(X, chunks=(1000, 4)), 6, "k-means++", 11)
+    np.testing.assert_allclose(got, expected)
+    assert biggest and max(biggest) <= 1000

@@ -16,7 +16,10 @@ import pytest
 
 import impls
 from impls.identity import IdentityKMeans
-from kmbench import cli, sweep, worker
+import kmbench.bench.store as store
+import kmbench.bench.sweep as sweep
+import kmbench.bench.worker as worker
+from kmbench import cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -112,7 +115,7 @@ def run_sweep(tmp_path, *extra, backends, n="60", k="3", d="2", out=None) -> tup
     out = str(out or tmp_path / "sweep.jsonl")
     code = cli.main(["sweep", "--backends", ",".join(backends), "--n", n, "--k", k, "--d", d,
                      "--max-iter", "3", "--repeats", "2", "--threads", "1", "--out", out, *extra])
-    return code, sweep.read_records(out), out
+    return code, store.read_records(out), out
 
 
 def alive(pid: int) -> bool:
@@ -256,7 +259,7 @@ def test_killed_sweep_resumes_without_recomputing(tmp_path, monkeypatch):
     after = out.read_bytes()
     assert after.startswith(written), "earlier lines changed"
     assert b"torn" not in after
-    records = sweep.read_records(str(out))
+    records = store.read_records(str(out))
     assert [(r["n"], r["k"]) for r in records] == [(40, 2), (40, 3), (50, 2), (50, 3)]
     assert all(r["status"] == "ok" for r in records)
     assert len(pids.read_text().split()) == 5  # the resumed sweep ran only the two missing cases
@@ -266,31 +269,31 @@ def test_no_resume_starts_over_and_keeps_the_old_file(tmp_path):
     code, first, out = run_sweep(tmp_path, backends=["identity"])
     code, second, _ = run_sweep(tmp_path, "--no-resume", backends=["identity"])
     assert code == 0 and len(second) == 1 and second[0]["time"] >= first[0]["time"]
-    assert sweep.read_records(out + ".bak") == first
+    assert store.read_records(out + ".bak") == first
 
 
 def test_torn_last_line_is_ignored_and_cut_before_appending(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3, "b"')
-    assert sweep.read_records(str(path)) == [{"a": 1}, {"a": 2}]
+    assert store.read_records(str(path)) == [{"a": 1}, {"a": 2}]
     assert path.read_bytes().endswith(b'"b"')  # reading alone changes nothing
-    assert sweep.read_records(str(path), repair=True) == [{"a": 1}, {"a": 2}]
+    assert store.read_records(str(path), repair=True) == [{"a": 1}, {"a": 2}]
     assert path.read_bytes() == b'{"a": 1}\n{"a": 2}\n'
     path.write_bytes(b'{"a": 1')
-    assert sweep.read_records(str(path), repair=True) == [] and path.read_bytes() == b""
+    assert store.read_records(str(path), repair=True) == [] and path.read_bytes() == b""
 
 
 def test_two_sweeps_cannot_write_one_file(tmp_path):
     path = str(tmp_path / "r.jsonl")
-    first = sweep.Appender(path)
+    first = store.Appender(path)
     first.write({"a": 1})
     try:
         with pytest.raises(RuntimeError, match="another sweep is writing"):
-            sweep.Appender(path, resume=False)  # must not move the file away from under the first
-        assert sweep.read_records(path) == [{"a": 1}]
+            store.Appender(path, resume=False)  # must not move the file away from under the first
+        assert store.read_records(path) == [{"a": 1}]
     finally:
         first.close()
-    second = sweep.Appender(path)  # the lock goes with the first sweep
+    second = store.Appender(path)  # the lock goes with the first sweep
     assert second.records == [{"a": 1}]
     second.close()
 
@@ -338,7 +341,7 @@ def test_ctrl_c_kills_the_running_case_and_keeps_the_finished_ones(tmp_path, mon
             proc.kill()
     assert proc.returncode == 130
     assert "interrupted" in err and "run the same command to resume" in err and "Traceback" not in err
-    assert [r["backend"] for r in sweep.read_records(str(out))] == ["identity"]
+    assert [r["backend"] for r in store.read_records(str(out))] == ["identity"]
     child, grandchild = map(int, pids.read_text().split())
     deadline = time.monotonic() + 10
     while (alive(child) or alive(grandchild)) and time.monotonic() < deadline:
@@ -356,6 +359,6 @@ def test_a_case_is_recorded_per_iterations_threads_and_seed(tmp_path):
                   ["--max-iter", "3", "--threads", "1", "--seed", "5"],
                   ["--max-iter", "3", "--threads", "1", "--seed", "0"]):  # the first again: nothing to do
         assert cli.main(base + extra) == 0
-    records = sweep.read_records(str(tmp_path / "sweep.jsonl"))
+    records = store.read_records(str(tmp_path / "sweep.jsonl"))
     assert [(r["max_iter"], r["threads"], r["seed"]) for r in records] == [(3, 1, 0), (4, 1, 0), (3, 2, 0), (3, 1, 5)]
     assert records[0]["inertia"] != records[3]["inertia"]  # the seed picks other data

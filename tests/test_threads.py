@@ -1,7 +1,7 @@
 """One thread knob: inside a fit, every pool (BLAS, OpenMP, Numba, torch) runs at most the knob.
 
 A probe backend records what the libraries report from inside the timed call; the
-harness (``kmbench.runner.execute``) must have set them, and must put the previous
+harness (``kmbench.core.kmeans.execute``) must have set them, and must put the previous
 settings back afterwards, also when the fit fails.
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 import impls
 import kmbench
 from impls.identity import IdentityKMeans
-from kmbench import data
-from kmbench.runner import execute
-from kmbench.threads import available_cores, check_threads, default_threads
+import kmbench.check.data as data
+from kmbench.core.kmeans import execute
+from kmbench.core.threads import available_cores, check_threads, default_threads
 
 #: heavy libraries with their own pools, where installed; the probe declares them so the harness loads them first
 LIBRARIES = tuple(m for m in ("numba", "torch", "faiss", "sklearn") if importlib.util.find_spec(m))
@@ -40,6 +40,7 @@ def settings() -> dict:
 class Probe(IdentityKMeans):
     name = "thread-probe"
     requires = LIBRARIES
+    parameters = {**IdentityKMeans.parameters, "fail": [bool]}  # a declared option, checked by the base
 
     def run(self, max_iter, tol):
         self.seen = settings()
@@ -176,7 +177,7 @@ def test_results_at_different_knobs_agree(problem):
 def test_pools_are_rescanned_only_after_an_import():
     import types
 
-    from kmbench import threads
+    import kmbench.core.threads as threads
 
     first = threads._threadpools()
     assert threads._threadpools() is first

@@ -16,10 +16,11 @@ torch = pytest.importorskip("torch")
 import kmbench  # noqa: E402
 from impls import torch_lloyd  # noqa: E402
 from impls.torch_lloyd import TorchCPUKMeans, TorchCUDAKMeans  # noqa: E402
-from kmbench import data, oracle  # noqa: E402
-from kmbench.crosscheck import compare  # noqa: E402
-from kmbench.runner import BackendUnavailable, create, execute  # noqa: E402
-from kmbench.seeding import initial_centers  # noqa: E402
+import kmbench.check.data as data  # noqa: E402
+import kmbench.check.oracle as oracle  # noqa: E402
+from kmbench.check.crosscheck import compare  # noqa: E402
+from kmbench.core.kmeans import BackendUnavailable, create, execute  # noqa: E402
+from kmbench.core.seeding import initial_centers  # noqa: E402
 
 
 def _fit(X, centers, max_iter, tol=-1.0, **options):
@@ -319,3 +320,19 @@ def test_mean_variance_does_not_cancel_far_from_the_origin():
     expected = float(np.mean(np.var(X, axis=0)))
     got = torch_lloyd.mean_variance(torch.from_numpy(X), rows=777)
     assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_tensor_for_a_numpy_backend_is_brought_to_the_host_once(monkeypatch):
+    """k-means++ seeding and the backend see the same host copy: one ``.numpy()``, not one each."""
+    X = torch.from_numpy(data.blobs(400, 3, 4, seed=2)[0])
+    calls = []
+    original = torch.Tensor.numpy
+
+    def counted(self, *args, **kwargs):
+        calls.append(tuple(self.shape))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "numpy", counted)
+    result = kmbench.fit(X, 4, backend="identity", init="k-means++", max_iter=3, tol=-1.0)
+    assert calls.count((400, 3)) == 1, calls
+    assert result.labels.shape == (400,)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import kmbench
-from kmbench import data
+import kmbench.check.data as data
 
 #: NumPy-only, both dtypes, always available: isolates validation from any backend's quirks
 BACKEND = "broadcast"
@@ -204,7 +204,7 @@ def test_init_non_finite(X, bad):
 def test_init_array_is_used_as_given(X):
     init = X[[0, 39]]
     result = fit(X, 2, init=init, max_iter=1, tol=-1.0)
-    from kmbench import oracle
+    import kmbench.check.oracle as oracle
 
     np.testing.assert_allclose(result.centers, oracle.lloyd(X, init, 1, -1.0).centers, rtol=1e-12)
 
@@ -354,7 +354,7 @@ def test_bad_parameters_rejected_before_scanning_x(bad):
 
 
 # -- the CLI, where it takes data ------------------------------------------------------------------------------
-needs_cli_fit = pytest.mark.skipif(importlib.util.find_spec("kmbench.commands.fitfile") is None,
+needs_cli_fit = pytest.mark.skipif(importlib.util.find_spec("kmbench.cli.fitfile") is None,
                                    reason="`kmbench fit` is not written yet")
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from kmbench.cli import main
+
+sys.exit(main())

@@ -1,1 +1,0 @@
-"""Subcommands of the ``kmbench`` CLI: each module has ``configure(parser)`` and ``run(args)``."""
