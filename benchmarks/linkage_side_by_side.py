@@ -59,10 +59,15 @@ def blobs(n: int, d: int, seed: int = 0) -> np.ndarray:
 
 
 def one_fit(name: str, X, method: str, threads: int) -> float:
-    """One fit of backend ``name`` on X, through the harness; returns the timed seconds."""
-    from kmbench.core.linkage import linkage
+    """One fit of backend ``name`` on X, through the harness; returns the timed seconds.
 
-    result = linkage(X, method, backend=name, threads=threads)
+    numba's rows are forced to their thread count (``parallel=``), so that a row labelled
+    numba@2 does run two threads whatever its warm-up probe would choose.
+    """
+    import kmbench
+
+    options = {"parallel": threads > 1} if name == "numba" else {}
+    result = kmbench.linkage(X, method, backend=name, threads=threads, **options)
     return result.timings["fit"]
 
 

@@ -82,7 +82,7 @@ def test_crosscheck_every_backend_agrees():
 
 
 def test_recommender_ranks_recorded_rows():
-    from kmbench.recommend_linkage import rank_recorded
+    from kmbench.advise.linkage import rank_recorded
 
     table = pd.DataFrame([
         {"metric": "linkage", "method": "ward", "dtype": "float64", "backend": b, "n": 5000, "d": 16, "value": v}
@@ -92,3 +92,20 @@ def test_recommender_ranks_recorded_rows():
     ranking = rank_recorded(20000, 16, "float64", "ward", table=table)
     assert [r["backend"] for r in ranking] == ["fastcluster", "scipy", "numba"]  # numba's quality failed
     assert ranking[0]["seconds"] == pytest.approx(16.0) and not ranking[-1]["eligible"]
+
+
+def test_report_figures_from_linkage_rows(tmp_path):
+    from kmbench.bench.records import family_of
+    from kmbench.report.linkage_figures import memory_vs_n, time_vs_n
+
+    assert family_of("linkage_suites.LinkageTime.track_linkage") == "linkage"
+    assert family_of("suites.SweepN.track_per_iter") == "kmeans"
+    rows = pd.DataFrame([{"metric": metric, "method": method, "backend": backend, "n": n, "d": 16,
+                          "value": value * n * n}
+                         for metric, value in (("linkage", 1e-8), ("peakmem", 8.0))
+                         for method in ("single", "ward") for backend in ("numba", "scipy")
+                         for n in (1000, 5000)])
+    for draw in (time_vs_n, memory_vs_n):
+        path = draw(rows, tmp_path / f"{draw.__name__}.png")
+        assert path.read_bytes()[:8] == PNG_MAGIC
+    assert time_vs_n(rows.iloc[0:0], tmp_path / "none.png") is None

@@ -11,11 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import kmbench
 from kmbench.check import linkage_oracle as oracle
 from kmbench.core import linkage as family
-from kmbench.runner import BackendUnavailable
+from kmbench.core.errors import BackendUnavailable
+from kmbench.core.registry import names
 
-NAMES = list(family.LINKAGE_REGISTRY)
+NAMES = names("linkage")
 RTOL = {"float64": 1e-9, "float32": 1e-4}
 
 
@@ -52,10 +54,10 @@ def test_backend_agrees_with_oracle(name, method, dtype, data):
     reason = runnable(name, *X.shape, dtype, method)
     if reason is not None:
         with pytest.raises(BackendUnavailable, match="cannot run this case"):
-            family.linkage(X, method, backend=name)
+            kmbench.linkage(X, method, backend=name)
         assert method not in family.load(name).methods, f"{name} skipped a method it declares: {reason}"
         return
-    result = family.linkage(X, method, backend=name, threads=1)
+    result = kmbench.linkage(X, method, backend=name, threads=1)
     n = X.shape[0]
     assert result.Z.shape == (n - 1, 4) and result.Z.dtype == np.float64
     assert (result.backend, result.method, result.dtype) == (name, method, dtype)
@@ -95,25 +97,31 @@ def test_torch_cuda_without_gpu_says_why():
 
     if nvidia_device_present():
         pytest.skip("a GPU is present")
-    row = {r["name"]: r for r in family.backends()}["torch-cuda"]
+    row = {r["name"]: r for r in kmbench.backends(family="linkage")}["torch-cuda"]
     assert row["available"] is False and "no CUDA device" in row["reason"]
     with pytest.raises(BackendUnavailable, match="no CUDA device"):
-        family.linkage(blobs(10, 2), "single", backend="torch-cuda")
+        kmbench.linkage(blobs(10, 2), "single", backend="torch-cuda")
 
 
 def test_listing_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys; from kmbench.core import linkage as f; f.backends(); "
+    code = ("import sys, kmbench; kmbench.backends(family='linkage'); "
             "print(sorted(m for m in ('torch', 'numba', 'fastcluster') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_auto_records_its_choice():
-    result = family.linkage(blobs(40, 3), "ward")
+    result = kmbench.linkage(blobs(40, 3), "ward")
     assert result.backend in NAMES and result.info["auto"]
+
+
+def test_backends_lists_both_families():
+    assert [r["name"] for r in kmbench.backends()] == names("kmeans")
+    rows = kmbench.backends(family="linkage")
+    assert [r["name"] for r in rows] == NAMES and all(r["methods"] for r in rows)
 
 
 # -- one test per bad input ----------------------------------------------------------------
@@ -121,39 +129,39 @@ def test_auto_records_its_choice():
 
 def test_unknown_method_lists_the_four():
     with pytest.raises(ValueError, match="method='median' should be one of 'single', 'complete', 'average', 'ward'"):
-        family.linkage(blobs(10, 2), "median", backend="scipy")
+        kmbench.linkage(blobs(10, 2), "median", backend="scipy")
 
 
 def test_one_point_is_refused():
     with pytest.raises(ValueError, match="n_samples=1 should be >= 2"):
-        family.linkage(np.zeros((1, 3)), "single", backend="scipy")
+        kmbench.linkage(np.zeros((1, 3)), "single", backend="scipy")
 
 
 def test_nan_is_named_with_its_row():
     X = blobs(10, 2)
     X[7, 1] = np.nan
     with pytest.raises(ValueError, match="NaN .*row 7"):
-        family.linkage(X, "single", backend="scipy")
+        kmbench.linkage(X, "single", backend="scipy")
 
 
 def test_one_dimensional_input_is_refused():
     with pytest.raises(ValueError, match="must be 2-D"):
-        family.linkage(np.arange(5.0), "single", backend="scipy")
+        kmbench.linkage(np.arange(5.0), "single", backend="scipy")
 
 
 def test_complex_input_is_refused():
     with pytest.raises(TypeError, match="complex"):
-        family.linkage(np.ones((4, 2), dtype=complex), "single", backend="scipy")
+        kmbench.linkage(np.ones((4, 2), dtype=complex), "single", backend="scipy")
 
 
 def test_unknown_backend_lists_the_known():
     with pytest.raises(ValueError, match="unknown linkage backend 'nope'; known: scipy"):
-        family.linkage(blobs(10, 2), "single", backend="nope")
+        kmbench.linkage(blobs(10, 2), "single", backend="nope")
 
 
 def test_bad_threads_is_refused():
     with pytest.raises(ValueError, match="threads must be an integer >= 1"):
-        family.linkage(blobs(10, 2), "single", backend="scipy", threads=0)
+        kmbench.linkage(blobs(10, 2), "single", backend="scipy", threads=0)
 
 
 @pytest.mark.parametrize("name", ["scipy", "fastcluster", "numba", "sklearn"])
@@ -174,8 +182,14 @@ def test_matrix_free_methods_take_any_budget():
 
 
 def test_bad_budget_is_named():
-    with pytest.raises(ValueError, match="max_bytes=-5 should be a positive number of bytes"):
-        family.load("scipy")(threads=1, max_bytes=-5).skip(100, 2, "float64", "average")
+    with pytest.raises(ValueError, match="the 'max_bytes' option of backend 'scipy' must be .*; got -5"):
+        kmbench.linkage(blobs(10, 2), "average", backend="scipy", max_bytes=-5)
+
+
+def test_bad_budget_variable_is_named(monkeypatch):
+    monkeypatch.setenv("KMBENCH_MAX_BYTES", "lots")
+    with pytest.raises(ValueError, match="KMBENCH_MAX_BYTES='lots' should be a positive number of bytes"):
+        kmbench.linkage(blobs(10, 2), "average", backend="scipy")
 
 
 # -- hypothesis: duplicates, n = 2, constant columns, ties -----------------------------------
@@ -201,7 +215,7 @@ def test_ties_and_duplicates(X, method):
         cls = family.load(name)
         if cls.unavailable() or cls(threads=1).skip(*X.shape, "float64", method):
             continue
-        Z = family.linkage(X, method, backend=name, threads=1).Z
+        Z = kmbench.linkage(X, method, backend=name, threads=1).Z
         assert oracle.replay(X, Z, method) is None, name
         if method == "single":  # the MST's weights: no tie changes them
             assert oracle.agreement(Z, oracle.linkage(X, method))["height_error"] <= 1e-9, name

@@ -1,26 +1,31 @@
 """The interface every linkage backend implements.
 
-As for K-Means (``impls/base.py``): capabilities are literal class attributes, ``unavailable()``
-says why the environment cannot run a backend and ``skip()`` why it will not run a case (a
-method it does not serve, a dtype, a device, or a distance matrix beyond the memory budget),
-and one fit is four calls that only the harness times:
+The family-neutral facts live on ``kmbench.core.backend.Backend`` (name, requires, devices,
+dtypes, deviations, parameters, color, marker, fallback_rank, compiles); this base adds what a
+linkage backend declares (the methods it serves, the distance matrices it holds) and its cycle,
+which only the harness times (``kmbench.core.engine``):
 
     prepare(X, method)  untimed: casts, copies, host-to-device transfers
     warm_up()           untimed: JIT compilation, first-call costs
     run()               timed: the whole linkage; returns after device work is done
     result()            untimed: SciPy's Z on the host, as a :class:`Linked`
     close()             untimed: release what prepare acquired
+
+``skip()`` refuses a method the backend does not serve, a dtype, a device, and work whose
+distance matrices would exceed the memory budget, naming the bytes, before anything is allocated.
 """
 from __future__ import annotations
 
-import importlib.util
+import numbers
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from kmbench.core.backend import Backend, Interval
+
 METHODS = ("single", "complete", "average", "ward")
-#: fraction of the memory available when a fit starts that one distance matrix may take
+#: fraction of the memory available when a fit starts that its distance matrices may take
 BUDGET_FRACTION = 0.5
 
 
@@ -47,50 +52,32 @@ def memory_budget(options: dict | None = None) -> int:
     """Bytes one fit may spend on distance matrices: ``options["max_bytes"]``, else the
     ``KMBENCH_MAX_BYTES`` environment variable, else half of the memory available now."""
     options = options or {}
-    for source, value in (("max_bytes", options.get("max_bytes")), ("KMBENCH_MAX_BYTES", os.environ.get("KMBENCH_MAX_BYTES"))):
-        if value is None:
-            continue
+    if options.get("max_bytes") is not None:
+        return int(options["max_bytes"])
+    value = os.environ.get("KMBENCH_MAX_BYTES")
+    if value is not None:
         try:
             budget = int(float(value))
-        except (TypeError, ValueError):
+        except ValueError:
             budget = 0
         if budget <= 0:
-            raise ValueError(f"{source}={value!r} should be a positive number of bytes")
+            raise ValueError(f"KMBENCH_MAX_BYTES={value!r} should be a positive number of bytes")
         return budget
     import psutil
 
     return int(psutil.virtual_memory().available * BUDGET_FRACTION)
 
 
-class LinkageBackend:
-    """Base class: sensible defaults, so a backend states only what differs."""
+class LinkageBackend(Backend):
+    """Base of the linkage backends: the core base's facts plus the linkage cycle."""
 
-    name: str = ""
-    requires: tuple = ()
-    extra: str | None = None
-    devices: tuple = ("cpu",)
-    dtypes: tuple = ("float64", "float32")
     #: the methods this backend serves; others are refused by skip() with ``method_reason``
     methods: tuple = METHODS
     method_reason: str = ""
     #: per method, how many float64 condensed n x n matrices the backend holds at its peak
-    #: (0: O(n*d) memory); skip() refuses work whose matrices exceed the memory budget
+    #: (absent or 0: O(n*d) memory); skip() refuses work whose matrices exceed the budget
     matrices: dict = {}
-    deviations: dict = {}
-
-    def __init__(self, *, threads: int = 1, device: str | None = None, **options):
-        self.threads = threads
-        self.device = device or self.devices[0]
-        self.options = options
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        """Why this backend cannot run in this environment, or None; imports nothing heavy."""
-        missing = [m for m in cls.requires if importlib.util.find_spec(m) is None]
-        if missing:
-            hint = f"pip install 'kmbench[{cls.extra}]'" if cls.extra else "pip install " + " ".join(missing)
-            return f"{', '.join(missing)} not installed: {hint}"
-        return None
+    parameters = {"max_bytes": [Interval(numbers.Real, 0, None, closed="neither"), None]}
 
     def accepts_device(self) -> bool:
         return self.device in self.devices
@@ -118,17 +105,11 @@ class LinkageBackend:
     def prepare(self, X, method: str) -> None:
         raise NotImplementedError
 
-    def warm_up(self) -> None:
-        """Pay one-off costs (compilation, context creation). Default: nothing."""
-
     def run(self) -> None:
         raise NotImplementedError
 
     def result(self) -> Linked:
         raise NotImplementedError
-
-    def close(self) -> None:
-        """Release what prepare acquired; safe to call twice. Default: nothing."""
 
 
 def ordered(Z) -> np.ndarray:

@@ -20,12 +20,13 @@ class FastclusterLinkage(LinkageBackend):
     name = "fastcluster"
     requires = ("fastcluster",)
     extra = "linkage"
+    color, marker = "#9467bd", "s"
+    fallback_rank = 2
+    parameters = {**LinkageBackend.parameters, "vector": [bool]}
 
-    def __init__(self, *, threads: int = 1, device=None, vector=True, **options):
-        if not isinstance(vector, bool):
-            raise ValueError(f"vector must be True or False; got {vector!r}")
+    def __init__(self, *, threads: int = 1, device=None, **options):
         super().__init__(threads=threads, device=device, **options)
-        self.vector = vector
+        self.vector = options.get("vector", True)
 
     def bytes_needed(self, n, d, method):
         return 0 if self.vector and method in VECTOR_METHODS else 8 * (n * (n - 1) // 2)

@@ -61,6 +61,26 @@ def _prim_parts(Xp, cur, cur_id, best, link, m, parts, part_val, part_idx):
 
 
 @njit(cache=True)
+def probe_scans(X, parts, reps):
+    """``reps`` scans of Prim's step over X (m, d) split in ``parts``: what one step of every kernel
+    here costs, for choosing whether threads pay (their fork and join against the work they share)."""
+    m = X.shape[0]
+    best = np.full(m, np.inf)
+    link = np.zeros(m, np.int64)
+    part_val = np.empty(parts)
+    part_idx = np.empty(parts, np.int64)
+    total = 0
+    for r in range(reps):
+        cur = X[(r * 7919) % m].copy()
+        if parts == 1:
+            part_val[0], part_idx[0] = _prim_scan(X, cur, r, best, link, 0, m)
+        else:
+            _prim_parts(X, cur, r, best, link, m, parts, part_val, part_idx)
+        total += part_idx[0]
+    return total
+
+
+@njit(cache=True)
 def prim_tree(X, parts):
     """The minimum spanning tree of X (n, d) under Euclidean distance, by Prim's algorithm.
 

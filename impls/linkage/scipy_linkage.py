@@ -9,6 +9,8 @@ from .base import Linked, LinkageBackend, ordered
 class ScipyLinkage(LinkageBackend):
     name = "scipy"
     requires = ("scipy",)
+    color, marker = "#1f77b4", "o"
+    fallback_rank = 3
     # pdist's condensed matrix; the nearest-neighbour chain (all but single) works on a copy.
     matrices = {"single": 1, "complete": 2, "average": 2, "ward": 2}
 

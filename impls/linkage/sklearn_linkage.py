@@ -9,6 +9,8 @@ from .base import Linked, LinkageBackend
 class SklearnLinkage(LinkageBackend):
     name = "sklearn"
     requires = ("sklearn",)
+    color, marker = "#2ca02c", "P"
+    fallback_rank = 4
     # Without a connectivity graph scikit-learn hands ward, complete and average to SciPy's
     # linkage (pdist plus the chain's copy); single linkage is its own MST over the points.
     matrices = {"single": 0, "complete": 2, "average": 2, "ward": 2}

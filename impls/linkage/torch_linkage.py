@@ -97,11 +97,15 @@ class TorchLinkage(LinkageBackend):
 class TorchCPULinkage(TorchLinkage):
     name = "torch-cpu"
     devices = ("cpu",)
+    color, marker = "#ff7f0e", "^"
+    fallback_rank = 6
 
 
 class TorchCUDALinkage(TorchLinkage):
     name = "torch-cuda"
     devices = ("cuda",)
+    color, marker = "#8c564b", "v"
+    fallback_rank = 5
 
     @classmethod
     def unavailable(cls):

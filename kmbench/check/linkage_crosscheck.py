@@ -30,10 +30,11 @@ def check(names=None, dtypes=("float64", "float32"), methods=METHODS, seed: int 
     A backend passes when its merges replay (each merge is a closest pair at its recorded height) and,
     on data without ties, its sorted heights and clean-cut flat clusters agree with the oracle's.
     """
-    from kmbench.core.linkage import LINKAGE_REGISTRY, create, execute
-    from kmbench.runner import BackendUnavailable
+    from kmbench.core.errors import BackendUnavailable
+    from kmbench.core.linkage import create, execute
+    from kmbench.core.registry import names as registered
 
-    names = list(names or LINKAGE_REGISTRY)
+    names = list(names or registered("linkage"))
     rows = []
     for label, X in cases(seed):
         ties = label.startswith("iris")

@@ -51,9 +51,9 @@ def write_table(table, values: np.ndarray, kind: str, columns: list, out=None) -
 def run(args) -> int:
     from scipy.cluster.hierarchy import fcluster
 
-    from ..core.linkage import linkage
-    from ..dendrogram import cut_height, draw
-    from .fitfile import read_data
+    from kmbench.api.linking import linkage
+    from kmbench.cli.fitfile import read_data
+    from kmbench.report.dendrogram import cut_height, draw
 
     if args.n_clusters is not None and args.n_clusters < 1:
         raise ValueError(f"--n-clusters={args.n_clusters} must be >= 1")

@@ -1,43 +1,52 @@
-"""``kmbench recommend --family linkage``: rank linkage backends for a method and shape on this machine.
+"""Which linkage backend to use: ``auto`` inside ``kmbench.linkage`` and ``kmbench recommend --family linkage``.
 
 The ranking reads the recorded asv results of the linkage suites (``benchmarks/linkage_suites.py``,
 metric ``linkage``: seconds per whole linkage) for this machine, method and dtype. A backend's time
 at (n, d) comes from its nearest recorded shape, scaled as n^2 d (every algorithm here does O(n^2 d)
 work or, on the condensed matrix, O(n^2) after an O(n^2 d) start). Backends whose recorded quality
 failed the contract (height error beyond the tolerance, or an ARI below 1) are passed over.
-Nothing recorded: ``--measure`` times each backend on a sample of the shape, in the same way.
+Nothing recorded: ``--measure`` times each backend on a sample of the shape, in the same way,
+and ``auto`` takes the first backend in fallback order (each class's ``fallback_rank``) that runs
+the case. As for K-Means, ``auto`` only reads: it never times anything inside a fit.
 """
 from __future__ import annotations
 
 import math
 
-#: the suite module whose rows belong to this family
-SUITE = "linkage_suites."
+from kmbench.core.errors import BackendUnavailable
+from kmbench.core.registry import candidates as registry_candidates
+from kmbench.core.registry import fallback_order
+
+FAMILY = "linkage"
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}
+
+
+def candidates(n: int, d: int, dtype: str, method: str, names=None, device=None) -> tuple[list, dict]:
+    """The linkage backends among ``names`` (default: all) that run this case here, and why the others do not."""
+    return registry_candidates(names, family=FAMILY, device=device, n=n, d=d, dtype=dtype, method=method)
 
 
 def recorded_rows(results_dir=None):
     """The linkage family's rows of the tidy table for this machine, method in its own column."""
     import json
 
-    from .results import default_results_dir, this_machine, tidy
+    from kmbench.bench.records import default_results_dir, latest, this_machine, tidy
 
     folder = results_dir or default_results_dir()
-    machine = this_machine(folder)
-    table = tidy(folder, machine=machine, sweeps=[], trials=False)
-    table = table[table["benchmark"].astype(str).str.startswith(SUITE)].copy()
+    table = latest(tidy(folder, machine=this_machine(folder), sweeps=[], trials=False, family=FAMILY)).copy()
     table["method"] = [json.loads(p).get("method") if p else None for p in table["params"]]
     return table
 
 
 def rank_recorded(n: int, d: int, dtype: str, method: str, device=None, *, table=None, results_dir=None) -> list[dict]:
     """Backends that run this case, fastest first by recorded seconds per linkage; empty when none recorded."""
-    from .core.linkage import candidates
-    from .results import default_results_dir
+    from pathlib import Path
+
+    from kmbench.bench.records import default_results_dir
 
     if table is None:
-        folder = results_dir or default_results_dir()
-        if folder is None or not any(folder.glob("*/*.json")):
+        folder = Path(results_dir or default_results_dir())
+        if not any(folder.glob("*/*.json")):
             return []  # nothing recorded: answer without importing pandas
         table = recorded_rows(folder)
     if not len(table):
@@ -69,7 +78,7 @@ def measure(n: int, d: int, dtype: str, method: str, *, budget: float = 2.0, nam
     """Time every backend that runs the case on a sample small enough for ``budget`` seconds, scaled to n."""
     import numpy as np
 
-    from .core.linkage import candidates, linkage
+    from kmbench.core.linkage import linkage
 
     ok, why = candidates(n, d, dtype, method, names)
     rng = np.random.default_rng(seed)
@@ -93,7 +102,7 @@ def measure(n: int, d: int, dtype: str, method: str, *, budget: float = 2.0, nam
 
 def recommend(n: int, d: int, dtype: str, method: str, *, measure_now: bool = False, results_dir=None) -> list[dict]:
     """The ranking ``kmbench recommend --family linkage`` prints."""
-    from .core.linkage import check_method
+    from kmbench.core.linkage import check_method
 
     check_method(method)
     rows = rank_recorded(n, d, dtype, method, results_dir=results_dir)
@@ -106,8 +115,29 @@ def print_ranking(rows: list[dict], n: int, d: int, dtype: str, method: str) -> 
     print(f"{method} linkage of n={n}, d={d}, {dtype}:")
     if not rows:
         print("  nothing recorded for this machine: run `kmbench bench` (the linkage suites), or add --measure.\n"
-              "  Without records, backend='auto' takes the first of numba, fastcluster, scipy, sklearn that runs it.")
+              f"  Without records, backend='auto' takes the first of {', '.join(fallback_order(FAMILY))} that runs it.")
         return
     for i, row in enumerate(rows, 1):
         mark = f"{i}." if row["eligible"] else " -"
         print(f"  {mark:<3} {row['reason']}")
+
+
+def choose(n: int, d: int, dtype: str, method: str, *, device=None) -> tuple[str, str]:
+    """``backend="auto"``: the fastest recorded backend for this case, else the first in fallback order."""
+    try:
+        ranking, problem = rank_recorded(n, d, dtype, method, device), ""
+    except Exception as exc:  # unreadable results must not stop a fit; say so in the reason
+        ranking, problem = [], f" (recorded results unreadable: {exc})"
+    eligible = [r for r in ranking if r["eligible"]]
+    if eligible:
+        return eligible[0]["backend"], "ranked by recorded results: " + eligible[0]["reason"]
+    order = fallback_order(FAMILY)
+    refused = {}
+    for name in order:
+        ok, why = candidates(n, d, dtype, method, [name], device)
+        if ok:
+            return name, (f"no recorded linkage results for this machine{problem}; first backend of the fallback "
+                          f"order ({', '.join(order)}) that runs {method} linkage of n={n}, d={d}, {dtype}")
+        refused.update(why)
+    raise BackendUnavailable(f"backend 'auto' found none for {method} linkage of n={n}, d={d}, {dtype}: "
+                             + "; ".join(f"{name}: {reason}" for name, reason in refused.items()))
