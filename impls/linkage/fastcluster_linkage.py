@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Linked, LinkageBackend, ordered
+from .base import Linked, LinkageBackend, condensed_bytes, ordered
 
 #: the methods fastcluster.linkage_vector serves from the points themselves (of the contract's four)
 VECTOR_METHODS = ("single", "ward")
@@ -29,7 +29,8 @@ class FastclusterLinkage(LinkageBackend):
         self.vector = options.get("vector", True)
 
     def bytes_needed(self, n, d, method):
-        return 0 if self.vector and method in VECTOR_METHODS else 8 * (n * (n - 1) // 2)
+        # linkage() on points builds one condensed matrix; linkage_vector none
+        return 0 if self.vector and method in VECTOR_METHODS else condensed_bytes(n)
 
     def prepare(self, X, method):
         import fastcluster
