@@ -27,6 +27,35 @@ def _bounds(m, parts, p):
     return (m * p) // parts, (m * (p + 1)) // parts
 
 
+@njit(cache=True)
+def by_spread(X):
+    """A copy of X (n, d), centred, with its columns in decreasing order of variance.
+
+    Distances do not change under a translation or a permutation of the coordinates; the ward
+    scan sums the widest half of the coordinates first and skips a cluster whose partial cost
+    already reaches the best so far (exact pruning: a sum of squares only grows). Prim's scan
+    does not: there a point must only beat its own distance to the tree, which the partial sum
+    rarely reaches, and the branch cost more than it saved (measured: 16 against 8-13 ns a point).
+    """
+    n, d = X.shape
+    mean = np.zeros(d)
+    for i in range(n):
+        for k in range(d):
+            mean[k] += X[i, k]
+    mean /= n
+    var = np.zeros(d)
+    for i in range(n):
+        for k in range(d):
+            t = X[i, k] - mean[k]
+            var[k] += t * t
+    order = np.argsort(-var)
+    out = np.empty((n, d))
+    for i in range(n):
+        for k in range(d):
+            out[i, k] = X[i, order[k]] - mean[order[k]]
+    return out
+
+
 # -- single linkage: Prim's minimum spanning tree, O(n*d) memory -------------------------------
 
 
@@ -133,19 +162,30 @@ def prim_tree(X, parts):
 
 
 @njit(cache=True, fastmath=FAST)
-def _ward_scan(C, size, q, lo, hi):
+def _ward_scan(C, size, q, lo, hi, bound):
     """Smallest ward cost ``|q||j| / (|q| + |j|) * ||c_q - c_j||^2`` from position q to j in [lo, hi),
-    j != q, and that j (the lowest on ties; -1 when the slice holds only q)."""
+    j != q, below ``bound``, and that j (the lowest on ties; -1 when none is below ``bound``).
+
+    The cost over the first half of the coordinates (the widest, see :func:`by_spread`) is a
+    lower bound: a cluster whose partial cost reaches the best so far is skipped.
+    """
     d = C.shape[1]
+    half = (d + 1) // 2
     sq = size[q]
-    bv = np.inf
+    bv = bound
     bi = -1
     for j in range(lo, hi):
         s = 0.0
-        for k in range(d):
+        for k in range(half):
             diff = C[j, k] - C[q, k]
             s += diff * diff
-        s *= sq * size[j] / (sq + size[j])
+        f = sq * size[j] / (sq + size[j])
+        if s * f >= bv:
+            continue
+        for k in range(half, d):
+            diff = C[j, k] - C[q, k]
+            s += diff * diff
+        s *= f
         if s < bv and j != q:
             bv = s
             bi = j
@@ -153,22 +193,22 @@ def _ward_scan(C, size, q, lo, hi):
 
 
 @njit(parallel=True, cache=True)
-def _ward_parts(C, size, m, q, parts, part_val, part_idx):
+def _ward_parts(C, size, m, q, bound, parts, part_val, part_idx):
     for p in prange(parts):
         lo, hi = _bounds(m, parts, p)
-        part_val[p], part_idx[p] = _ward_scan(C, size, q, lo, hi)
+        part_val[p], part_idx[p] = _ward_scan(C, size, q, lo, hi, bound)
 
 
 @njit(cache=True)
-def _nearest_centroid(C, size, m, q, parts, part_val, part_idx):
-    """Position of the active cluster (in C[:m]) with the smallest ward cost to position q, and
-    that cost. Ties go to the lowest position."""
+def _nearest_centroid(C, size, m, q, bound, parts, part_val, part_idx):
+    """Position of the active cluster (in C[:m]) with the smallest ward cost to position q below
+    ``bound``, and that cost; -1 when none is below it. Ties go to the lowest position."""
     if parts == 1 or m * C.shape[1] < PARALLEL_MIN:
-        v, j = _ward_scan(C, size, q, 0, m)
+        v, j = _ward_scan(C, size, q, 0, m, bound)
         return j, v
-    _ward_parts(C, size, m, q, parts, part_val, part_idx)
+    _ward_parts(C, size, m, q, bound, parts, part_val, part_idx)
     j = -1
-    v = np.inf
+    v = bound
     for p in range(parts):
         if part_idx[p] >= 0 and (j < 0 or part_val[p] < v):
             v = part_val[p]
@@ -182,17 +222,21 @@ def ward_chain(X, parts):
 
     The active clusters' centroids stay compacted in C[:m]; a merged cluster takes the lower
     position and the last active cluster fills the other. The chain holds stable keys (the
-    representative point of each cluster), so moving a row does not break it.
+    representative point of each cluster), so moving a row does not break it, and the cost of
+    each link as it was found: a search from the top looks only below the cost that linked the
+    top, and the previous link wins ties, so the costs along the chain strictly decrease and it
+    cannot cycle. Memory: O(n*d).
 
     Returns (a, b, heights) in merge order; a and b are representative points.
     """
     n, d = X.shape
-    C = X.copy()
+    C = by_spread(X)
     size = np.ones(n)
     tall = np.zeros(n)               # height of each active cluster's last merge
     key = np.arange(n)               # position -> representative point
     where = np.arange(n)             # representative point -> position
     chain = np.empty(n, np.int64)    # representative points
+    cost = np.empty(n)               # cost[i]: the ward cost that linked chain[i - 1] to chain[i]
     part_val = np.empty(parts)
     part_idx = np.empty(parts, np.int64)
     a = np.empty(n - 1, np.int64)
@@ -203,20 +247,19 @@ def ward_chain(X, parts):
     for step in range(n - 1):
         if length == 0:
             chain[0] = key[0]
+            cost[0] = np.inf
             length = 1
         while True:
             q = where[chain[length - 1]]
-            j, v = _nearest_centroid(C, size, m, q, parts, part_val, part_idx)
+            j, v = _nearest_centroid(C, size, m, q, cost[length - 1], parts, part_val, part_idx)
             if length >= 2:
                 prev = where[chain[length - 2]]
-                # The previous link wins ties: the chain must not cycle between equals.
-                diff = C[prev] - C[q]
-                pv = size[q] * size[prev] / (size[q] + size[prev]) * np.sum(diff * diff)
-                if pv <= v:
-                    j, v = prev, pv
-                if j == prev:
+                if j < 0 or j == prev:
+                    # nothing closer than the link from prev: q and prev are reciprocal nearest neighbours
+                    j, v = prev, min(v, cost[length - 1])
                     break
             chain[length] = key[j]
+            cost[length] = v
             length += 1
         length -= 2
         s, t = (q, j) if q < j else (j, q)
