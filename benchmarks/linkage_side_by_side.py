@@ -36,20 +36,25 @@ METHODS = ("single", "ward", "complete", "average")
 
 def cpu_isa() -> str:
     """The CPU's model and the vector extensions that matter here, from /proc/cpuinfo."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags, family = platform.processor() or platform.machine(), set(), {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name":
+                    model = value.strip()
+                elif key in ("cpu family", "model"):
+                    family[key] = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
                     break
     except OSError:
         pass
     isa = [name for name in ("avx2", "fma", "avx512f", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
            if name in flags]
-    return f"{model}; {' '.join(isa) or 'no AVX2'}"
+    where = f" (family {family['cpu family']} model {family['model']})" if len(family) == 2 else ""
+    return f"{model}{where}; {' '.join(isa) or 'no AVX2'}"
 
 
 def blobs(n: int, d: int, seed: int = 0) -> np.ndarray:
