@@ -179,13 +179,13 @@ def _ward_scan(C, size, q, lo, hi, bound):
         for k in range(half):
             diff = C[j, k] - C[q, k]
             s += diff * diff
-        f = sq * size[j] / (sq + size[j])
-        if s * f >= bv:
+        # s * f >= bv with f = |q||j| / (|q| + |j|), multiplied out: no division for the many pruned
+        if s * (sq * size[j]) >= bv * (sq + size[j]):
             continue
         for k in range(half, d):
             diff = C[j, k] - C[q, k]
             s += diff * diff
-        s *= f
+        s *= sq * size[j] / (sq + size[j])
         if s < bv and j != q:
             bv = s
             bi = j
