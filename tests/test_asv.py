@@ -29,6 +29,13 @@ EXPECTED = {
     "suites.Memory.peakmem_fit",
     "suites.Quality.track_inertia_rel_error", "suites.Quality.track_ari",
 }
+#: the linkage family's suites (benchmarks/linkage_suites.py), read as the "linkage" family
+LINKAGE_PARAM_NAMES = ["backend", "n", "d", "method", "dtype"]
+EXPECTED_LINKAGE = {
+    "linkage_suites.LinkageTime.track_linkage", "linkage_suites.LinkageTimeD.track_linkage",
+    "linkage_suites.LinkageMemory.peakmem_linkage", "linkage_suites.LinkageQuality.track_height_error",
+    "linkage_suites.LinkageQuality.track_min_ari", "linkage_suites.LinkageQuality.track_reference",
+}
 
 
 def env_for(profile: str = "fast", **extra) -> dict:
@@ -74,11 +81,15 @@ def test_discovery_finds_every_benchmark_with_the_five_parameters(tmp_path):
               "--machine", info["machine"], env=env_for("fast", HOME=str(tmp_path / "home")))
     assert out.returncode == 0, out.stdout + out.stderr
     found = benchmark_list(tmp_path / "results")
-    assert EXPECTED <= set(found), sorted(EXPECTED - set(found))
+    assert EXPECTED | EXPECTED_LINKAGE <= set(found), sorted(EXPECTED | EXPECTED_LINKAGE - set(found))
     # the scripts beside the suites (side_by_side.py, ...) must not leak names asv takes for benchmarks
-    assert set(found) == EXPECTED, f"unexpected asv benchmarks: {sorted(set(found) - EXPECTED)}"
+    assert set(found) == EXPECTED | EXPECTED_LINKAGE, \
+        f"unexpected asv benchmarks: {sorted(set(found) - EXPECTED - EXPECTED_LINKAGE)}"
     for name in EXPECTED:
         assert found[name]["param_names"] == PARAM_NAMES, name
+    for name in EXPECTED_LINKAGE:
+        assert found[name]["param_names"] == LINKAGE_PARAM_NAMES, name
+    assert found["linkage_suites.LinkageMemory.peakmem_linkage"]["type"] == "peakmemory"
     assert found["suites.SweepN.track_per_iter"]["unit"] == "seconds"
     assert found["suites.Memory.peakmem_fit"]["type"] == "peakmemory"
 

@@ -27,7 +27,15 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: fit(backend="aut
     import pandas as pd
 
 COLUMNS = ["benchmark", "metric", "kind", "backend", "n", "k", "d", "dtype", "value", "unit", "q25", "q75",
-           "machine", "commit", "date", "source", "params"]
+           "machine", "commit", "date", "source", "params", "family"]
+
+#: asv suite modules whose rows belong to another family than K-Means (their backends share names)
+FAMILY_SUITES = {"linkage_suites.": "linkage"}
+
+
+def family_of(benchmark: str) -> str:
+    """The algorithm family of an asv benchmark, from its suite module."""
+    return next((family for prefix, family in FAMILY_SUITES.items() if benchmark.startswith(prefix)), "kmeans")
 
 #: (metric, asv benchmark type or None for any, regular expression on the benchmark's method name);
 #: first match wins, so the specific patterns come before the general ones
@@ -202,7 +210,7 @@ def _rows_of(res, key: str, meta: dict, machine: str) -> list[dict]:
             "d": p.pop("d", None), "dtype": p.pop("dtype", None), "value": float(value), "unit": unit,
             "q25": stat.get("q_25"), "q75": stat.get("q_75"), "machine": machine,
             "commit": (res.commit_hash or "")[:8], "date": date, "source": "asv",
-            "params": json.dumps(p, sort_keys=True, default=str) if p else "",
+            "params": json.dumps(p, sort_keys=True, default=str) if p else "", "family": family_of(key),
         })
     return out
 
@@ -248,6 +256,7 @@ def load_jsonl(path, source: str) -> pd.DataFrame:
                 "date": pd.to_datetime(when, utc=True) if when else pd.NaT, "source": source,
                 "params": json.dumps({key: rec[key] for key in ("threads", "device", "max_iter") if key in rec},
                                      sort_keys=True),
+                "family": "kmeans",
             }
             for metric, (unit, names) in fields.items():
                 value = next((rec.get(name, timings.get(name)) for name in names
@@ -285,7 +294,8 @@ def default_sweep_paths(results_dir=None) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def tidy(results_dir=None, *, machine: str | None = None, sweeps=None, trials: bool = True) -> pd.DataFrame:
+def tidy(results_dir=None, *, machine: str | None = None, sweeps=None, trials: bool = True,
+         family: str | None = "kmeans") -> pd.DataFrame:
     """Every recorded number: asv first, then sweeps, then recommend's trials; one table.
 
     Parameters
@@ -298,6 +308,9 @@ def tidy(results_dir=None, *, machine: str | None = None, sweeps=None, trials: b
         Sweep JSONL files; :func:`default_sweep_paths` when None.
     trials : bool
         Include the cached ``kmbench recommend --measure`` trials.
+    family : str or None
+        Only this family's rows ("kmeans", "linkage"; its backends share names with the other's);
+        None keeps every family.
     """
     import pandas as pd
 
@@ -316,6 +329,8 @@ def tidy(results_dir=None, *, machine: str | None = None, sweeps=None, trials: b
         # sweeps and trials name the host; asv may name the same machine otherwise
         names = {machine} | ({platform.node()} if machine == this_machine(results_dir) else set())
         df = df[df["machine"].isin(names) | df["machine"].isna()]
+    if family is not None:
+        df = df[df["family"] == family]
     return df.reset_index(drop=True)
 
 

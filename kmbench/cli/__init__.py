@@ -20,6 +20,7 @@ COMMANDS = {
     "recommend": ("kmbench.cli.recommend", "rank backends for a shape on this machine"),
     "fit": ("kmbench.cli.fitfile", "cluster a .npy/.csv/.parquet file"),
     "elbow": ("kmbench.cli.elbow", "inertia and silhouette against k"),
+    "linkage": ("kmbench.cli.linkage", "hierarchical clustering of a .npy/.csv/.parquet file"),
 }
 
 

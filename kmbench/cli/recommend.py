@@ -1,4 +1,5 @@
-"""``kmbench recommend``: rank the backends for one shape on this machine, or validate the ranking's models."""
+"""``kmbench recommend``: rank the backends for one shape on this machine (K-Means, or ``--family linkage``),
+or validate the ranking's models."""
 from __future__ import annotations
 
 import json
@@ -10,8 +11,11 @@ from kmbench.advise.trials import rank_measured
 
 
 def configure(parser):
+    parser.add_argument("--family", choices=["kmeans", "linkage"], default="kmeans",
+                        help="kmeans (default) or linkage (hierarchical clustering; give --method, not --k)")
     parser.add_argument("--n", type=int, default=None, help="number of samples")
-    parser.add_argument("--k", type=int, default=None, help="number of clusters")
+    parser.add_argument("--k", type=int, default=None, help="number of clusters (K-Means)")
+    parser.add_argument("--method", default="ward", help="linkage method: single, complete, average or ward")
     parser.add_argument("--d", type=int, default=None, help="number of features")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     parser.add_argument("--device", default=None, help="only backends that run there (cpu, cuda)")
@@ -36,9 +40,12 @@ def run(args) -> int:
 
     if args.validate:
         return _validate(args)
-    missing = [f"--{name}" for name in ("n", "k", "d") if getattr(args, name) is None]
+    needed = ("n", "d") if args.family == "linkage" else ("n", "k", "d")
+    missing = [f"--{name}" for name in needed if getattr(args, name) is None]
     if missing:
         raise ValueError(f"{', '.join(missing)} required (or --validate)")
+    if args.family == "linkage":
+        return run_linkage(args)
     n, k, d = (check_int(name, getattr(args, name), 1) for name in ("n", "k", "d"))
     if k > n:
         raise ValueError(f"--k={k} must be <= --n={n}")
@@ -127,3 +134,20 @@ def format_ranking(ranking, refused, n, k, d, dtype, why: str, max_iter=None) ->
                          "them), widened with the distance to the nearest recorded shape; "
                          "`kmbench recommend --validate` shows the figures.")
     return "\n".join(lines)
+
+
+def run_linkage(args) -> int:
+    """The linkage family's ranking: recorded results, else (with --measure, or when none) a short trial."""
+    from kmbench.advise.linkage import measure, print_ranking, rank_recorded
+    from kmbench.core.linkage import check_method
+    from kmbench.core.validation import check_int
+
+    n, d = check_int("n", args.n, 2), check_int("d", args.d, 1)
+    method = check_method(args.method)
+    rows = [] if args.measure else rank_recorded(n, d, args.dtype, method, args.device, results_dir=args.results)
+    if not rows:
+        if not args.measure:
+            print("No recorded linkage results for this machine and dtype; measuring a short trial instead.")
+        rows = measure(n, d, args.dtype, method, names=args.backend)
+    print_ranking(rows, n, d, args.dtype, method)
+    return 0 if any(r["eligible"] for r in rows) else 1

@@ -25,7 +25,14 @@ REGISTRY: dict[str, dict[str, str]] = {
         "dask": "impls.dask_lloyd:DaskKMeans",
         "dask-ml": "impls.dask_ml_lloyd:DaskMLKMeans",
     },
-    "linkage": {},
+    "linkage": {
+        "scipy": "impls.linkage.scipy_linkage:ScipyLinkage",
+        "fastcluster": "impls.linkage.fastcluster_linkage:FastclusterLinkage",
+        "sklearn": "impls.linkage.sklearn_linkage:SklearnLinkage",
+        "numba": "impls.linkage.numba_linkage:NumbaLinkage",
+        "torch-cpu": "impls.linkage.torch_linkage:TorchCPULinkage",
+        "torch-cuda": "impls.linkage.torch_linkage:TorchCUDALinkage",
+    },
 }
 
 

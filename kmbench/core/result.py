@@ -40,3 +40,31 @@ class KMeansResult:
     threads: int
     timings: dict = field(default_factory=dict)
     info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LinkageResult:
+    """One hierarchical clustering, on the host, with what actually ran.
+
+    Attributes
+    ----------
+    Z : ndarray of shape (n_samples - 1, 4), float64
+        SciPy's linkage matrix: row i merges clusters ``Z[i, 0] < Z[i, 1]`` at height ``Z[i, 2]``
+        into a cluster of ``Z[i, 3]`` points (numbered n + i). Cut it with
+        ``scipy.cluster.hierarchy.fcluster(result.Z, ...)``.
+    method, backend, device, dtype : str
+    threads : int
+    timings : dict
+        Seconds: ``prepare``, ``warmup``, ``fit`` (the whole linkage).
+    info : dict
+        Backend facts (algorithm, memory model, declared deviations, why ``auto`` chose it).
+    """
+
+    Z: np.ndarray
+    method: str
+    backend: str
+    device: str
+    dtype: str
+    threads: int
+    timings: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)

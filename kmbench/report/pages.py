@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,8 @@ def write_report(results_dir=None, out_dir="reports", *, machine: str | None = N
         Progress bars.
     """
     import kmbench.report.figures as plots
+    import kmbench.report.linkage_figures as linkage_figures
+    from kmbench.report.dendrogram import iris as iris_dendrogram
     from kmbench.bench.records import default_results_dir, latest, machine_info, machines, this_machine, tidy
 
     results_dir = Path(results_dir or default_results_dir())
@@ -72,6 +75,12 @@ def write_report(results_dir=None, out_dir="reports", *, machine: str | None = N
         ("speedup_heatmap", lambda p: plots.speedup_heatmap(current, p, machine=title)),
         ("roofline", lambda p: plots.roofline(current, p, facts.get("gemm_peak"), title)),
         ("peakmem_vs_n", lambda p: plots.peakmem_against_n(current, p, title)),
+    ]
+    linkage = linkage_rows(results_dir, machine)
+    steps += [
+        ("linkage_time_vs_n", lambda p: linkage_figures.time_vs_n(linkage, p)),
+        ("linkage_peakmem_vs_n", lambda p: linkage_figures.memory_vs_n(linkage, p)),
+        ("linkage_dendrogram", lambda p: iris_dendrogram(p)[0]),
     ]
     missing = {}
     for name, draw in steps:
@@ -246,6 +255,15 @@ def _winners(advice) -> str:
     return "; ".join(parts) + "."
 
 
+def linkage_rows(results_dir, machine):
+    """The linkage family's latest recorded rows for this machine, with the method in its own column."""
+    from kmbench.bench.records import latest, tidy
+
+    rows = latest(tidy(results_dir, machine=machine, sweeps=[], trials=False, family="linkage")).copy()
+    rows["method"] = [json.loads(p).get("method") if p else None for p in rows["params"]]
+    return rows
+
+
 FIGURE_TEXT = {
     "time_vs_n": ("Time per iteration against n", "Lines that stay parallel scale alike; the gap is the "
                   "constant-factor speed-up. A line that flattens at small n is paying fixed overhead per call."),
@@ -263,6 +281,17 @@ FIGURE_TEXT = {
     "convergence": ("Convergence", "Inertia after each iteration's assignment from the same centres. Backends "
                     "computing the contract's function overlap the oracle; the right panel shows how far, "
                     "relative to float64 and float32 rounding."),
+}
+#: the hierarchical-clustering section's figures (benchmarks/linkage_suites.py)
+LINKAGE_FIGURE_TEXT = {
+    "linkage_time_vs_n": ("Linkage time against n", "Seconds per whole linkage, one panel per method. Every "
+                          "backend does O(n^2 d) work; the gaps are constant factors, and the peers' single "
+                          "and ward lines carry the n x n matrix they build first."),
+    "linkage_peakmem_vs_n": ("Linkage memory against n", "Peak resident memory of one linkage (data and "
+                             "libraries included): backends that hold the condensed n x n matrix grow as "
+                             "n^2, numba's and fastcluster's single and ward (O(n d)) stay flat."),
+    "linkage_dendrogram": ("A dendrogram", "Ward linkage of the standardised iris flowers (shipped with "
+                           "scikit-learn) and SciPy's fcluster cut into 3 clusters: the README's pipeline."),
 }
 
 
@@ -338,12 +367,43 @@ def render_markdown(ctx, out: Path) -> str:
             md += [f"### {title}", "", text, "", f"![{title}]({rel.as_posix()})", ""]
     if ctx["missing"]:
         md += ["Not drawn: " + "; ".join(f"{k} ({v})" for k, v in ctx["missing"].items()), ""]
+    md += _linkage_markdown(ctx, out)
     md += ["## Quality against the float64 oracle", "",
            "Relative inertia error and adjusted Rand index (labels against the oracle's) after the same "
            "fixed iterations from the same centres; verdict by docs/contract.md's tolerances.", ""]
     md += _md_table(QUALITY_HEADER, _quality_rows(ctx["quality"])) if len(ctx["quality"]) else ["(none recorded)"]
     md += ["", "## Regenerate", "", "```", REGENERATE, "```", ""]
     return "\n".join(md)
+
+
+def _linkage_markdown(ctx, out: Path) -> list[str]:
+    shown = [name for name in LINKAGE_FIGURE_TEXT if name in ctx["figures"]]
+    if not shown:
+        return []
+    md = ["## Hierarchical clustering (kmbench.linkage)", "",
+          "The second family (docs/contract.md): SciPy's linkage matrix for single, complete, average and ward. "
+          "For any other case: `kmbench recommend --family linkage --method ward --n N --d D`.", ""]
+    for name in shown:
+        title, text = LINKAGE_FIGURE_TEXT[name]
+        rel = Path(ctx["figures"][name]).relative_to(out)
+        md += [f"### {title}", "", text, "", f"![{title}]({rel.as_posix()})", ""]
+    return md
+
+
+def _linkage_html(ctx, out: Path) -> list[str]:
+    shown = [name for name in LINKAGE_FIGURE_TEXT if name in ctx["figures"]]
+    if not shown:
+        return []
+    parts = ["<h2>Hierarchical clustering (kmbench.linkage)</h2>",
+             "<p>The second family (docs/contract.md): SciPy's linkage matrix for single, complete, average and "
+             "ward. For any other case: <code>kmbench recommend --family linkage --method ward --n N --d D</code>."
+             "</p>"]
+    for name in shown:
+        title, text = LINKAGE_FIGURE_TEXT[name]
+        rel = Path(ctx["figures"][name]).relative_to(out).as_posix()
+        parts.append(f"<figure><h3>{html.escape(title)}</h3><img src='{rel}' alt='{html.escape(title)}'>"
+                     f"<figcaption>{html.escape(text)}</figcaption></figure>")
+    return parts
 
 
 def _md_table(header, rows) -> list[str]:
@@ -402,6 +462,7 @@ def render_html(ctx, out: Path) -> str:
     if ctx["missing"]:
         parts.append("<p>Not drawn: " + html.escape("; ".join(f"{k} ({v})" for k, v in ctx["missing"].items()))
                      + "</p>")
+    parts += _linkage_html(ctx, out)
     parts += ["<h2>Quality against the float64 oracle</h2>",
               "<p>Relative inertia error and adjusted Rand index (labels against the oracle's) after the same "
               "fixed iterations from the same centres; verdict by docs/contract.md's tolerances.</p>",
