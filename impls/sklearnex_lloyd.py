@@ -40,7 +40,10 @@ class SklearnexKMeans(Backend):
     def run(self, max_iter, tol):
         # sklearnex scales tol by mean(var(X)) itself, as the contract does; it rejects tol < 0.
         self.model = self.KMeans(n_clusters=self.init.shape[0], init=self.init, n_init=1, max_iter=max_iter,
-                                 tol=max(tol, 0.0), algorithm="lloyd", copy_x=True)
+                                 tol=max(tol, 0.0), algorithm="lloyd", copy_x=True,
+                                 # oneDAL runs on TBB, which the harness's threadpoolctl limits do
+                                 # not reach; sklearnex's n_jobs does.
+                                 n_jobs=self.threads)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", self.ConvergenceWarning)
             self.model.fit(self.X)
@@ -53,5 +56,5 @@ class SklearnexKMeans(Backend):
         return Fitted(centers=centers, labels=labels, inertia=exact_inertia(self.X, centers, labels),
                       n_iter=int(m.n_iter_), converged=bool(m.n_iter_ < self.max_iter),
                       inertia_history=[],
-                      info={"inertia_history": "not exposed by scikit-learn-intelex",
+                      info={"inertia_history": "not exposed by scikit-learn-intelex", "n_jobs": self.threads,
                             "accelerated": "_onedal_estimator" in vars(m)})
