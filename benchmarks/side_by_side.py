@@ -34,8 +34,8 @@ QUICK_SHAPES = [(20_000, 16, 16), (20_000, 64, 256)]
 ITERATIONS = 10
 #: project backends that wrap a peer library: shown, but not counted as "project best"
 WRAPPERS = ("sklearn", "sklearnex", "faiss", "dask-ml")
-#: numba's BLAS strategy, an extra row beside its default (fused) one
-VARIANTS = {"numba[gemm]": ("numba", {"strategy": "gemm"})}
+#: numba's two strategies forced, extra rows beside its default (the plan's choice)
+VARIANTS = {"numba[fused]": ("numba", {"strategy": "fused"}), "numba[gemm]": ("numba", {"strategy": "gemm"})}
 
 
 def parse_shape(text: str):

@@ -21,7 +21,7 @@ from numba import njit, prange
 from .numba_kernels import FUSED_FAST
 
 #: (rows, centres) per tile, by (instruction set, dtype)
-TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', 'float32'): (32, 8), ('avx512', 'float64'): (16, 8)}
+TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', 'float32'): (32, 8), ('avx512', 'float64'): (8, 8)}
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
@@ -52,37 +52,23 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
     for p in prange(parts):
         own_sums = np.zeros((k if update else 0, d))
         own_counts = np.zeros(k if update else 0, dtype=np.int64)
-        total = 0.0
+        lane_totals = np.zeros(16)
         # Parts start on panel boundaries.
         lo = (p * blocks // parts) * 16
         hi = min(n, ((p + 1) * blocks // parts) * 16)
-        scratch = np.empty((d, 16), dtype=X.dtype)
+        scratch = np.empty((1, d, 16), dtype=X.dtype)
+        source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(16, dtype=X.dtype)
         bests = np.empty(16, dtype=np.int32)
         for i in range(lo, hi, 16):
             if panels.shape[0] > 0:
-                panel = panels[i // 16]
+                b = i // 16
             else:
-                panel = scratch
+                b = 0
                 # Rows past hi repeat the last row: computed, never stored.
                 for t in range(d):
-                    x = panel[t]
-                    x[0] = X[min(i + 0, hi - 1), t]
-                    x[1] = X[min(i + 1, hi - 1), t]
-                    x[2] = X[min(i + 2, hi - 1), t]
-                    x[3] = X[min(i + 3, hi - 1), t]
-                    x[4] = X[min(i + 4, hi - 1), t]
-                    x[5] = X[min(i + 5, hi - 1), t]
-                    x[6] = X[min(i + 6, hi - 1), t]
-                    x[7] = X[min(i + 7, hi - 1), t]
-                    x[8] = X[min(i + 8, hi - 1), t]
-                    x[9] = X[min(i + 9, hi - 1), t]
-                    x[10] = X[min(i + 10, hi - 1), t]
-                    x[11] = X[min(i + 11, hi - 1), t]
-                    x[12] = X[min(i + 12, hi - 1), t]
-                    x[13] = X[min(i + 13, hi - 1), t]
-                    x[14] = X[min(i + 14, hi - 1), t]
-                    x[15] = X[min(i + 15, hi - 1), t]
+                    for r in range(16):
+                        scratch[0, t, r] = X[min(i + r, hi - 1), t]
             low0 = largest
             best0 = np.int32(0)
             low1 = largest
@@ -117,22 +103,16 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
             best15 = np.int32(0)
             for j in range(0, k, 6):
                 j0 = np.int32(min(j + 0, k - 1))
-                c0 = C[j0]
                 h0 = half_norms[j0]
                 j1 = np.int32(min(j + 1, k - 1))
-                c1 = C[j1]
                 h1 = half_norms[j1]
                 j2 = np.int32(min(j + 2, k - 1))
-                c2 = C[j2]
                 h2 = half_norms[j2]
                 j3 = np.int32(min(j + 3, k - 1))
-                c3 = C[j3]
                 h3 = half_norms[j3]
                 j4 = np.int32(min(j + 4, k - 1))
-                c4 = C[j4]
                 h4 = half_norms[j4]
                 j5 = np.int32(min(j + 5, k - 1))
-                c5 = C[j5]
                 h5 = half_norms[j5]
                 a0_0 = h0
                 a0_1 = h0
@@ -231,24 +211,23 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                 a5_14 = h5
                 a5_15 = h5
                 for t in range(d):
-                    x = panel[t]
-                    x0 = x[0]
-                    x1 = x[1]
-                    x2 = x[2]
-                    x3 = x[3]
-                    x4 = x[4]
-                    x5 = x[5]
-                    x6 = x[6]
-                    x7 = x[7]
-                    x8 = x[8]
-                    x9 = x[9]
-                    x10 = x[10]
-                    x11 = x[11]
-                    x12 = x[12]
-                    x13 = x[13]
-                    x14 = x[14]
-                    x15 = x[15]
-                    w0 = c0[t]
+                    x0 = source[b, t, 0]
+                    x1 = source[b, t, 1]
+                    x2 = source[b, t, 2]
+                    x3 = source[b, t, 3]
+                    x4 = source[b, t, 4]
+                    x5 = source[b, t, 5]
+                    x6 = source[b, t, 6]
+                    x7 = source[b, t, 7]
+                    x8 = source[b, t, 8]
+                    x9 = source[b, t, 9]
+                    x10 = source[b, t, 10]
+                    x11 = source[b, t, 11]
+                    x12 = source[b, t, 12]
+                    x13 = source[b, t, 13]
+                    x14 = source[b, t, 14]
+                    x15 = source[b, t, 15]
+                    w0 = C[j0, t]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -265,7 +244,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a0_13 -= x13 * w0
                     a0_14 -= x14 * w0
                     a0_15 -= x15 * w0
-                    w1 = c1[t]
+                    w1 = C[j1, t]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -282,7 +261,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a1_13 -= x13 * w1
                     a1_14 -= x14 * w1
                     a1_15 -= x15 * w1
-                    w2 = c2[t]
+                    w2 = C[j2, t]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -299,7 +278,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a2_13 -= x13 * w2
                     a2_14 -= x14 * w2
                     a2_15 -= x15 * w2
-                    w3 = c3[t]
+                    w3 = C[j3, t]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -316,7 +295,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a3_13 -= x13 * w3
                     a3_14 -= x14 * w3
                     a3_15 -= x15 * w3
-                    w4 = c4[t]
+                    w4 = C[j4, t]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -333,7 +312,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a4_13 -= x13 * w4
                     a4_14 -= x14 * w4
                     a4_15 -= x15 * w4
-                    w5 = c5[t]
+                    w5 = C[j5, t]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -559,23 +538,38 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
             norm14 = zero
             norm15 = zero
             for t in range(d):
-                x = panel[t]
-                norm0 += x[0] * x[0]
-                norm1 += x[1] * x[1]
-                norm2 += x[2] * x[2]
-                norm3 += x[3] * x[3]
-                norm4 += x[4] * x[4]
-                norm5 += x[5] * x[5]
-                norm6 += x[6] * x[6]
-                norm7 += x[7] * x[7]
-                norm8 += x[8] * x[8]
-                norm9 += x[9] * x[9]
-                norm10 += x[10] * x[10]
-                norm11 += x[11] * x[11]
-                norm12 += x[12] * x[12]
-                norm13 += x[13] * x[13]
-                norm14 += x[14] * x[14]
-                norm15 += x[15] * x[15]
+                x0 = source[b, t, 0]
+                norm0 += x0 * x0
+                x1 = source[b, t, 1]
+                norm1 += x1 * x1
+                x2 = source[b, t, 2]
+                norm2 += x2 * x2
+                x3 = source[b, t, 3]
+                norm3 += x3 * x3
+                x4 = source[b, t, 4]
+                norm4 += x4 * x4
+                x5 = source[b, t, 5]
+                norm5 += x5 * x5
+                x6 = source[b, t, 6]
+                norm6 += x6 * x6
+                x7 = source[b, t, 7]
+                norm7 += x7 * x7
+                x8 = source[b, t, 8]
+                norm8 += x8 * x8
+                x9 = source[b, t, 9]
+                norm9 += x9 * x9
+                x10 = source[b, t, 10]
+                norm10 += x10 * x10
+                x11 = source[b, t, 11]
+                norm11 += x11 * x11
+                x12 = source[b, t, 12]
+                norm12 += x12 * x12
+                x13 = source[b, t, 13]
+                norm13 += x13 * x13
+                x14 = source[b, t, 14]
+                norm14 += x14 * x14
+                x15 = source[b, t, 15]
+                norm15 += x15 * x15
             lows[0] = norm0 + 2 * low0
             bests[0] = best0
             lows[1] = norm1 + 2 * low1
@@ -608,21 +602,38 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
             bests[14] = best14
             lows[15] = norm15 + 2 * low15
             bests[15] = best15
-            for r in range(min(16, hi - i)):
-                b = bests[r]
-                labels[i + r] = b
-                value = lows[r] if lows[r] > 0 else 0
+            if i + 16 <= hi:
+                for r in range(16):
+                    labels[i + r] = bests[r]
                 if update:
-                    total += value
-                    own_counts[b] += 1
+                    for r in range(16):
+                        value = lows[r]
+                        lane_totals[r] += value if value > 0 else zero
+                    for r in range(16):
+                        c = bests[r]
+                        own_counts[c] += 1
+                        for t in range(d):
+                            own_sums[c, t] += source[b, t, r]
+                else:
+                    for r in range(16):
+                        value = lows[r]
+                        dist[i + r] = value if value > 0 else zero
+                continue
+            for r in range(hi - i):
+                c = bests[r]
+                labels[i + r] = c
+                value = lows[r] if lows[r] > 0 else zero
+                if update:
+                    lane_totals[r] += value
+                    own_counts[c] += 1
                     for t in range(d):
-                        own_sums[b, t] += panel[t, r]
+                        own_sums[c, t] += source[b, t, r]
                 else:
                     dist[i + r] = value
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
-            totals[p] = total
+            totals[p] = lane_totals.sum()
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
@@ -653,29 +664,23 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
     for p in prange(parts):
         own_sums = np.zeros((k if update else 0, d))
         own_counts = np.zeros(k if update else 0, dtype=np.int64)
-        total = 0.0
+        lane_totals = np.zeros(8)
         # Parts start on panel boundaries.
         lo = (p * blocks // parts) * 8
         hi = min(n, ((p + 1) * blocks // parts) * 8)
-        scratch = np.empty((d, 8), dtype=X.dtype)
+        scratch = np.empty((1, d, 8), dtype=X.dtype)
+        source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(8, dtype=X.dtype)
         bests = np.empty(8, dtype=np.int32)
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
-                panel = panels[i // 8]
+                b = i // 8
             else:
-                panel = scratch
+                b = 0
                 # Rows past hi repeat the last row: computed, never stored.
                 for t in range(d):
-                    x = panel[t]
-                    x[0] = X[min(i + 0, hi - 1), t]
-                    x[1] = X[min(i + 1, hi - 1), t]
-                    x[2] = X[min(i + 2, hi - 1), t]
-                    x[3] = X[min(i + 3, hi - 1), t]
-                    x[4] = X[min(i + 4, hi - 1), t]
-                    x[5] = X[min(i + 5, hi - 1), t]
-                    x[6] = X[min(i + 6, hi - 1), t]
-                    x[7] = X[min(i + 7, hi - 1), t]
+                    for r in range(8):
+                        scratch[0, t, r] = X[min(i + r, hi - 1), t]
             low0 = largest
             best0 = np.int32(0)
             low1 = largest
@@ -694,22 +699,16 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
             best7 = np.int32(0)
             for j in range(0, k, 6):
                 j0 = np.int32(min(j + 0, k - 1))
-                c0 = C[j0]
                 h0 = half_norms[j0]
                 j1 = np.int32(min(j + 1, k - 1))
-                c1 = C[j1]
                 h1 = half_norms[j1]
                 j2 = np.int32(min(j + 2, k - 1))
-                c2 = C[j2]
                 h2 = half_norms[j2]
                 j3 = np.int32(min(j + 3, k - 1))
-                c3 = C[j3]
                 h3 = half_norms[j3]
                 j4 = np.int32(min(j + 4, k - 1))
-                c4 = C[j4]
                 h4 = half_norms[j4]
                 j5 = np.int32(min(j + 5, k - 1))
-                c5 = C[j5]
                 h5 = half_norms[j5]
                 a0_0 = h0
                 a0_1 = h0
@@ -760,16 +759,15 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                 a5_6 = h5
                 a5_7 = h5
                 for t in range(d):
-                    x = panel[t]
-                    x0 = x[0]
-                    x1 = x[1]
-                    x2 = x[2]
-                    x3 = x[3]
-                    x4 = x[4]
-                    x5 = x[5]
-                    x6 = x[6]
-                    x7 = x[7]
-                    w0 = c0[t]
+                    x0 = source[b, t, 0]
+                    x1 = source[b, t, 1]
+                    x2 = source[b, t, 2]
+                    x3 = source[b, t, 3]
+                    x4 = source[b, t, 4]
+                    x5 = source[b, t, 5]
+                    x6 = source[b, t, 6]
+                    x7 = source[b, t, 7]
+                    w0 = C[j0, t]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -778,7 +776,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
-                    w1 = c1[t]
+                    w1 = C[j1, t]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -787,7 +785,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
-                    w2 = c2[t]
+                    w2 = C[j2, t]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -796,7 +794,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
-                    w3 = c3[t]
+                    w3 = C[j3, t]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -805,7 +803,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
-                    w4 = c4[t]
+                    w4 = C[j4, t]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -814,7 +812,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
-                    w5 = c5[t]
+                    w5 = C[j5, t]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -928,15 +926,22 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
             norm6 = zero
             norm7 = zero
             for t in range(d):
-                x = panel[t]
-                norm0 += x[0] * x[0]
-                norm1 += x[1] * x[1]
-                norm2 += x[2] * x[2]
-                norm3 += x[3] * x[3]
-                norm4 += x[4] * x[4]
-                norm5 += x[5] * x[5]
-                norm6 += x[6] * x[6]
-                norm7 += x[7] * x[7]
+                x0 = source[b, t, 0]
+                norm0 += x0 * x0
+                x1 = source[b, t, 1]
+                norm1 += x1 * x1
+                x2 = source[b, t, 2]
+                norm2 += x2 * x2
+                x3 = source[b, t, 3]
+                norm3 += x3 * x3
+                x4 = source[b, t, 4]
+                norm4 += x4 * x4
+                x5 = source[b, t, 5]
+                norm5 += x5 * x5
+                x6 = source[b, t, 6]
+                norm6 += x6 * x6
+                x7 = source[b, t, 7]
+                norm7 += x7 * x7
             lows[0] = norm0 + 2 * low0
             bests[0] = best0
             lows[1] = norm1 + 2 * low1
@@ -953,21 +958,38 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
             bests[6] = best6
             lows[7] = norm7 + 2 * low7
             bests[7] = best7
-            for r in range(min(8, hi - i)):
-                b = bests[r]
-                labels[i + r] = b
-                value = lows[r] if lows[r] > 0 else 0
+            if i + 8 <= hi:
+                for r in range(8):
+                    labels[i + r] = bests[r]
                 if update:
-                    total += value
-                    own_counts[b] += 1
+                    for r in range(8):
+                        value = lows[r]
+                        lane_totals[r] += value if value > 0 else zero
+                    for r in range(8):
+                        c = bests[r]
+                        own_counts[c] += 1
+                        for t in range(d):
+                            own_sums[c, t] += source[b, t, r]
+                else:
+                    for r in range(8):
+                        value = lows[r]
+                        dist[i + r] = value if value > 0 else zero
+                continue
+            for r in range(hi - i):
+                c = bests[r]
+                labels[i + r] = c
+                value = lows[r] if lows[r] > 0 else zero
+                if update:
+                    lane_totals[r] += value
+                    own_counts[c] += 1
                     for t in range(d):
-                        own_sums[b, t] += panel[t, r]
+                        own_sums[c, t] += source[b, t, r]
                 else:
                     dist[i + r] = value
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
-            totals[p] = total
+            totals[p] = lane_totals.sum()
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
@@ -998,53 +1020,23 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
     for p in prange(parts):
         own_sums = np.zeros((k if update else 0, d))
         own_counts = np.zeros(k if update else 0, dtype=np.int64)
-        total = 0.0
+        lane_totals = np.zeros(32)
         # Parts start on panel boundaries.
         lo = (p * blocks // parts) * 32
         hi = min(n, ((p + 1) * blocks // parts) * 32)
-        scratch = np.empty((d, 32), dtype=X.dtype)
+        scratch = np.empty((1, d, 32), dtype=X.dtype)
+        source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(32, dtype=X.dtype)
         bests = np.empty(32, dtype=np.int32)
         for i in range(lo, hi, 32):
             if panels.shape[0] > 0:
-                panel = panels[i // 32]
+                b = i // 32
             else:
-                panel = scratch
+                b = 0
                 # Rows past hi repeat the last row: computed, never stored.
                 for t in range(d):
-                    x = panel[t]
-                    x[0] = X[min(i + 0, hi - 1), t]
-                    x[1] = X[min(i + 1, hi - 1), t]
-                    x[2] = X[min(i + 2, hi - 1), t]
-                    x[3] = X[min(i + 3, hi - 1), t]
-                    x[4] = X[min(i + 4, hi - 1), t]
-                    x[5] = X[min(i + 5, hi - 1), t]
-                    x[6] = X[min(i + 6, hi - 1), t]
-                    x[7] = X[min(i + 7, hi - 1), t]
-                    x[8] = X[min(i + 8, hi - 1), t]
-                    x[9] = X[min(i + 9, hi - 1), t]
-                    x[10] = X[min(i + 10, hi - 1), t]
-                    x[11] = X[min(i + 11, hi - 1), t]
-                    x[12] = X[min(i + 12, hi - 1), t]
-                    x[13] = X[min(i + 13, hi - 1), t]
-                    x[14] = X[min(i + 14, hi - 1), t]
-                    x[15] = X[min(i + 15, hi - 1), t]
-                    x[16] = X[min(i + 16, hi - 1), t]
-                    x[17] = X[min(i + 17, hi - 1), t]
-                    x[18] = X[min(i + 18, hi - 1), t]
-                    x[19] = X[min(i + 19, hi - 1), t]
-                    x[20] = X[min(i + 20, hi - 1), t]
-                    x[21] = X[min(i + 21, hi - 1), t]
-                    x[22] = X[min(i + 22, hi - 1), t]
-                    x[23] = X[min(i + 23, hi - 1), t]
-                    x[24] = X[min(i + 24, hi - 1), t]
-                    x[25] = X[min(i + 25, hi - 1), t]
-                    x[26] = X[min(i + 26, hi - 1), t]
-                    x[27] = X[min(i + 27, hi - 1), t]
-                    x[28] = X[min(i + 28, hi - 1), t]
-                    x[29] = X[min(i + 29, hi - 1), t]
-                    x[30] = X[min(i + 30, hi - 1), t]
-                    x[31] = X[min(i + 31, hi - 1), t]
+                    for r in range(32):
+                        scratch[0, t, r] = X[min(i + r, hi - 1), t]
             low0 = largest
             best0 = np.int32(0)
             low1 = largest
@@ -1111,28 +1103,20 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
             best31 = np.int32(0)
             for j in range(0, k, 8):
                 j0 = np.int32(min(j + 0, k - 1))
-                c0 = C[j0]
                 h0 = half_norms[j0]
                 j1 = np.int32(min(j + 1, k - 1))
-                c1 = C[j1]
                 h1 = half_norms[j1]
                 j2 = np.int32(min(j + 2, k - 1))
-                c2 = C[j2]
                 h2 = half_norms[j2]
                 j3 = np.int32(min(j + 3, k - 1))
-                c3 = C[j3]
                 h3 = half_norms[j3]
                 j4 = np.int32(min(j + 4, k - 1))
-                c4 = C[j4]
                 h4 = half_norms[j4]
                 j5 = np.int32(min(j + 5, k - 1))
-                c5 = C[j5]
                 h5 = half_norms[j5]
                 j6 = np.int32(min(j + 6, k - 1))
-                c6 = C[j6]
                 h6 = half_norms[j6]
                 j7 = np.int32(min(j + 7, k - 1))
-                c7 = C[j7]
                 h7 = half_norms[j7]
                 a0_0 = h0
                 a0_1 = h0
@@ -1391,40 +1375,39 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a7_30 = h7
                 a7_31 = h7
                 for t in range(d):
-                    x = panel[t]
-                    x0 = x[0]
-                    x1 = x[1]
-                    x2 = x[2]
-                    x3 = x[3]
-                    x4 = x[4]
-                    x5 = x[5]
-                    x6 = x[6]
-                    x7 = x[7]
-                    x8 = x[8]
-                    x9 = x[9]
-                    x10 = x[10]
-                    x11 = x[11]
-                    x12 = x[12]
-                    x13 = x[13]
-                    x14 = x[14]
-                    x15 = x[15]
-                    x16 = x[16]
-                    x17 = x[17]
-                    x18 = x[18]
-                    x19 = x[19]
-                    x20 = x[20]
-                    x21 = x[21]
-                    x22 = x[22]
-                    x23 = x[23]
-                    x24 = x[24]
-                    x25 = x[25]
-                    x26 = x[26]
-                    x27 = x[27]
-                    x28 = x[28]
-                    x29 = x[29]
-                    x30 = x[30]
-                    x31 = x[31]
-                    w0 = c0[t]
+                    x0 = source[b, t, 0]
+                    x1 = source[b, t, 1]
+                    x2 = source[b, t, 2]
+                    x3 = source[b, t, 3]
+                    x4 = source[b, t, 4]
+                    x5 = source[b, t, 5]
+                    x6 = source[b, t, 6]
+                    x7 = source[b, t, 7]
+                    x8 = source[b, t, 8]
+                    x9 = source[b, t, 9]
+                    x10 = source[b, t, 10]
+                    x11 = source[b, t, 11]
+                    x12 = source[b, t, 12]
+                    x13 = source[b, t, 13]
+                    x14 = source[b, t, 14]
+                    x15 = source[b, t, 15]
+                    x16 = source[b, t, 16]
+                    x17 = source[b, t, 17]
+                    x18 = source[b, t, 18]
+                    x19 = source[b, t, 19]
+                    x20 = source[b, t, 20]
+                    x21 = source[b, t, 21]
+                    x22 = source[b, t, 22]
+                    x23 = source[b, t, 23]
+                    x24 = source[b, t, 24]
+                    x25 = source[b, t, 25]
+                    x26 = source[b, t, 26]
+                    x27 = source[b, t, 27]
+                    x28 = source[b, t, 28]
+                    x29 = source[b, t, 29]
+                    x30 = source[b, t, 30]
+                    x31 = source[b, t, 31]
+                    w0 = C[j0, t]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -1457,7 +1440,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a0_29 -= x29 * w0
                     a0_30 -= x30 * w0
                     a0_31 -= x31 * w0
-                    w1 = c1[t]
+                    w1 = C[j1, t]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -1490,7 +1473,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a1_29 -= x29 * w1
                     a1_30 -= x30 * w1
                     a1_31 -= x31 * w1
-                    w2 = c2[t]
+                    w2 = C[j2, t]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -1523,7 +1506,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a2_29 -= x29 * w2
                     a2_30 -= x30 * w2
                     a2_31 -= x31 * w2
-                    w3 = c3[t]
+                    w3 = C[j3, t]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -1556,7 +1539,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a3_29 -= x29 * w3
                     a3_30 -= x30 * w3
                     a3_31 -= x31 * w3
-                    w4 = c4[t]
+                    w4 = C[j4, t]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -1589,7 +1572,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a4_29 -= x29 * w4
                     a4_30 -= x30 * w4
                     a4_31 -= x31 * w4
-                    w5 = c5[t]
+                    w5 = C[j5, t]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -1622,7 +1605,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a5_29 -= x29 * w5
                     a5_30 -= x30 * w5
                     a5_31 -= x31 * w5
-                    w6 = c6[t]
+                    w6 = C[j6, t]
                     a6_0 -= x0 * w6
                     a6_1 -= x1 * w6
                     a6_2 -= x2 * w6
@@ -1655,7 +1638,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a6_29 -= x29 * w6
                     a6_30 -= x30 * w6
                     a6_31 -= x31 * w6
-                    w7 = c7[t]
+                    w7 = C[j7, t]
                     a7_0 -= x0 * w7
                     a7_1 -= x1 * w7
                     a7_2 -= x2 * w7
@@ -2233,39 +2216,70 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
             norm30 = zero
             norm31 = zero
             for t in range(d):
-                x = panel[t]
-                norm0 += x[0] * x[0]
-                norm1 += x[1] * x[1]
-                norm2 += x[2] * x[2]
-                norm3 += x[3] * x[3]
-                norm4 += x[4] * x[4]
-                norm5 += x[5] * x[5]
-                norm6 += x[6] * x[6]
-                norm7 += x[7] * x[7]
-                norm8 += x[8] * x[8]
-                norm9 += x[9] * x[9]
-                norm10 += x[10] * x[10]
-                norm11 += x[11] * x[11]
-                norm12 += x[12] * x[12]
-                norm13 += x[13] * x[13]
-                norm14 += x[14] * x[14]
-                norm15 += x[15] * x[15]
-                norm16 += x[16] * x[16]
-                norm17 += x[17] * x[17]
-                norm18 += x[18] * x[18]
-                norm19 += x[19] * x[19]
-                norm20 += x[20] * x[20]
-                norm21 += x[21] * x[21]
-                norm22 += x[22] * x[22]
-                norm23 += x[23] * x[23]
-                norm24 += x[24] * x[24]
-                norm25 += x[25] * x[25]
-                norm26 += x[26] * x[26]
-                norm27 += x[27] * x[27]
-                norm28 += x[28] * x[28]
-                norm29 += x[29] * x[29]
-                norm30 += x[30] * x[30]
-                norm31 += x[31] * x[31]
+                x0 = source[b, t, 0]
+                norm0 += x0 * x0
+                x1 = source[b, t, 1]
+                norm1 += x1 * x1
+                x2 = source[b, t, 2]
+                norm2 += x2 * x2
+                x3 = source[b, t, 3]
+                norm3 += x3 * x3
+                x4 = source[b, t, 4]
+                norm4 += x4 * x4
+                x5 = source[b, t, 5]
+                norm5 += x5 * x5
+                x6 = source[b, t, 6]
+                norm6 += x6 * x6
+                x7 = source[b, t, 7]
+                norm7 += x7 * x7
+                x8 = source[b, t, 8]
+                norm8 += x8 * x8
+                x9 = source[b, t, 9]
+                norm9 += x9 * x9
+                x10 = source[b, t, 10]
+                norm10 += x10 * x10
+                x11 = source[b, t, 11]
+                norm11 += x11 * x11
+                x12 = source[b, t, 12]
+                norm12 += x12 * x12
+                x13 = source[b, t, 13]
+                norm13 += x13 * x13
+                x14 = source[b, t, 14]
+                norm14 += x14 * x14
+                x15 = source[b, t, 15]
+                norm15 += x15 * x15
+                x16 = source[b, t, 16]
+                norm16 += x16 * x16
+                x17 = source[b, t, 17]
+                norm17 += x17 * x17
+                x18 = source[b, t, 18]
+                norm18 += x18 * x18
+                x19 = source[b, t, 19]
+                norm19 += x19 * x19
+                x20 = source[b, t, 20]
+                norm20 += x20 * x20
+                x21 = source[b, t, 21]
+                norm21 += x21 * x21
+                x22 = source[b, t, 22]
+                norm22 += x22 * x22
+                x23 = source[b, t, 23]
+                norm23 += x23 * x23
+                x24 = source[b, t, 24]
+                norm24 += x24 * x24
+                x25 = source[b, t, 25]
+                norm25 += x25 * x25
+                x26 = source[b, t, 26]
+                norm26 += x26 * x26
+                x27 = source[b, t, 27]
+                norm27 += x27 * x27
+                x28 = source[b, t, 28]
+                norm28 += x28 * x28
+                x29 = source[b, t, 29]
+                norm29 += x29 * x29
+                x30 = source[b, t, 30]
+                norm30 += x30 * x30
+                x31 = source[b, t, 31]
+                norm31 += x31 * x31
             lows[0] = norm0 + 2 * low0
             bests[0] = best0
             lows[1] = norm1 + 2 * low1
@@ -2330,32 +2344,49 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
             bests[30] = best30
             lows[31] = norm31 + 2 * low31
             bests[31] = best31
-            for r in range(min(32, hi - i)):
-                b = bests[r]
-                labels[i + r] = b
-                value = lows[r] if lows[r] > 0 else 0
+            if i + 32 <= hi:
+                for r in range(32):
+                    labels[i + r] = bests[r]
                 if update:
-                    total += value
-                    own_counts[b] += 1
+                    for r in range(32):
+                        value = lows[r]
+                        lane_totals[r] += value if value > 0 else zero
+                    for r in range(32):
+                        c = bests[r]
+                        own_counts[c] += 1
+                        for t in range(d):
+                            own_sums[c, t] += source[b, t, r]
+                else:
+                    for r in range(32):
+                        value = lows[r]
+                        dist[i + r] = value if value > 0 else zero
+                continue
+            for r in range(hi - i):
+                c = bests[r]
+                labels[i + r] = c
+                value = lows[r] if lows[r] > 0 else zero
+                if update:
+                    lane_totals[r] += value
+                    own_counts[c] += 1
                     for t in range(d):
-                        own_sums[b, t] += panel[t, r]
+                        own_sums[c, t] += source[b, t, r]
                 else:
                     dist[i + r] = value
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
-            totals[p] = total
+            totals[p] = lane_totals.sum()
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
 def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
-    """One fused pass over float64 X, 16 rows x 8 centres per tile (avx512).
+    """One fused pass over float64 X, 8 rows x 8 centres per tile (avx512).
 
     Parameters
     ----------
     X : (n, d) float64
-    panels : (ceil(n / 16), d, 16) float64: panel b holds rows ``16 b ...`` transposed,
-        the last padded with copies of the last row; or (0, d, 16) to transpose here
+    panels : (ceil(n / 8), d, 8) float64: panel b holds rows ``8 b ...`` transposed,
+        the last padded with copies of the last row; or (0, d, 8) to transpose here
     C : (k, d) float64, C-contiguous
     half_norms : (k,) float64, ``||c||^2 / 2``
     labels : (n,) int32, out
@@ -2370,42 +2401,28 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
-    blocks = (n + 15) // 16
+    blocks = (n + 7) // 8
     zero = largest - largest
     for p in prange(parts):
         own_sums = np.zeros((k if update else 0, d))
         own_counts = np.zeros(k if update else 0, dtype=np.int64)
-        total = 0.0
+        lane_totals = np.zeros(8)
         # Parts start on panel boundaries.
-        lo = (p * blocks // parts) * 16
-        hi = min(n, ((p + 1) * blocks // parts) * 16)
-        scratch = np.empty((d, 16), dtype=X.dtype)
-        lows = np.empty(16, dtype=X.dtype)
-        bests = np.empty(16, dtype=np.int32)
-        for i in range(lo, hi, 16):
+        lo = (p * blocks // parts) * 8
+        hi = min(n, ((p + 1) * blocks // parts) * 8)
+        scratch = np.empty((1, d, 8), dtype=X.dtype)
+        source = panels if panels.shape[0] > 0 else scratch
+        lows = np.empty(8, dtype=X.dtype)
+        bests = np.empty(8, dtype=np.int32)
+        for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
-                panel = panels[i // 16]
+                b = i // 8
             else:
-                panel = scratch
+                b = 0
                 # Rows past hi repeat the last row: computed, never stored.
                 for t in range(d):
-                    x = panel[t]
-                    x[0] = X[min(i + 0, hi - 1), t]
-                    x[1] = X[min(i + 1, hi - 1), t]
-                    x[2] = X[min(i + 2, hi - 1), t]
-                    x[3] = X[min(i + 3, hi - 1), t]
-                    x[4] = X[min(i + 4, hi - 1), t]
-                    x[5] = X[min(i + 5, hi - 1), t]
-                    x[6] = X[min(i + 6, hi - 1), t]
-                    x[7] = X[min(i + 7, hi - 1), t]
-                    x[8] = X[min(i + 8, hi - 1), t]
-                    x[9] = X[min(i + 9, hi - 1), t]
-                    x[10] = X[min(i + 10, hi - 1), t]
-                    x[11] = X[min(i + 11, hi - 1), t]
-                    x[12] = X[min(i + 12, hi - 1), t]
-                    x[13] = X[min(i + 13, hi - 1), t]
-                    x[14] = X[min(i + 14, hi - 1), t]
-                    x[15] = X[min(i + 15, hi - 1), t]
+                    for r in range(8):
+                        scratch[0, t, r] = X[min(i + r, hi - 1), t]
             low0 = largest
             best0 = np.int32(0)
             low1 = largest
@@ -2422,46 +2439,22 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
             best6 = np.int32(0)
             low7 = largest
             best7 = np.int32(0)
-            low8 = largest
-            best8 = np.int32(0)
-            low9 = largest
-            best9 = np.int32(0)
-            low10 = largest
-            best10 = np.int32(0)
-            low11 = largest
-            best11 = np.int32(0)
-            low12 = largest
-            best12 = np.int32(0)
-            low13 = largest
-            best13 = np.int32(0)
-            low14 = largest
-            best14 = np.int32(0)
-            low15 = largest
-            best15 = np.int32(0)
             for j in range(0, k, 8):
                 j0 = np.int32(min(j + 0, k - 1))
-                c0 = C[j0]
                 h0 = half_norms[j0]
                 j1 = np.int32(min(j + 1, k - 1))
-                c1 = C[j1]
                 h1 = half_norms[j1]
                 j2 = np.int32(min(j + 2, k - 1))
-                c2 = C[j2]
                 h2 = half_norms[j2]
                 j3 = np.int32(min(j + 3, k - 1))
-                c3 = C[j3]
                 h3 = half_norms[j3]
                 j4 = np.int32(min(j + 4, k - 1))
-                c4 = C[j4]
                 h4 = half_norms[j4]
                 j5 = np.int32(min(j + 5, k - 1))
-                c5 = C[j5]
                 h5 = half_norms[j5]
                 j6 = np.int32(min(j + 6, k - 1))
-                c6 = C[j6]
                 h6 = half_norms[j6]
                 j7 = np.int32(min(j + 7, k - 1))
-                c7 = C[j7]
                 h7 = half_norms[j7]
                 a0_0 = h0
                 a0_1 = h0
@@ -2471,14 +2464,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a0_5 = h0
                 a0_6 = h0
                 a0_7 = h0
-                a0_8 = h0
-                a0_9 = h0
-                a0_10 = h0
-                a0_11 = h0
-                a0_12 = h0
-                a0_13 = h0
-                a0_14 = h0
-                a0_15 = h0
                 a1_0 = h1
                 a1_1 = h1
                 a1_2 = h1
@@ -2487,14 +2472,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a1_5 = h1
                 a1_6 = h1
                 a1_7 = h1
-                a1_8 = h1
-                a1_9 = h1
-                a1_10 = h1
-                a1_11 = h1
-                a1_12 = h1
-                a1_13 = h1
-                a1_14 = h1
-                a1_15 = h1
                 a2_0 = h2
                 a2_1 = h2
                 a2_2 = h2
@@ -2503,14 +2480,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a2_5 = h2
                 a2_6 = h2
                 a2_7 = h2
-                a2_8 = h2
-                a2_9 = h2
-                a2_10 = h2
-                a2_11 = h2
-                a2_12 = h2
-                a2_13 = h2
-                a2_14 = h2
-                a2_15 = h2
                 a3_0 = h3
                 a3_1 = h3
                 a3_2 = h3
@@ -2519,14 +2488,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a3_5 = h3
                 a3_6 = h3
                 a3_7 = h3
-                a3_8 = h3
-                a3_9 = h3
-                a3_10 = h3
-                a3_11 = h3
-                a3_12 = h3
-                a3_13 = h3
-                a3_14 = h3
-                a3_15 = h3
                 a4_0 = h4
                 a4_1 = h4
                 a4_2 = h4
@@ -2535,14 +2496,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a4_5 = h4
                 a4_6 = h4
                 a4_7 = h4
-                a4_8 = h4
-                a4_9 = h4
-                a4_10 = h4
-                a4_11 = h4
-                a4_12 = h4
-                a4_13 = h4
-                a4_14 = h4
-                a4_15 = h4
                 a5_0 = h5
                 a5_1 = h5
                 a5_2 = h5
@@ -2551,14 +2504,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a5_5 = h5
                 a5_6 = h5
                 a5_7 = h5
-                a5_8 = h5
-                a5_9 = h5
-                a5_10 = h5
-                a5_11 = h5
-                a5_12 = h5
-                a5_13 = h5
-                a5_14 = h5
-                a5_15 = h5
                 a6_0 = h6
                 a6_1 = h6
                 a6_2 = h6
@@ -2567,14 +2512,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a6_5 = h6
                 a6_6 = h6
                 a6_7 = h6
-                a6_8 = h6
-                a6_9 = h6
-                a6_10 = h6
-                a6_11 = h6
-                a6_12 = h6
-                a6_13 = h6
-                a6_14 = h6
-                a6_15 = h6
                 a7_0 = h7
                 a7_1 = h7
                 a7_2 = h7
@@ -2583,33 +2520,16 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a7_5 = h7
                 a7_6 = h7
                 a7_7 = h7
-                a7_8 = h7
-                a7_9 = h7
-                a7_10 = h7
-                a7_11 = h7
-                a7_12 = h7
-                a7_13 = h7
-                a7_14 = h7
-                a7_15 = h7
                 for t in range(d):
-                    x = panel[t]
-                    x0 = x[0]
-                    x1 = x[1]
-                    x2 = x[2]
-                    x3 = x[3]
-                    x4 = x[4]
-                    x5 = x[5]
-                    x6 = x[6]
-                    x7 = x[7]
-                    x8 = x[8]
-                    x9 = x[9]
-                    x10 = x[10]
-                    x11 = x[11]
-                    x12 = x[12]
-                    x13 = x[13]
-                    x14 = x[14]
-                    x15 = x[15]
-                    w0 = c0[t]
+                    x0 = source[b, t, 0]
+                    x1 = source[b, t, 1]
+                    x2 = source[b, t, 2]
+                    x3 = source[b, t, 3]
+                    x4 = source[b, t, 4]
+                    x5 = source[b, t, 5]
+                    x6 = source[b, t, 6]
+                    x7 = source[b, t, 7]
+                    w0 = C[j0, t]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -2618,15 +2538,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
-                    a0_8 -= x8 * w0
-                    a0_9 -= x9 * w0
-                    a0_10 -= x10 * w0
-                    a0_11 -= x11 * w0
-                    a0_12 -= x12 * w0
-                    a0_13 -= x13 * w0
-                    a0_14 -= x14 * w0
-                    a0_15 -= x15 * w0
-                    w1 = c1[t]
+                    w1 = C[j1, t]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -2635,15 +2547,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
-                    a1_8 -= x8 * w1
-                    a1_9 -= x9 * w1
-                    a1_10 -= x10 * w1
-                    a1_11 -= x11 * w1
-                    a1_12 -= x12 * w1
-                    a1_13 -= x13 * w1
-                    a1_14 -= x14 * w1
-                    a1_15 -= x15 * w1
-                    w2 = c2[t]
+                    w2 = C[j2, t]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -2652,15 +2556,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
-                    a2_8 -= x8 * w2
-                    a2_9 -= x9 * w2
-                    a2_10 -= x10 * w2
-                    a2_11 -= x11 * w2
-                    a2_12 -= x12 * w2
-                    a2_13 -= x13 * w2
-                    a2_14 -= x14 * w2
-                    a2_15 -= x15 * w2
-                    w3 = c3[t]
+                    w3 = C[j3, t]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -2669,15 +2565,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
-                    a3_8 -= x8 * w3
-                    a3_9 -= x9 * w3
-                    a3_10 -= x10 * w3
-                    a3_11 -= x11 * w3
-                    a3_12 -= x12 * w3
-                    a3_13 -= x13 * w3
-                    a3_14 -= x14 * w3
-                    a3_15 -= x15 * w3
-                    w4 = c4[t]
+                    w4 = C[j4, t]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -2686,15 +2574,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
-                    a4_8 -= x8 * w4
-                    a4_9 -= x9 * w4
-                    a4_10 -= x10 * w4
-                    a4_11 -= x11 * w4
-                    a4_12 -= x12 * w4
-                    a4_13 -= x13 * w4
-                    a4_14 -= x14 * w4
-                    a4_15 -= x15 * w4
-                    w5 = c5[t]
+                    w5 = C[j5, t]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -2703,15 +2583,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a5_5 -= x5 * w5
                     a5_6 -= x6 * w5
                     a5_7 -= x7 * w5
-                    a5_8 -= x8 * w5
-                    a5_9 -= x9 * w5
-                    a5_10 -= x10 * w5
-                    a5_11 -= x11 * w5
-                    a5_12 -= x12 * w5
-                    a5_13 -= x13 * w5
-                    a5_14 -= x14 * w5
-                    a5_15 -= x15 * w5
-                    w6 = c6[t]
+                    w6 = C[j6, t]
                     a6_0 -= x0 * w6
                     a6_1 -= x1 * w6
                     a6_2 -= x2 * w6
@@ -2720,15 +2592,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a6_5 -= x5 * w6
                     a6_6 -= x6 * w6
                     a6_7 -= x7 * w6
-                    a6_8 -= x8 * w6
-                    a6_9 -= x9 * w6
-                    a6_10 -= x10 * w6
-                    a6_11 -= x11 * w6
-                    a6_12 -= x12 * w6
-                    a6_13 -= x13 * w6
-                    a6_14 -= x14 * w6
-                    a6_15 -= x15 * w6
-                    w7 = c7[t]
+                    w7 = C[j7, t]
                     a7_0 -= x0 * w7
                     a7_1 -= x1 * w7
                     a7_2 -= x2 * w7
@@ -2737,14 +2601,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     a7_5 -= x5 * w7
                     a7_6 -= x6 * w7
                     a7_7 -= x7 * w7
-                    a7_8 -= x8 * w7
-                    a7_9 -= x9 * w7
-                    a7_10 -= x10 * w7
-                    a7_11 -= x11 * w7
-                    a7_12 -= x12 * w7
-                    a7_13 -= x13 * w7
-                    a7_14 -= x14 * w7
-                    a7_15 -= x15 * w7
                 best0 = j0 if a0_0 < low0 else best0
                 low0 = min(a0_0, low0)
                 best1 = j0 if a0_1 < low1 else best1
@@ -2761,22 +2617,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 low6 = min(a0_6, low6)
                 best7 = j0 if a0_7 < low7 else best7
                 low7 = min(a0_7, low7)
-                best8 = j0 if a0_8 < low8 else best8
-                low8 = min(a0_8, low8)
-                best9 = j0 if a0_9 < low9 else best9
-                low9 = min(a0_9, low9)
-                best10 = j0 if a0_10 < low10 else best10
-                low10 = min(a0_10, low10)
-                best11 = j0 if a0_11 < low11 else best11
-                low11 = min(a0_11, low11)
-                best12 = j0 if a0_12 < low12 else best12
-                low12 = min(a0_12, low12)
-                best13 = j0 if a0_13 < low13 else best13
-                low13 = min(a0_13, low13)
-                best14 = j0 if a0_14 < low14 else best14
-                low14 = min(a0_14, low14)
-                best15 = j0 if a0_15 < low15 else best15
-                low15 = min(a0_15, low15)
                 best0 = j1 if a1_0 < low0 else best0
                 low0 = min(a1_0, low0)
                 best1 = j1 if a1_1 < low1 else best1
@@ -2793,22 +2633,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 low6 = min(a1_6, low6)
                 best7 = j1 if a1_7 < low7 else best7
                 low7 = min(a1_7, low7)
-                best8 = j1 if a1_8 < low8 else best8
-                low8 = min(a1_8, low8)
-                best9 = j1 if a1_9 < low9 else best9
-                low9 = min(a1_9, low9)
-                best10 = j1 if a1_10 < low10 else best10
-                low10 = min(a1_10, low10)
-                best11 = j1 if a1_11 < low11 else best11
-                low11 = min(a1_11, low11)
-                best12 = j1 if a1_12 < low12 else best12
-                low12 = min(a1_12, low12)
-                best13 = j1 if a1_13 < low13 else best13
-                low13 = min(a1_13, low13)
-                best14 = j1 if a1_14 < low14 else best14
-                low14 = min(a1_14, low14)
-                best15 = j1 if a1_15 < low15 else best15
-                low15 = min(a1_15, low15)
                 best0 = j2 if a2_0 < low0 else best0
                 low0 = min(a2_0, low0)
                 best1 = j2 if a2_1 < low1 else best1
@@ -2825,22 +2649,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 low6 = min(a2_6, low6)
                 best7 = j2 if a2_7 < low7 else best7
                 low7 = min(a2_7, low7)
-                best8 = j2 if a2_8 < low8 else best8
-                low8 = min(a2_8, low8)
-                best9 = j2 if a2_9 < low9 else best9
-                low9 = min(a2_9, low9)
-                best10 = j2 if a2_10 < low10 else best10
-                low10 = min(a2_10, low10)
-                best11 = j2 if a2_11 < low11 else best11
-                low11 = min(a2_11, low11)
-                best12 = j2 if a2_12 < low12 else best12
-                low12 = min(a2_12, low12)
-                best13 = j2 if a2_13 < low13 else best13
-                low13 = min(a2_13, low13)
-                best14 = j2 if a2_14 < low14 else best14
-                low14 = min(a2_14, low14)
-                best15 = j2 if a2_15 < low15 else best15
-                low15 = min(a2_15, low15)
                 best0 = j3 if a3_0 < low0 else best0
                 low0 = min(a3_0, low0)
                 best1 = j3 if a3_1 < low1 else best1
@@ -2857,22 +2665,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 low6 = min(a3_6, low6)
                 best7 = j3 if a3_7 < low7 else best7
                 low7 = min(a3_7, low7)
-                best8 = j3 if a3_8 < low8 else best8
-                low8 = min(a3_8, low8)
-                best9 = j3 if a3_9 < low9 else best9
-                low9 = min(a3_9, low9)
-                best10 = j3 if a3_10 < low10 else best10
-                low10 = min(a3_10, low10)
-                best11 = j3 if a3_11 < low11 else best11
-                low11 = min(a3_11, low11)
-                best12 = j3 if a3_12 < low12 else best12
-                low12 = min(a3_12, low12)
-                best13 = j3 if a3_13 < low13 else best13
-                low13 = min(a3_13, low13)
-                best14 = j3 if a3_14 < low14 else best14
-                low14 = min(a3_14, low14)
-                best15 = j3 if a3_15 < low15 else best15
-                low15 = min(a3_15, low15)
                 best0 = j4 if a4_0 < low0 else best0
                 low0 = min(a4_0, low0)
                 best1 = j4 if a4_1 < low1 else best1
@@ -2889,22 +2681,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 low6 = min(a4_6, low6)
                 best7 = j4 if a4_7 < low7 else best7
                 low7 = min(a4_7, low7)
-                best8 = j4 if a4_8 < low8 else best8
-                low8 = min(a4_8, low8)
-                best9 = j4 if a4_9 < low9 else best9
-                low9 = min(a4_9, low9)
-                best10 = j4 if a4_10 < low10 else best10
-                low10 = min(a4_10, low10)
-                best11 = j4 if a4_11 < low11 else best11
-                low11 = min(a4_11, low11)
-                best12 = j4 if a4_12 < low12 else best12
-                low12 = min(a4_12, low12)
-                best13 = j4 if a4_13 < low13 else best13
-                low13 = min(a4_13, low13)
-                best14 = j4 if a4_14 < low14 else best14
-                low14 = min(a4_14, low14)
-                best15 = j4 if a4_15 < low15 else best15
-                low15 = min(a4_15, low15)
                 best0 = j5 if a5_0 < low0 else best0
                 low0 = min(a5_0, low0)
                 best1 = j5 if a5_1 < low1 else best1
@@ -2921,22 +2697,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 low6 = min(a5_6, low6)
                 best7 = j5 if a5_7 < low7 else best7
                 low7 = min(a5_7, low7)
-                best8 = j5 if a5_8 < low8 else best8
-                low8 = min(a5_8, low8)
-                best9 = j5 if a5_9 < low9 else best9
-                low9 = min(a5_9, low9)
-                best10 = j5 if a5_10 < low10 else best10
-                low10 = min(a5_10, low10)
-                best11 = j5 if a5_11 < low11 else best11
-                low11 = min(a5_11, low11)
-                best12 = j5 if a5_12 < low12 else best12
-                low12 = min(a5_12, low12)
-                best13 = j5 if a5_13 < low13 else best13
-                low13 = min(a5_13, low13)
-                best14 = j5 if a5_14 < low14 else best14
-                low14 = min(a5_14, low14)
-                best15 = j5 if a5_15 < low15 else best15
-                low15 = min(a5_15, low15)
                 best0 = j6 if a6_0 < low0 else best0
                 low0 = min(a6_0, low0)
                 best1 = j6 if a6_1 < low1 else best1
@@ -2953,22 +2713,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 low6 = min(a6_6, low6)
                 best7 = j6 if a6_7 < low7 else best7
                 low7 = min(a6_7, low7)
-                best8 = j6 if a6_8 < low8 else best8
-                low8 = min(a6_8, low8)
-                best9 = j6 if a6_9 < low9 else best9
-                low9 = min(a6_9, low9)
-                best10 = j6 if a6_10 < low10 else best10
-                low10 = min(a6_10, low10)
-                best11 = j6 if a6_11 < low11 else best11
-                low11 = min(a6_11, low11)
-                best12 = j6 if a6_12 < low12 else best12
-                low12 = min(a6_12, low12)
-                best13 = j6 if a6_13 < low13 else best13
-                low13 = min(a6_13, low13)
-                best14 = j6 if a6_14 < low14 else best14
-                low14 = min(a6_14, low14)
-                best15 = j6 if a6_15 < low15 else best15
-                low15 = min(a6_15, low15)
                 best0 = j7 if a7_0 < low0 else best0
                 low0 = min(a7_0, low0)
                 best1 = j7 if a7_1 < low1 else best1
@@ -2985,22 +2729,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 low6 = min(a7_6, low6)
                 best7 = j7 if a7_7 < low7 else best7
                 low7 = min(a7_7, low7)
-                best8 = j7 if a7_8 < low8 else best8
-                low8 = min(a7_8, low8)
-                best9 = j7 if a7_9 < low9 else best9
-                low9 = min(a7_9, low9)
-                best10 = j7 if a7_10 < low10 else best10
-                low10 = min(a7_10, low10)
-                best11 = j7 if a7_11 < low11 else best11
-                low11 = min(a7_11, low11)
-                best12 = j7 if a7_12 < low12 else best12
-                low12 = min(a7_12, low12)
-                best13 = j7 if a7_13 < low13 else best13
-                low13 = min(a7_13, low13)
-                best14 = j7 if a7_14 < low14 else best14
-                low14 = min(a7_14, low14)
-                best15 = j7 if a7_15 < low15 else best15
-                low15 = min(a7_15, low15)
             norm0 = zero
             norm1 = zero
             norm2 = zero
@@ -3009,32 +2737,23 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
             norm5 = zero
             norm6 = zero
             norm7 = zero
-            norm8 = zero
-            norm9 = zero
-            norm10 = zero
-            norm11 = zero
-            norm12 = zero
-            norm13 = zero
-            norm14 = zero
-            norm15 = zero
             for t in range(d):
-                x = panel[t]
-                norm0 += x[0] * x[0]
-                norm1 += x[1] * x[1]
-                norm2 += x[2] * x[2]
-                norm3 += x[3] * x[3]
-                norm4 += x[4] * x[4]
-                norm5 += x[5] * x[5]
-                norm6 += x[6] * x[6]
-                norm7 += x[7] * x[7]
-                norm8 += x[8] * x[8]
-                norm9 += x[9] * x[9]
-                norm10 += x[10] * x[10]
-                norm11 += x[11] * x[11]
-                norm12 += x[12] * x[12]
-                norm13 += x[13] * x[13]
-                norm14 += x[14] * x[14]
-                norm15 += x[15] * x[15]
+                x0 = source[b, t, 0]
+                norm0 += x0 * x0
+                x1 = source[b, t, 1]
+                norm1 += x1 * x1
+                x2 = source[b, t, 2]
+                norm2 += x2 * x2
+                x3 = source[b, t, 3]
+                norm3 += x3 * x3
+                x4 = source[b, t, 4]
+                norm4 += x4 * x4
+                x5 = source[b, t, 5]
+                norm5 += x5 * x5
+                x6 = source[b, t, 6]
+                norm6 += x6 * x6
+                x7 = source[b, t, 7]
+                norm7 += x7 * x7
             lows[0] = norm0 + 2 * low0
             bests[0] = best0
             lows[1] = norm1 + 2 * low1
@@ -3051,37 +2770,38 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
             bests[6] = best6
             lows[7] = norm7 + 2 * low7
             bests[7] = best7
-            lows[8] = norm8 + 2 * low8
-            bests[8] = best8
-            lows[9] = norm9 + 2 * low9
-            bests[9] = best9
-            lows[10] = norm10 + 2 * low10
-            bests[10] = best10
-            lows[11] = norm11 + 2 * low11
-            bests[11] = best11
-            lows[12] = norm12 + 2 * low12
-            bests[12] = best12
-            lows[13] = norm13 + 2 * low13
-            bests[13] = best13
-            lows[14] = norm14 + 2 * low14
-            bests[14] = best14
-            lows[15] = norm15 + 2 * low15
-            bests[15] = best15
-            for r in range(min(16, hi - i)):
-                b = bests[r]
-                labels[i + r] = b
-                value = lows[r] if lows[r] > 0 else 0
+            if i + 8 <= hi:
+                for r in range(8):
+                    labels[i + r] = bests[r]
                 if update:
-                    total += value
-                    own_counts[b] += 1
+                    for r in range(8):
+                        value = lows[r]
+                        lane_totals[r] += value if value > 0 else zero
+                    for r in range(8):
+                        c = bests[r]
+                        own_counts[c] += 1
+                        for t in range(d):
+                            own_sums[c, t] += source[b, t, r]
+                else:
+                    for r in range(8):
+                        value = lows[r]
+                        dist[i + r] = value if value > 0 else zero
+                continue
+            for r in range(hi - i):
+                c = bests[r]
+                labels[i + r] = c
+                value = lows[r] if lows[r] > 0 else zero
+                if update:
+                    lane_totals[r] += value
+                    own_counts[c] += 1
                     for t in range(d):
-                        own_sums[b, t] += panel[t, r]
+                        own_sums[c, t] += source[b, t, r]
                 else:
                     dist[i + r] = value
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
-            totals[p] = total
+            totals[p] = lane_totals.sum()
 
 
 #: the fused pass of each tile

@@ -7,8 +7,8 @@ accumulators: enough independent FMA chains to hide the FMA latency, and few eno
 with the row vectors and the broadcast centre, to stay in the instruction set's registers:
 
 - ``avx2``: 16 ymm registers; 2 vectors x 6 centres = 12 accumulators (+2 rows +1 centre).
-- ``avx512``: 32 zmm registers of twice the width; 3 vectors x 8 centres = 24 accumulators
-  (+3 +1), so float32 tiles are 48 rows x 8 centres.
+- ``avx512``: 32 zmm registers of twice the width; 2 vectors x 8 centres = 16 accumulators
+  (+2 +1), so float32 tiles are 32 rows x 8 centres (float64: one vector, 8 rows x 8).
 
 Numba compiles for the host CPU, so a tile is valid code everywhere; the instruction set
 only fixes the tile's shape, and ``impls.numba_plan`` picks the one the host's features
@@ -25,15 +25,19 @@ from pathlib import Path
 TARGET = Path(__file__).resolve().parents[1] / "impls" / "numba_tiles.py"
 #: vector register width in bits, by instruction set
 WIDTH = {"avx2": 256, "avx512": 512}
-#: (vectors of rows, centres) per tile. avx2 measured on 2 Zen3 cores (float32, ms per pass):
-#: 6 centres rather than 4 took 50k x 128, k=1024 from 78.6 to 75.9.
-SHAPE = {"avx2": (2, 6), "avx512": (2, 8)}
+#: (vectors of rows, centres) per tile, by instruction set and dtype. avx2 measured on 2 Zen3
+#: cores (float32, ms per pass): 6 centres rather than 4 took 50k x 128, k=1024 from 78.6 to
+#: 75.9. avx512 float64 keeps one vector of rows: with two (16 rows, whose 16 int32 labels
+#: fill one register while their compares give two masks) LLVM scalarised the compares and
+#: the pass ran 2.5x slower than the 8-row tile on Zen 4 (200k x 32, k=64).
+SHAPE = {("avx2", "float32"): (2, 6), ("avx2", "float64"): (2, 6),
+         ("avx512", "float32"): (2, 8), ("avx512", "float64"): (1, 8)}
 DTYPES = {"float32": 4, "float64": 8}
 
 
 def tile(isa: str, dtype: str) -> tuple[int, int]:
     """(rows, centres) of the tile for this instruction set and dtype."""
-    vectors, group = SHAPE[isa]
+    vectors, group = SHAPE[isa, dtype]
     return vectors * WIDTH[isa] // (8 * DTYPES[dtype]), group
 
 
@@ -99,40 +103,40 @@ def kernel(isa: str, dtype: str) -> str:
     emit(1, "for p in prange(parts):")
     emit(2, "own_sums = np.zeros((k if update else 0, d))")
     emit(2, "own_counts = np.zeros(k if update else 0, dtype=np.int64)")
-    emit(2, "total = 0.0")
+    emit(2, f"lane_totals = np.zeros({rows})")
     emit(2, "# Parts start on panel boundaries.")
     emit(2, f"lo = (p * blocks // parts) * {rows}")
     emit(2, f"hi = min(n, ((p + 1) * blocks // parts) * {rows})")
-    emit(2, f"scratch = np.empty((d, {rows}), dtype=X.dtype)")
+    emit(2, f"scratch = np.empty((1, d, {rows}), dtype=X.dtype)")
+    # Indexed as source[b, t, r], never through row views: a view made in the loop costs a
+    # reference count update each time.
+    emit(2, "source = panels if panels.shape[0] > 0 else scratch")
     emit(2, f"lows = np.empty({rows}, dtype=X.dtype)")
     emit(2, f"bests = np.empty({rows}, dtype=np.int32)")
     emit(2, f"for i in range(lo, hi, {rows}):")
     emit(3, "if panels.shape[0] > 0:")
-    emit(4, f"panel = panels[i // {rows}]")
+    emit(4, f"b = i // {rows}")
     emit(3, "else:")
-    emit(4, "panel = scratch")
+    emit(4, "b = 0")
     emit(4, "# Rows past hi repeat the last row: computed, never stored.")
     emit(4, "for t in range(d):")
-    emit(5, "x = panel[t]")
-    for r in range(rows):
-        emit(5, f"x[{r}] = X[min(i + {r}, hi - 1), t]")
+    emit(5, f"for r in range({rows}):")
+    emit(6, "scratch[0, t, r] = X[min(i + r, hi - 1), t]")
     for r in range(rows):
         emit(3, f"low{r} = largest")
         emit(3, f"best{r} = np.int32(0)")
     emit(3, f"for j in range(0, k, {group}):")
     for g in range(group):
         emit(4, f"j{g} = np.int32(min(j + {g}, k - 1))")
-        emit(4, f"c{g} = C[j{g}]")
         emit(4, f"h{g} = half_norms[j{g}]")
     for g in range(group):
         for r in range(rows):
             emit(4, f"a{g}_{r} = h{g}")
     emit(4, "for t in range(d):")
-    emit(5, "x = panel[t]")
     for r in range(rows):
-        emit(5, f"x{r} = x[{r}]")
+        emit(5, f"x{r} = source[b, t, {r}]")
     for g in range(group):
-        emit(5, f"w{g} = c{g}[t]")
+        emit(5, f"w{g} = C[j{g}, t]")
         for r in range(rows):
             emit(5, f"a{g}_{r} -= x{r} * w{g}")
     for g in range(group):
@@ -144,38 +148,57 @@ def kernel(isa: str, dtype: str) -> str:
     for r in range(rows):
         emit(3, f"norm{r} = zero")
     emit(3, "for t in range(d):")
-    emit(4, "x = panel[t]")
     for r in range(rows):
-        emit(4, f"norm{r} += x[{r}] * x[{r}]")
+        emit(4, f"x{r} = source[b, t, {r}]")
+        emit(4, f"norm{r} += x{r} * x{r}")
     for r in range(rows):
         emit(3, f"lows[{r}] = norm{r} + 2 * low{r}")
         emit(3, f"bests[{r}] = best{r}")
-    emit(3, f"for r in range(min({rows}, hi - i)):")
-    emit(4, "b = bests[r]")
-    emit(4, "labels[i + r] = b")
-    emit(4, "value = lows[r] if lows[r] > 0 else 0")
+    # Full tiles finish with loops over the tile's lanes, which LLVM vectorises (labels,
+    # distances, per-lane float64 totals); only the sums go row by row, to each row's centre.
+    emit(3, f"if i + {rows} <= hi:")
+    emit(4, f"for r in range({rows}):")
+    emit(5, "labels[i + r] = bests[r]")
     emit(4, "if update:")
-    emit(5, "total += value")
-    emit(5, "own_counts[b] += 1")
+    emit(5, f"for r in range({rows}):")
+    emit(6, "value = lows[r]")
+    emit(6, "lane_totals[r] += value if value > 0 else zero")
+    emit(5, f"for r in range({rows}):")
+    emit(6, "c = bests[r]")
+    emit(6, "own_counts[c] += 1")
+    emit(6, "for t in range(d):")
+    emit(7, "own_sums[c, t] += source[b, t, r]")
+    emit(4, "else:")
+    emit(5, f"for r in range({rows}):")
+    emit(6, "value = lows[r]")
+    emit(6, "dist[i + r] = value if value > 0 else zero")
+    emit(4, "continue")
+    emit(3, f"for r in range(hi - i):")
+    emit(4, "c = bests[r]")
+    emit(4, "labels[i + r] = c")
+    emit(4, "value = lows[r] if lows[r] > 0 else zero")
+    emit(4, "if update:")
+    emit(5, "lane_totals[r] += value")
+    emit(5, "own_counts[c] += 1")
     emit(5, "for t in range(d):")
-    emit(6, "own_sums[b, t] += panel[t, r]")
+    emit(6, "own_sums[c, t] += source[b, t, r]")
     emit(4, "else:")
     emit(5, "dist[i + r] = value")
     emit(2, "if update:")
     emit(3, "sums[p] = own_sums")
     emit(3, "counts[p] = own_counts")
-    emit(3, "totals[p] = total")
+    emit(3, "totals[p] = lane_totals.sum()")
     return "\n".join(out) + "\n"
 
 
 def source() -> str:
     parts = [HEADER]
-    tiles = {(isa, dtype): tile(isa, dtype) for isa in SHAPE for dtype in DTYPES}
+    tiles = {(isa, dtype): tile(isa, dtype) for isa in WIDTH for dtype in DTYPES}
     parts.append(f"\n#: (rows, centres) per tile, by (instruction set, dtype)\nTILES = {tiles!r}\n")
-    for isa in SHAPE:
+    for isa in WIDTH:
         for dtype in DTYPES:
             parts.append("\n\n" + kernel(isa, dtype))
-    entries = ", ".join(f"({isa!r}, {dtype!r}): fused_{isa}_{dtype}" for isa in SHAPE for dtype in DTYPES)
+    entries = ", ".join(f"({isa!r}, {dtype!r}): fused_{isa}_{dtype}" for isa in WIDTH for dtype in DTYPES)
     parts.append(f"\n\n#: the fused pass of each tile\nFUSED_PASS = {{{entries}}}\n")
     return "".join(parts)
 
