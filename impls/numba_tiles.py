@@ -20,6 +20,11 @@ from numba import njit, prange
 
 from .numba_kernels import FUSED_FAST
 
+#: copies of each thread's sums that consecutive rows alternate between, while k x d is at
+#: most COPIES_MAX_KD (a power of two: a row picks its copy with a mask)
+COPIES = 4
+COPIES_MAX_KD = 4096
+
 #: (rows, centres) per tile, by (instruction set, dtype)
 TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', 'float32'): (32, 8), ('avx512', 'float64'): (8, 8)}
 
@@ -50,8 +55,11 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
     blocks = (n + 15) // 16
     zero = largest - largest
     for p in prange(parts):
-        own_sums = np.zeros((k if update else 0, d))
-        own_counts = np.zeros(k if update else 0, dtype=np.int64)
+        # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
+        # one cluster then add to different addresses instead of waiting on each other's store.
+        copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        own_sums = np.zeros((copies, k if update else 0, d))
+        own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
         lane_totals = np.zeros(16)
         # Parts start on panel boundaries.
         lo = (p * blocks // parts) * 16
@@ -611,9 +619,10 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(16):
                         c = bests[r]
-                        own_counts[c] += 1
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
                         for t in range(d):
-                            own_sums[c, t] += source[b, t, r]
+                            own_sums[q, c, t] += source[b, t, r]
                 else:
                     for r in range(16):
                         value = lows[r]
@@ -625,14 +634,15 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    own_counts[c] += 1
+                    q = r & (copies - 1)
+                    own_counts[q, c] += 1
                     for t in range(d):
-                        own_sums[c, t] += source[b, t, r]
+                        own_sums[q, c, t] += source[b, t, r]
                 else:
                     dist[i + r] = value
         if update:
-            sums[p] = own_sums
-            counts[p] = own_counts
+            sums[p] = own_sums.sum(axis=0)
+            counts[p] = own_counts.sum(axis=0)
             totals[p] = lane_totals.sum()
 
 
@@ -662,8 +672,11 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
     blocks = (n + 7) // 8
     zero = largest - largest
     for p in prange(parts):
-        own_sums = np.zeros((k if update else 0, d))
-        own_counts = np.zeros(k if update else 0, dtype=np.int64)
+        # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
+        # one cluster then add to different addresses instead of waiting on each other's store.
+        copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        own_sums = np.zeros((copies, k if update else 0, d))
+        own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
         lane_totals = np.zeros(8)
         # Parts start on panel boundaries.
         lo = (p * blocks // parts) * 8
@@ -967,9 +980,10 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(8):
                         c = bests[r]
-                        own_counts[c] += 1
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
                         for t in range(d):
-                            own_sums[c, t] += source[b, t, r]
+                            own_sums[q, c, t] += source[b, t, r]
                 else:
                     for r in range(8):
                         value = lows[r]
@@ -981,14 +995,15 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    own_counts[c] += 1
+                    q = r & (copies - 1)
+                    own_counts[q, c] += 1
                     for t in range(d):
-                        own_sums[c, t] += source[b, t, r]
+                        own_sums[q, c, t] += source[b, t, r]
                 else:
                     dist[i + r] = value
         if update:
-            sums[p] = own_sums
-            counts[p] = own_counts
+            sums[p] = own_sums.sum(axis=0)
+            counts[p] = own_counts.sum(axis=0)
             totals[p] = lane_totals.sum()
 
 
@@ -1018,8 +1033,11 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
     blocks = (n + 31) // 32
     zero = largest - largest
     for p in prange(parts):
-        own_sums = np.zeros((k if update else 0, d))
-        own_counts = np.zeros(k if update else 0, dtype=np.int64)
+        # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
+        # one cluster then add to different addresses instead of waiting on each other's store.
+        copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        own_sums = np.zeros((copies, k if update else 0, d))
+        own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
         lane_totals = np.zeros(32)
         # Parts start on panel boundaries.
         lo = (p * blocks // parts) * 32
@@ -2353,9 +2371,10 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(32):
                         c = bests[r]
-                        own_counts[c] += 1
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
                         for t in range(d):
-                            own_sums[c, t] += source[b, t, r]
+                            own_sums[q, c, t] += source[b, t, r]
                 else:
                     for r in range(32):
                         value = lows[r]
@@ -2367,14 +2386,15 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    own_counts[c] += 1
+                    q = r & (copies - 1)
+                    own_counts[q, c] += 1
                     for t in range(d):
-                        own_sums[c, t] += source[b, t, r]
+                        own_sums[q, c, t] += source[b, t, r]
                 else:
                     dist[i + r] = value
         if update:
-            sums[p] = own_sums
-            counts[p] = own_counts
+            sums[p] = own_sums.sum(axis=0)
+            counts[p] = own_counts.sum(axis=0)
             totals[p] = lane_totals.sum()
 
 
@@ -2404,8 +2424,11 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
     blocks = (n + 7) // 8
     zero = largest - largest
     for p in prange(parts):
-        own_sums = np.zeros((k if update else 0, d))
-        own_counts = np.zeros(k if update else 0, dtype=np.int64)
+        # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
+        # one cluster then add to different addresses instead of waiting on each other's store.
+        copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        own_sums = np.zeros((copies, k if update else 0, d))
+        own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
         lane_totals = np.zeros(8)
         # Parts start on panel boundaries.
         lo = (p * blocks // parts) * 8
@@ -2779,9 +2802,10 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(8):
                         c = bests[r]
-                        own_counts[c] += 1
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
                         for t in range(d):
-                            own_sums[c, t] += source[b, t, r]
+                            own_sums[q, c, t] += source[b, t, r]
                 else:
                     for r in range(8):
                         value = lows[r]
@@ -2793,14 +2817,15 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    own_counts[c] += 1
+                    q = r & (copies - 1)
+                    own_counts[q, c] += 1
                     for t in range(d):
-                        own_sums[c, t] += source[b, t, r]
+                        own_sums[q, c, t] += source[b, t, r]
                 else:
                     dist[i + r] = value
         if update:
-            sums[p] = own_sums
-            counts[p] = own_counts
+            sums[p] = own_sums.sum(axis=0)
+            counts[p] = own_counts.sum(axis=0)
             totals[p] = lane_totals.sum()
 
 

@@ -48,6 +48,17 @@ def test_agrees_with_oracle_on_blobs(dtype, options):
     np.testing.assert_allclose(result.inertia_history, reference.inertia_history, rtol=1e-5)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_agrees_with_oracle_with_one_copy_of_the_sums(dtype):
+    # k x d = 4200 is past COPIES_MAX_KD: each thread keeps a single copy of its sums.
+    from impls.numba_tiles import COPIES_MAX_KD
+
+    X, _ = data.blobs(900, 70, 60, seed=9)
+    assert 60 * 70 > COPIES_MAX_KD
+    result, c = judged(X, 60, "k-means++", dtype, {"strategy": "fused"}, max_iter=4)
+    assert c.status == "ok", c
+
+
 @pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_agrees_with_oracle_when_clusters_empty(dtype, options):

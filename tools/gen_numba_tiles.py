@@ -62,6 +62,11 @@ import numpy as np
 from numba import njit, prange
 
 from .numba_kernels import FUSED_FAST
+
+#: copies of each thread's sums that consecutive rows alternate between, while k x d is at
+#: most COPIES_MAX_KD (a power of two: a row picks its copy with a mask)
+COPIES = 4
+COPIES_MAX_KD = 4096
 '''
 
 DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per tile ({isa}).
@@ -101,8 +106,11 @@ def kernel(isa: str, dtype: str) -> str:
     emit(1, f"blocks = (n + {rows - 1}) // {rows}")
     emit(1, "zero = largest - largest")
     emit(1, "for p in prange(parts):")
-    emit(2, "own_sums = np.zeros((k if update else 0, d))")
-    emit(2, "own_counts = np.zeros(k if update else 0, dtype=np.int64)")
+    emit(2, "# At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of")
+    emit(2, "# one cluster then add to different addresses instead of waiting on each other's store.")
+    emit(2, "copies = COPIES if k * d <= COPIES_MAX_KD else 1")
+    emit(2, "own_sums = np.zeros((copies, k if update else 0, d))")
+    emit(2, "own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)")
     emit(2, f"lane_totals = np.zeros({rows})")
     emit(2, "# Parts start on panel boundaries.")
     emit(2, f"lo = (p * blocks // parts) * {rows}")
@@ -165,9 +173,10 @@ def kernel(isa: str, dtype: str) -> str:
     emit(6, "lane_totals[r] += value if value > 0 else zero")
     emit(5, f"for r in range({rows}):")
     emit(6, "c = bests[r]")
-    emit(6, "own_counts[c] += 1")
+    emit(6, "q = r & (copies - 1)")
+    emit(6, "own_counts[q, c] += 1")
     emit(6, "for t in range(d):")
-    emit(7, "own_sums[c, t] += source[b, t, r]")
+    emit(7, "own_sums[q, c, t] += source[b, t, r]")
     emit(4, "else:")
     emit(5, f"for r in range({rows}):")
     emit(6, "value = lows[r]")
@@ -179,14 +188,15 @@ def kernel(isa: str, dtype: str) -> str:
     emit(4, "value = lows[r] if lows[r] > 0 else zero")
     emit(4, "if update:")
     emit(5, "lane_totals[r] += value")
-    emit(5, "own_counts[c] += 1")
+    emit(5, "q = r & (copies - 1)")
+    emit(5, "own_counts[q, c] += 1")
     emit(5, "for t in range(d):")
-    emit(6, "own_sums[c, t] += source[b, t, r]")
+    emit(6, "own_sums[q, c, t] += source[b, t, r]")
     emit(4, "else:")
     emit(5, "dist[i + r] = value")
     emit(2, "if update:")
-    emit(3, "sums[p] = own_sums")
-    emit(3, "counts[p] = own_counts")
+    emit(3, "sums[p] = own_sums.sum(axis=0)")
+    emit(3, "counts[p] = own_counts.sum(axis=0)")
     emit(3, "totals[p] = lane_totals.sum()")
     return "\n".join(out) + "\n"
 
