@@ -36,13 +36,16 @@ TILES = ("avx2", "avx512")
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
 BLOCK_BYTES = 1 << 20
 #: the fused pass keeps X transposed in panels (one more copy of X, built in prepare) up to
-#: this many centres, at any k where d is at most PANEL_ALWAYS_D (there the pass is memory-
-#: bound and copying each panel in the pass would cost more than the distances), and while X
-#: takes at most PANEL_MEMORY_SHARE of the available memory. Measured (float32, 2 threads, ms
-#: per assignment pass, copied vs kept): 1M x 16, k=16: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs
-#: 2.6. At 200k x 64, k=256 the gain (under 5%) no longer repays building the panels (35 ms)
-#: within a 10-iteration fit.
+#: PANEL_MAX_K centres while d is at most PANEL_MAX_D, at any k where d is at most
+#: PANEL_ALWAYS_D (there the pass is memory-bound and copying each panel in the pass would
+#: cost more than the distances), and while X takes at most PANEL_MEMORY_SHARE of the
+#: available memory. Measured (float32, 2 threads, ms per assignment pass, copied vs kept):
+#: 1M x 16, k=16: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs 2.6. At 200k x 64, k=256 the gain
+#: (under 5%) no longer repays building the panels (35 ms) within a 10-iteration fit; past
+#: d=64 a pass reads as much from panels as from X, and building them (66 ms at 50k x 512)
+#: costs more than copying in the pass saves.
 PANEL_MAX_K = 64
+PANEL_MAX_D = 64
 PANEL_ALWAYS_D = 8
 PANEL_MEMORY_SHARE = 0.25
 OPTIONS = ("strategy", "chunk", "panels", "tile")
@@ -65,8 +68,8 @@ class NumbaKMeans(HostLloyd):
     -------
     strategy : {"fused", "gemm"}, default: the plan's for this machine and shape class
     chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
-    panels : bool, whether ``fused`` keeps X transposed in panels (default: for k <= 64 or
-        d <= 8, while X takes at most a quarter of the available memory)
+    panels : bool, whether ``fused`` keeps X transposed in panels (default: for k <= 64 and
+        d <= 64, or d <= 8, while X takes at most a quarter of the available memory)
     tile : {"avx2", "avx512"}, the fused register tile (default: the widest the CPU has)
     """
 
@@ -156,7 +159,7 @@ class NumbaKMeans(HostLloyd):
             return bool(option)
         import psutil
 
-        return ((k <= PANEL_MAX_K or d <= PANEL_ALWAYS_D)
+        return (((k <= PANEL_MAX_K and d <= PANEL_MAX_D) or d <= PANEL_ALWAYS_D)
                 and self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE)
 
     # -- the plan ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ plan
     ``fused`` or ``gemm`` for a (dtype, d class, k class) on this machine and thread count,
     measured once, briefly, on the first call's own rows, and kept on disk in
     ``$KMBENCH_CACHE/numba-plans.json`` (default ``~/.cache/kmbench``) like FFTW's wisdom;
-    later calls reuse it. Only classes where BLAS can win are measured (d >= 64 or k >= 512);
+    later calls with the same kernels (their source's hash is part of the key) reuse it. Only classes where BLAS can win are measured (d >= 64 or k >= 512);
     below that the fused tile is taken without measuring (BLAS blocks of a thin product lose
     to it by 1.2-10x). Plans are made in ``prepare``, never inside the timed ``run``.
 """
@@ -33,6 +33,7 @@ MIN_SAMPLE_ROWS = 4096
 D_CLASSES = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 K_CLASSES = (8, 32, 128, 512, 2048, 8192)
 _wide_slp = False
+_stamp = None
 
 
 def cpu_features() -> dict[str, bool]:
@@ -75,6 +76,22 @@ def cache_path() -> Path:
     return Path(root) / "numba-plans.json"
 
 
+def kernels_stamp() -> str:
+    """A short hash of the kernels' source and Numba's version: plans measured with other
+    kernels are not reused."""
+    global _stamp
+    if _stamp is None:
+        import hashlib
+
+        import numba
+
+        digest = hashlib.sha1(numba.__version__.encode())
+        for name in ("numba_tiles.py", "numba_kernels.py"):
+            digest.update((Path(__file__).parent / name).read_bytes())
+        _stamp = digest.hexdigest()[:10]
+    return _stamp
+
+
 def machine_key(isa: str, threads: int) -> str:
     import llvmlite.binding as ll
 
@@ -86,7 +103,7 @@ def machine_key(isa: str, threads: int) -> str:
                 break
     except OSError:
         pass
-    return f"{model or ll.get_host_cpu_name()}|{ll.get_host_cpu_name()}|{isa}|threads={threads}"
+    return f"{model or ll.get_host_cpu_name()}|{ll.get_host_cpu_name()}|{isa}|threads={threads}|kernels={kernels_stamp()}"
 
 
 def shape_class(dtype: str, d: int, k: int) -> str:

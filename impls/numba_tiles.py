@@ -24,6 +24,8 @@ from .numba_kernels import FUSED_FAST
 #: most COPIES_MAX_KD (a power of two: a row picks its copy with a mask)
 COPIES = 4
 COPIES_MAX_KD = 4096
+#: rows are added to the sums from the panel up to this many features, from X beyond
+SUMS_FROM_X_D = 16
 
 #: (rows, centres) per tile, by (instruction set, dtype)
 TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', 'float32'): (32, 8), ('avx512', 'float64'): (8, 8)}
@@ -58,6 +60,9 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
         copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        # Past SUMS_FROM_X_D features a row is added from X, contiguous and vectorised, rather
+        # than gathered from the panel one strided value at a time.
+        wide = d > SUMS_FROM_X_D
         own_sums = np.zeros((copies, k if update else 0, d))
         own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
         lane_totals = np.zeros(16)
@@ -621,8 +626,12 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                         c = bests[r]
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
-                        for t in range(d):
-                            own_sums[q, c, t] += source[b, t, r]
+                        if wide:
+                            for t in range(d):
+                                own_sums[q, c, t] += X[i + r, t]
+                        else:
+                            for t in range(d):
+                                own_sums[q, c, t] += source[b, t, r]
                 else:
                     for r in range(16):
                         value = lows[r]
@@ -637,7 +646,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     q = r & (copies - 1)
                     own_counts[q, c] += 1
                     for t in range(d):
-                        own_sums[q, c, t] += source[b, t, r]
+                        own_sums[q, c, t] += X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -675,6 +684,9 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
         copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        # Past SUMS_FROM_X_D features a row is added from X, contiguous and vectorised, rather
+        # than gathered from the panel one strided value at a time.
+        wide = d > SUMS_FROM_X_D
         own_sums = np.zeros((copies, k if update else 0, d))
         own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
         lane_totals = np.zeros(8)
@@ -982,8 +994,12 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                         c = bests[r]
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
-                        for t in range(d):
-                            own_sums[q, c, t] += source[b, t, r]
+                        if wide:
+                            for t in range(d):
+                                own_sums[q, c, t] += X[i + r, t]
+                        else:
+                            for t in range(d):
+                                own_sums[q, c, t] += source[b, t, r]
                 else:
                     for r in range(8):
                         value = lows[r]
@@ -998,7 +1014,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                     q = r & (copies - 1)
                     own_counts[q, c] += 1
                     for t in range(d):
-                        own_sums[q, c, t] += source[b, t, r]
+                        own_sums[q, c, t] += X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -1036,6 +1052,9 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
         copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        # Past SUMS_FROM_X_D features a row is added from X, contiguous and vectorised, rather
+        # than gathered from the panel one strided value at a time.
+        wide = d > SUMS_FROM_X_D
         own_sums = np.zeros((copies, k if update else 0, d))
         own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
         lane_totals = np.zeros(32)
@@ -2373,8 +2392,12 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                         c = bests[r]
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
-                        for t in range(d):
-                            own_sums[q, c, t] += source[b, t, r]
+                        if wide:
+                            for t in range(d):
+                                own_sums[q, c, t] += X[i + r, t]
+                        else:
+                            for t in range(d):
+                                own_sums[q, c, t] += source[b, t, r]
                 else:
                     for r in range(32):
                         value = lows[r]
@@ -2389,7 +2412,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                     q = r & (copies - 1)
                     own_counts[q, c] += 1
                     for t in range(d):
-                        own_sums[q, c, t] += source[b, t, r]
+                        own_sums[q, c, t] += X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -2427,6 +2450,9 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
         copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        # Past SUMS_FROM_X_D features a row is added from X, contiguous and vectorised, rather
+        # than gathered from the panel one strided value at a time.
+        wide = d > SUMS_FROM_X_D
         own_sums = np.zeros((copies, k if update else 0, d))
         own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
         lane_totals = np.zeros(8)
@@ -2804,8 +2830,12 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                         c = bests[r]
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
-                        for t in range(d):
-                            own_sums[q, c, t] += source[b, t, r]
+                        if wide:
+                            for t in range(d):
+                                own_sums[q, c, t] += X[i + r, t]
+                        else:
+                            for t in range(d):
+                                own_sums[q, c, t] += source[b, t, r]
                 else:
                     for r in range(8):
                         value = lows[r]
@@ -2820,7 +2850,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                     q = r & (copies - 1)
                     own_counts[q, c] += 1
                     for t in range(d):
-                        own_sums[q, c, t] += source[b, t, r]
+                        own_sums[q, c, t] += X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:

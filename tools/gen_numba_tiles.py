@@ -67,6 +67,8 @@ from .numba_kernels import FUSED_FAST
 #: most COPIES_MAX_KD (a power of two: a row picks its copy with a mask)
 COPIES = 4
 COPIES_MAX_KD = 4096
+#: rows are added to the sums from the panel up to this many features, from X beyond
+SUMS_FROM_X_D = 16
 '''
 
 DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per tile ({isa}).
@@ -109,6 +111,9 @@ def kernel(isa: str, dtype: str) -> str:
     emit(2, "# At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of")
     emit(2, "# one cluster then add to different addresses instead of waiting on each other's store.")
     emit(2, "copies = COPIES if k * d <= COPIES_MAX_KD else 1")
+    emit(2, "# Past SUMS_FROM_X_D features a row is added from X, contiguous and vectorised, rather")
+    emit(2, "# than gathered from the panel one strided value at a time.")
+    emit(2, "wide = d > SUMS_FROM_X_D")
     emit(2, "own_sums = np.zeros((copies, k if update else 0, d))")
     emit(2, "own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)")
     emit(2, f"lane_totals = np.zeros({rows})")
@@ -175,8 +180,12 @@ def kernel(isa: str, dtype: str) -> str:
     emit(6, "c = bests[r]")
     emit(6, "q = r & (copies - 1)")
     emit(6, "own_counts[q, c] += 1")
-    emit(6, "for t in range(d):")
-    emit(7, "own_sums[q, c, t] += source[b, t, r]")
+    emit(6, "if wide:")
+    emit(7, "for t in range(d):")
+    emit(8, "own_sums[q, c, t] += X[i + r, t]")
+    emit(6, "else:")
+    emit(7, "for t in range(d):")
+    emit(8, "own_sums[q, c, t] += source[b, t, r]")
     emit(4, "else:")
     emit(5, f"for r in range({rows}):")
     emit(6, "value = lows[r]")
@@ -191,7 +200,7 @@ def kernel(isa: str, dtype: str) -> str:
     emit(5, "q = r & (copies - 1)")
     emit(5, "own_counts[q, c] += 1")
     emit(5, "for t in range(d):")
-    emit(6, "own_sums[q, c, t] += source[b, t, r]")
+    emit(6, "own_sums[q, c, t] += X[i + r, t]")
     emit(4, "else:")
     emit(5, "dist[i + r] = value")
     emit(2, "if update:")
