@@ -1,7 +1,7 @@
 """Lloyd with Numba kernels: a fused distance+argmin+update pass, or BLAS blocks + a Numba argmin.
 
-Two strategies, ``strategy="fused"`` and ``strategy="gemm"``; by default a *plan* picks one
-per shape class on this machine (``impls.numba_plan``):
+Three strategies, ``strategy="fused"``, ``"gemm"`` and ``"rowdot"``; by default a *plan* picks
+one per shape class on this machine (``impls.numba_plan``):
 
 ``fused``
     One parallel pass over X with rows in SIMD lanes, in a register tile shaped for the
@@ -19,6 +19,10 @@ per shape class on this machine (``impls.numba_plan``):
     no Python per block), then at once the argmin, with rows in SIMD lanes, and its own sums
     over that block while it is still in cache. No n x k matrix is materialised, and the
     Numba threads times one BLAS thread each is the harness's thread count.
+``rowdot``
+    For few centres and many features (k <= 16, d >= 64), where a tile of rows would mostly
+    compute padding centres and BLAS a thin product: rows one at a time, read once and
+    contiguously, each centre's dot product vectorised along d.
 
 Both use ``||c||^2/2 - x.c`` in the working dtype for the argmin and accumulate the cluster
 sums in float64 per thread, then add the few partial sums. The empty-cluster rule,
@@ -30,7 +34,9 @@ import numpy as np
 
 from .lloyd import HostLloyd
 
-STRATEGIES = ("fused", "gemm")
+STRATEGIES = ("fused", "gemm", "rowdot")
+#: the plan races ``rowdot`` only up to this many centres: beyond, the tile's padding is small
+ROWDOT_MAX_K = 16
 TILES = ("avx2", "avx512")
 #: bytes of one worker's (rows, k) block: small enough to stay in its core's L2 between the
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
@@ -66,7 +72,7 @@ class NumbaKMeans(HostLloyd):
 
     Options
     -------
-    strategy : {"fused", "gemm"}, default: the plan's for this machine and shape class
+    strategy : {"fused", "gemm", "rowdot"}, default: the plan's for this machine and shape class
     chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
     panels : bool, whether ``fused`` keeps X transposed in panels (default: for k <= 64 and
         d <= 64, or d <= 8, while X takes at most a quarter of the available memory)
@@ -204,7 +210,13 @@ class NumbaKMeans(HostLloyd):
             with blas.limit(limits=1, user_api="blas"):
                 kernels.gemm_pass(Xs, C, half, norms, labels, dist, sums, counts, totals, chunk, True)
 
-        return {"fused": fused, "gemm": gemm}
+        def rowdot():
+            kernels.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True)
+
+        candidates = {"fused": fused, "gemm": gemm}
+        if k <= ROWDOT_MAX_K:
+            candidates["rowdot"] = rowdot
+        return candidates
 
     def warm_up(self):
         """Compile (or load from Numba's on-disk cache) the kernels for this dtype and layout."""
@@ -224,6 +236,8 @@ class NumbaKMeans(HostLloyd):
             if self.strategy == "fused":
                 self.fused_pass(tiny, transposed_panels(tiny, self.rows), centers, half, labels, dist, sums,
                                 counts, totals, True, self.largest)
+            elif self.strategy == "rowdot":
+                self.kernels.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True)
             else:
                 self.kernels.gemm_pass(tiny, centers, half, norms, labels, dist, sums, counts, totals, 1, True)
 
@@ -238,6 +252,10 @@ class NumbaKMeans(HostLloyd):
         if self.strategy == "fused":
             self.fused_pass(self.X, self.panels, centers, half, labels, self.dist, self.partial_sums,
                             self.partial_counts, self.totals, update, self.largest)
+            return
+        if self.strategy == "rowdot":
+            self.kernels.rowdot_pass(self.X, centers, half, labels, self.dist, self.partial_sums,
+                                     self.partial_counts, self.totals, update)
             return
         self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist, self.partial_sums,
                                self.partial_counts, self.totals, self.chunk, update)

@@ -148,6 +148,62 @@ def gemm_pass(X, C, half_norms, x_norms, labels, dist, sums, counts, totals, row
             totals[p] = total
 
 
+@njit(parallel=True, cache=True, fastmath=FAST)
+def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update):
+    """Assign rows one at a time, each centre's dot product vectorised along d, one part per thread.
+
+    For few centres and many features, where a register tile of rows would mostly compute
+    padding centres and BLAS a thin product: each row is read once, contiguously, and its
+    k + 1 dot products (``||x||^2`` and ``x.c``) run from L1. Ties go to the lowest index
+    (strict ``<`` in ascending order).
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64, C-contiguous
+    C : (k, d) same dtype, C-contiguous
+    half_norms : (k,) same dtype, ``||c||^2 / 2``
+    labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
+    """
+    n, d = X.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k if update else 0, d))
+        own_counts = np.zeros(k if update else 0, dtype=np.int64)
+        total = 0.0
+        for i in range(p * n // parts, (p + 1) * n // parts):
+            norm = X[i, 0] * X[i, 0]
+            for t in range(1, d):
+                norm += X[i, t] * X[i, t]
+            dot = X[i, 0] * C[0, 0]
+            for t in range(1, d):
+                dot += X[i, t] * C[0, t]
+            low = half_norms[0] - dot
+            best = 0
+            for j in range(1, k):
+                dot = X[i, 0] * C[j, 0]
+                for t in range(1, d):
+                    dot += X[i, t] * C[j, t]
+                value = half_norms[j] - dot
+                if value < low:
+                    low = value
+                    best = j
+            labels[i] = best
+            value = norm + 2 * low
+            value = value if value > 0 else 0
+            if update:
+                total += value
+                own_counts[best] += 1
+                for t in range(d):
+                    own_sums[best, t] += X[i, t]
+            else:
+                dist[i] = value
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
 @njit(parallel=True, cache=True)
 def exact_inertia(X, centers, labels, parts):
     """``impls.base.exact_inertia`` in parallel: float64 differences, squares and sums.
