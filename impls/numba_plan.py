@@ -17,6 +17,7 @@ plan
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import statistics
@@ -36,8 +37,10 @@ _wide_slp = False
 _stamp = None
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_features() -> dict[str, bool]:
-    """The features Numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's."""
+    """The features Numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's (read once:
+    asking LLVM takes a quarter of a millisecond)."""
     from numba.core import config
 
     if config.CPU_FEATURES:
