@@ -1,4 +1,4 @@
-"""Side by side: ms per Lloyd iteration of every project backend and of scikit-learn and faiss.
+"""Side by side: ms per Lloyd iteration of every project backend and of scikit-learn, scikit-learn-intelex and faiss.
 
 Run it as a script (asv imports this directory, so nothing runs on import)::
 
@@ -6,7 +6,7 @@ Run it as a script (asv imports this directory, so nothing runs on import)::
 
 Every contender gets the same float32 data, the same initial centres and 10 fixed
 iterations at the same thread count. Project backends run through ``kmbench.fit``;
-scikit-learn and faiss are called directly as users call them. The main table divides
+scikit-learn, scikit-learn-intelex and faiss are called directly as users call them. The main table divides
 each whole call, as a user's stopwatch sees it (validation, copies, the final
 assignment and inertia included), by the iterations it ran; a second table shows the
 project's ``timings["per_iter"]``, the timed iterations alone. Cells are medians of the
@@ -33,9 +33,9 @@ SHAPES = [(100_000, 32, 64), (200_000, 64, 256), (1_000_000, 16, 16), (50_000, 1
 QUICK_SHAPES = [(20_000, 16, 16), (20_000, 64, 256)]
 ITERATIONS = 10
 #: project backends that wrap a peer library: shown, but not counted as "project best"
-WRAPPERS = ("sklearn", "faiss", "dask-ml")
-#: numba's BLAS strategy, an extra row beside its default (fused) one
-VARIANTS = {"numba[gemm]": ("numba", {"strategy": "gemm"})}
+WRAPPERS = ("sklearn", "sklearnex", "faiss", "dask-ml")
+#: numba's two strategies forced, extra rows beside its default (the plan's choice)
+VARIANTS = {"numba[fused]": ("numba", {"strategy": "fused"}), "numba[gemm]": ("numba", {"strategy": "gemm"})}
 
 
 def parse_shape(text: str):
@@ -97,6 +97,23 @@ def sklearn_run(X, C, threads):
     return 1e3 * elapsed / model.n_iter_, int(model.n_iter_), "float32"
 
 
+def sklearnex_run(X, C, threads):
+    """scikit-learn-intelex's KMeans (oneDAL) as its users call it; it stops once labels repeat."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearnex.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    # oneDAL runs on TBB, whose pool threadpoolctl does not limit: sklearnex's n_jobs does.
+    model = KMeans(n_clusters=C.shape[0], init=C, n_init=1, max_iter=ITERATIONS, tol=0.0, algorithm="lloyd",
+                   n_jobs=threads)
+    with threadpool_limits(threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        t0 = time.perf_counter()
+        model.fit(X)
+        elapsed = time.perf_counter() - t0
+    return 1e3 * elapsed / model.n_iter_, int(model.n_iter_), str(X.dtype)
+
+
 def faiss_run(X, C, threads):
     import faiss
 
@@ -122,6 +139,8 @@ def contenders(names):
             for label, (base, options) in VARIANTS.items():
                 rows.append((label, lambda X, C, t, base=base, options=options: project_run(base, options, X, C, t)))
     rows.append(("scikit-learn (direct)", sklearn_run))
+    if importlib.util.find_spec("sklearnex") is not None:
+        rows.append(("scikit-learn-intelex (direct)", sklearnex_run))
     if importlib.util.find_spec("faiss") is not None:
         rows.append(("faiss (direct)", faiss_run))
     return rows
@@ -215,7 +234,7 @@ def main(argv=None) -> int:
 
     ratios, summary = [], {"project best": [], "peer best": [], "peer best / project best": [],
                            "arithmetic floor (2nkd at sgemm rate)": [], "project best, % of sgemm rate": []}
-    peers = ("scikit-learn (direct)", "faiss (direct)")
+    peers = ("scikit-learn (direct)", "scikit-learn-intelex (direct)", "faiss (direct)")
     for shape in shapes:
         n, d, k = shape
 
@@ -230,7 +249,7 @@ def main(argv=None) -> int:
         floor = 1e3 * 2 * n * k * d / rate
         ratios.append(theirs[0] / mine[0])
         summary["project best"].append(f"{mine[0]:.1f} ({mine[1]})")
-        summary["peer best"].append(f"{theirs[0]:.1f} ({theirs[1].split(' ')[0]})")
+        summary["peer best"].append(f"{theirs[0]:.1f} ({theirs[1].removesuffix(' (direct)')})")
         summary["peer best / project best"].append(f"{ratios[-1]:.2f}x")
         summary["arithmetic floor (2nkd at sgemm rate)"].append(f"{floor:.1f}")
         summary["project best, % of sgemm rate"].append(f"{100 * floor / mine[0]:.0f}%")

@@ -1,21 +1,28 @@
 """Lloyd with Numba kernels: a fused distance+argmin+update pass, or BLAS blocks + a Numba argmin.
 
-Two strategies, ``strategy="fused"`` (the default) and ``strategy="gemm"``:
+Three strategies, ``strategy="fused"``, ``"gemm"`` and ``"rowdot"``; by default a *plan* picks
+one per shape class on this machine (``impls.numba_plan``):
 
 ``fused``
-    One parallel pass over X with rows in SIMD lanes: each thread takes 16 rows (8 in
-    float64) as a transposed panel (kept from ``prepare`` at small k, else copied in the
-    pass), keeps their distances to six centres at a time in registers, folds them into
-    the rows' running minima with vector compares, and adds each row to its own cluster
-    sums (``impls.numba_tiles``). Nothing of size n x k is ever written; the inner loop is
-    FMA-bound, at BLAS sgemm speed.
+    One parallel pass over X with rows in SIMD lanes, in a register tile shaped for the
+    CPU's instruction set (``impls.numba_tiles``: 16 float32 rows x 6 centres for AVX2's
+    16 registers, 32 x 8 for AVX-512's 32): each thread takes a tile's rows as a transposed
+    panel (kept from ``prepare`` at small k or small d, else copied in the pass), keeps their
+    distances to a group of centres in registers, folds them into the rows' running minima
+    with vector compares, and adds each row, from the panel, to its own cluster sums.
+    Nothing of size n x k is ever written; the inner loop is FMA-bound, and at small d the
+    pass streams X once.
 ``gemm``
-    The same arithmetic by BLAS, for machines where it beats the generated kernel: one Numba
-    thread per part, each computing cache-sized blocks ``C @ X[rows].T`` with single-threaded
-    BLAS (SciPy's, called from compiled code: no GIL, no Python per block), then at once the
-    argmin, with rows in SIMD lanes, and its own sums over that block while it is still in
-    cache. No n x k matrix is materialised, and the Numba threads times one BLAS thread
-    each is the harness's thread count.
+    The same arithmetic by BLAS, for machines and shapes where it beats the generated kernel
+    (large d and k): one Numba thread per part, each computing cache-sized blocks
+    ``C @ X[rows].T`` with single-threaded BLAS (SciPy's, called from compiled code: no GIL,
+    no Python per block), then at once the argmin, with rows in SIMD lanes, and its own sums
+    over that block while it is still in cache. No n x k matrix is materialised, and the
+    Numba threads times one BLAS thread each is the harness's thread count.
+``rowdot``
+    For few centres and many features (k <= 16, d >= 64), where a tile of rows would mostly
+    compute padding centres and BLAS a thin product: rows one at a time, read once and
+    contiguously, each centre's dot product vectorised along d.
 
 Both use ``||c||^2/2 - x.c`` in the working dtype for the argmin and accumulate the cluster
 sums in float64 per thread, then add the few partial sums. The empty-cluster rule,
@@ -27,25 +34,27 @@ import numpy as np
 
 from .lloyd import HostLloyd
 
-#: ``fused`` is the default because it was at least as fast as ``gemm`` at every shape
-#: measured on the 2-core Zen3 machine (ms per pass, fused vs gemm, float32): 100k x 3, k=3
-#: 1.25 vs 1.34; 100k x 32, k=64 4.0 vs 4.7; 200k x 64, k=256 42 vs 47; 50k x 128,
-#: k=1024 76 vs 79; 20k x 64, k=4096 60 vs 72; 10k x 1000, k=100 14.0 vs 16.1 (float64
-#: 50k x 128, k=1024: 159 vs 163). ``gemm`` stays for comparison, and for machines whose
-#: BLAS outruns the generated tile.
-STRATEGIES = ("fused", "gemm")
+STRATEGIES = ("fused", "gemm", "rowdot")
+#: the plan races ``rowdot`` only up to this many centres: beyond, the tile's padding is small
+ROWDOT_MAX_K = 16
+TILES = ("avx2", "avx512")
 #: bytes of one worker's (rows, k) block: small enough to stay in its core's L2 between the
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
 BLOCK_BYTES = 1 << 20
 #: the fused pass keeps X transposed in panels (one more copy of X, built in prepare) up to
-#: this many centres, and while X takes at most PANEL_MEMORY_SHARE of the available memory;
-#: otherwise it copies each panel itself, a cost that shrinks as 1/k against the distances.
-#: Measured (float32, 2 threads, ms per assignment pass, copied vs kept): 1M x 16, k=16:
-#: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs 2.6. At 200k x 64, k=256 the gain (under 5%) no
-#: longer repays building the panels (35 ms) within a 10-iteration fit.
+#: PANEL_MAX_K centres while d is at most PANEL_MAX_D, at any k where d is at most
+#: PANEL_ALWAYS_D (there the pass is memory-bound and copying each panel in the pass would
+#: cost more than the distances), and while X takes at most PANEL_MEMORY_SHARE of the
+#: available memory. Measured (float32, 2 threads, ms per assignment pass, copied vs kept):
+#: 1M x 16, k=16: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs 2.6. At 200k x 64, k=256 the gain
+#: (under 5%) no longer repays building the panels (35 ms) within a 10-iteration fit; past
+#: d=64 a pass reads as much from panels as from X, and building them (66 ms at 50k x 512)
+#: costs more than copying in the pass saves.
 PANEL_MAX_K = 64
+PANEL_MAX_D = 64
+PANEL_ALWAYS_D = 8
 PANEL_MEMORY_SHARE = 0.25
-OPTIONS = ("strategy", "chunk", "panels")
+OPTIONS = ("strategy", "chunk", "panels", "tile")
 
 
 def transposed_panels(X: np.ndarray, rows: int) -> np.ndarray:
@@ -63,10 +72,11 @@ class NumbaKMeans(HostLloyd):
 
     Options
     -------
-    strategy : {"fused", "gemm"}, default "fused"
+    strategy : {"fused", "gemm", "rowdot"}, default: the plan's for this machine and shape class
     chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
-    panels : bool, whether ``fused`` keeps X transposed in panels (default: for k <= 64,
-        while X takes at most a quarter of the available memory)
+    panels : bool, whether ``fused`` keeps X transposed in panels (default: for k <= 64 and
+        d <= 64, or d <= 8, while X takes at most a quarter of the available memory)
+    tile : {"avx2", "avx512"}, the fused register tile (default: the widest the CPU has)
     """
 
     name = "numba"
@@ -84,8 +94,8 @@ class NumbaKMeans(HostLloyd):
         if unknown:
             raise ValueError(f"unknown option(s) for backend 'numba': {', '.join(unknown)}; "
                              f"known: {', '.join(OPTIONS)}")
-        strategy = options.get("strategy", "fused")
-        if strategy not in STRATEGIES:
+        strategy = options.get("strategy")
+        if strategy is not None and strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r} should be one of {STRATEGIES}")
         if options.get("chunk") is not None:
             from kmbench.core.validation import check_int
@@ -93,52 +103,123 @@ class NumbaKMeans(HostLloyd):
             check_int("chunk", options["chunk"], 1)
         if options.get("panels") not in (None, True, False):
             raise ValueError(f"panels={options['panels']!r} should be True or False")
+        tile = options.get("tile")
+        if tile is not None and tile not in TILES:
+            raise ValueError(f"tile={tile!r} should be one of {TILES}")
         super().__init__(threads=threads, device=device, **options)
 
     # -- the cycle ---------------------------------------------------------------------
     def prepare(self, X, centers):
         import numba
 
+        from . import numba_kernels, numba_plan, numba_tiles
+
         super().prepare(X, centers)
         n, d = self.X.shape
         k = centers.shape[0]
-        self.strategy = self.options.get("strategy", "fused")
-        self.x_norms = np.einsum("ij,ij->i", self.X, self.X)
+        dtype = self.X.dtype.name
+        self.kernels = numba_kernels
+        host = numba_plan.host_isa()
+        self.isa = self.options.get("tile") or host
+        if self.isa == "avx512" and host != "avx512":
+            raise ValueError("tile='avx512' needs a CPU with AVX-512F and AVX-512VL; this one has "
+                             f"{', '.join(sorted(f for f, on in numba_plan.cpu_features().items() if on and 'avx' in f))}")
+        numba_plan.use_wide_vectors(self.isa)
+        self.fused_pass = numba_tiles.FUSED_PASS[(self.isa, dtype)]
+        self.rows, self.group = numba_tiles.TILES[(self.isa, dtype)]
+        self.largest = np.finfo(self.X.dtype).max
         # One part per Numba thread: each owns a slice of rows and its own float64 sums.
         self.parts = max(1, min(numba.get_num_threads(), n))
+        self.plan = self._plan(n, d, k, centers)
+        self.strategy = self.plan["strategy"]
         self.partial_sums = np.zeros((self.parts, k, d))
         self.partial_counts = np.zeros((self.parts, k), dtype=np.int64)
+        self.totals = np.zeros(self.parts)
         # Two label buffers used in turn: the driver compares each step's labels with the previous.
         self.label_buffers = [np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)]
         self.dist = np.empty(n, dtype=self.X.dtype)
-        self.chunk = self.blas = None
+        self.chunk = self.blas = self.x_norms = None
         if self.strategy == "gemm":
-            import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot calls this BLAS)
-            from threadpoolctl import ThreadpoolController
+            self.x_norms = np.einsum("ij,ij->i", self.X, self.X)
+            self.chunk = self._chunk(n, k)
+            self.blas = self._blas()
+        self.panels = np.empty((0, d, self.rows), dtype=self.X.dtype)
+        if self.strategy == "fused" and self._panels_pay(d, k):
+            self.panels = transposed_panels(self.X, self.rows)
 
-            default = max(16, BLOCK_BYTES // (k * self.X.itemsize))
-            self.chunk = min(n, int(self.options.get("chunk", default)))
-            # Found once here: limiting through a ready controller costs microseconds, not a
-            # rescan of the loaded libraries inside the timed run.
-            self.blas = ThreadpoolController()
-        from . import numba_kernels, numba_tiles
+    def _chunk(self, n, k):
+        default = max(16, BLOCK_BYTES // (k * self.X.itemsize))
+        return min(n, int(self.options.get("chunk", default)))
 
-        self.kernels = numba_kernels
-        self.fused_pass = numba_tiles.FUSED_PASS[self.X.dtype.name]
-        self.largest = np.finfo(self.X.dtype).max
-        self.panels = np.empty((0, d, numba_tiles.ROWS[self.X.dtype.name]), dtype=self.X.dtype)
-        if self.strategy == "fused" and self._panels_pay(k):
-            self.panels = transposed_panels(self.X, self.panels.shape[2])
+    @staticmethod
+    def _blas():
+        import scipy.linalg.cython_blas  # noqa: F401  (Numba's np.dot calls this BLAS)
+        from threadpoolctl import ThreadpoolController
 
-    def _panels_pay(self, k: int) -> bool:
+        # Found once here: limiting through a ready controller costs microseconds, not a
+        # rescan of the loaded libraries inside the timed run.
+        return ThreadpoolController()
+
+    def _panels_pay(self, d: int, k: int) -> bool:
         """Whether to keep a second copy of X, transposed: the ``panels`` option, else at small
-        k where it leaves most of the free memory free."""
+        k or small d, where it leaves most of the free memory free."""
         option = self.options.get("panels")
         if option is not None:
             return bool(option)
         import psutil
 
-        return k <= PANEL_MAX_K and self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE
+        return (((k <= PANEL_MAX_K and d <= PANEL_MAX_D) or d <= PANEL_ALWAYS_D)
+                and self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE)
+
+    # -- the plan ------------------------------------------------------------------------
+    def _plan(self, n, d, k, centers) -> dict:
+        """The strategy: the option, else the rule below the BLAS-worthy classes, else the
+        stored plan for this machine and class, else one measured now (and stored)."""
+        from . import numba_plan
+
+        tile = f"{self.isa}: {self.rows} rows x {self.group} centres"
+        if self.options.get("strategy"):
+            return {"strategy": self.options["strategy"], "source": "option", "tile": tile}
+        if not numba_plan.needs_measuring(d, k):
+            return {"strategy": "fused", "source": "rule (d < 64 and k < 512: no BLAS candidate)", "tile": tile}
+        key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, d, k)
+        stored = numba_plan.load_plans().get(key)
+        if isinstance(stored, dict) and stored.get("strategy") in STRATEGIES:
+            return {**stored, "source": "reused", "key": key, "tile": tile}
+        m = numba_plan.sample_rows(n, d, k)
+        times = numba_plan.race(self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype)))
+        plan = {"strategy": min(times, key=times.get), "sample": [m, d, k],
+                "ms_per_pass": {s: round(1e3 * t, 3) for s, t in times.items()}}
+        numba_plan.save_plan(key, plan)
+        return {**plan, "source": "measured", "key": key, "tile": tile}
+
+    def _candidates(self, Xs, C):
+        """One pass of each strategy over the sample rows ``Xs``, as callables (for the plan's race)."""
+        m, d = Xs.shape
+        k = C.shape[0]
+        half = 0.5 * np.einsum("ij,ij->i", C, C)
+        labels, dist = np.empty(m, dtype=np.int32), np.empty(m, dtype=Xs.dtype)
+        sums, counts, totals = np.zeros((self.parts, k, d)), np.zeros((self.parts, k), dtype=np.int64), np.zeros(self.parts)
+        panels = (transposed_panels(Xs, self.rows) if self._panels_pay(d, k)
+                  else np.empty((0, d, self.rows), dtype=Xs.dtype))
+        norms = np.einsum("ij,ij->i", Xs, Xs)
+        chunk, blas, kernels = self._chunk(m, k), self._blas(), self.kernels
+
+        def fused():
+            with kernels.slp_vectorize():
+                self.fused_pass(Xs, panels, C, half, labels, dist, sums, counts, totals, True, self.largest)
+
+        def gemm():
+            with blas.limit(limits=1, user_api="blas"):
+                kernels.gemm_pass(Xs, C, half, norms, labels, dist, sums, counts, totals, chunk, True)
+
+        def rowdot():
+            kernels.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True)
+
+        candidates = {"fused": fused, "gemm": gemm}
+        if k <= ROWDOT_MAX_K:
+            candidates["rowdot"] = rowdot
+        return candidates
 
     def warm_up(self):
         """Compile (or load from Numba's on-disk cache) the kernels for this dtype and layout."""
@@ -152,13 +233,16 @@ class NumbaKMeans(HostLloyd):
         norms = np.einsum("ij,ij->i", tiny, tiny)
         sums = np.zeros((1, 1, tiny.shape[1]))
         counts = np.zeros((1, 1), dtype=np.int64)
+        totals = np.zeros(1)
         half = 0.5 * np.einsum("ij,ij->i", centers, centers)
         with self.kernels.slp_vectorize():
             if self.strategy == "fused":
-                self.fused_pass(tiny, transposed_panels(tiny, self.panels.shape[2]), centers, half, norms,
-                                labels, dist, sums, counts, True, self.largest)
+                self.fused_pass(tiny, transposed_panels(tiny, self.rows), centers, half, labels, dist, sums,
+                                counts, totals, True, self.largest)
+            elif self.strategy == "rowdot":
+                self.kernels.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True)
             else:
-                self.kernels.gemm_pass(tiny, centers, half, norms, labels, dist, sums, counts, 1, True)
+                self.kernels.gemm_pass(tiny, centers, half, norms, labels, dist, sums, counts, totals, 1, True)
 
     def _pass(self, centers, labels, update):
         # Only a type combination warm_up did not foresee compiles here; keep it vectorised too.
@@ -169,11 +253,15 @@ class NumbaKMeans(HostLloyd):
         centers = np.ascontiguousarray(centers, dtype=self.X.dtype)
         half = 0.5 * np.einsum("ij,ij->i", centers, centers)
         if self.strategy == "fused":
-            self.fused_pass(self.X, self.panels, centers, half, self.x_norms, labels, self.dist,
-                            self.partial_sums, self.partial_counts, update, self.largest)
+            self.fused_pass(self.X, self.panels, centers, half, labels, self.dist, self.partial_sums,
+                            self.partial_counts, self.totals, update, self.largest)
             return
-        self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist,
-                               self.partial_sums, self.partial_counts, self.chunk, update)
+        if self.strategy == "rowdot":
+            self.kernels.rowdot_pass(self.X, centers, half, labels, self.dist, self.partial_sums,
+                                     self.partial_counts, self.totals, update)
+            return
+        self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist, self.partial_sums,
+                               self.partial_counts, self.totals, self.chunk, update)
 
     def run(self, max_iter, tol):
         if self.blas is None:
@@ -183,10 +271,13 @@ class NumbaKMeans(HostLloyd):
             return super().run(max_iter, tol)
 
     def step(self, centers):
+        """One pass. In place of every row's distance it returns each part's float64 sum of them:
+        the driver only adds them up (for the inertia history), and n distances would be one
+        more write and read of n values per iteration."""
         labels = self.label_buffers[0]
         self.label_buffers.reverse()
         self._pass(centers, labels, True)
-        return labels, self.dist, self.partial_sums.sum(axis=0), self.partial_counts.sum(axis=0)
+        return labels, self.totals, self.partial_sums.sum(axis=0), self.partial_counts.sum(axis=0)
 
     def assign(self, centers):
         """Fresh labels; the distances are the backend's buffer, overwritten by the next pass."""
@@ -200,10 +291,12 @@ class NumbaKMeans(HostLloyd):
 
     def result(self):
         out = super().result()
-        out.info.update({"strategy": self.strategy, "parts": self.parts,
+        out.info.update({"strategy": self.strategy, "plan": dict(self.plan), "parts": self.parts,
                          "distance_dtype": str(self.X.dtype), "sums_dtype": "float64"})
         if self.chunk is not None:
             out.info["chunk"] = self.chunk
         if self.strategy == "fused":
             out.info["panels"] = self.panels.shape[0] > 0
+            out.info["tile"] = self.plan["tile"]
         return out
+

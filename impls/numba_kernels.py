@@ -44,22 +44,6 @@ def slp_vectorize():
         config.SLP_VECTORIZE = old
 
 
-@njit(inline="always")
-def _accumulate(X, i, best, sums, counts, p):
-    counts[p, best] += 1
-    for t in range(X.shape[1]):
-        sums[p, best, t] += X[i, t]
-
-
-@njit(inline="always")
-def _finish(X, i, best, best_val, x_norms, labels, dist, sums, counts, p, update):
-    labels[i] = best
-    value = x_norms[i] + 2 * best_val
-    dist[i] = value if value > 0 else 0
-    if update:
-        _accumulate(X, i, best, sums, counts, p)
-
-
 @njit(nogil=True, cache=True, fastmath=FAST)
 def nearest_columns(D, half_norms, low, best):
     """For each column i of ``D``: the lowest j minimising ``half_norms[j] - D[j, i]``, and that value.
@@ -110,29 +94,31 @@ def nearest_columns(D, half_norms, low, best):
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def gemm_pass(X, C, half_norms, x_norms, labels, dist, sums, counts, rows, update):
+def gemm_pass(X, C, half_norms, x_norms, labels, dist, sums, counts, totals, rows, update):
     """Assign every row of X through BLAS products of ``rows``-row blocks, one part per thread.
 
     Each Numba thread walks its own rows: a single-threaded BLAS product ``C @ X[block].T``
     into its own (k, rows) buffer, the argmin over that buffer while it is still in cache, and
-    the block's rows added to its own sums. The caller limits BLAS to one thread, so the
-    Numba threads are the only ones. Nothing of size n x k is ever written.
+    the block's rows added to its own sums (allocated in the thread, so no two threads write
+    one cache line). The caller limits BLAS to one thread, so the Numba threads are the only
+    ones. Nothing of size n x k is ever written.
 
     Parameters
     ----------
     X : (n, d) float32 or float64, C-contiguous
     C : (k, d) same dtype, C-contiguous
     half_norms : (k,) same dtype, ``||c||^2 / 2``
-    x_norms, labels, dist, sums, counts, update : as ``numba_tiles.fused_pass_float32``
+    x_norms : (n,) same dtype, ``||x||^2``
+    labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
     rows : int >= 1, rows per BLAS block
     """
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
     for p in prange(parts):
-        if update:
-            sums[p] = 0.0
-            counts[p] = 0
+        own_sums = np.zeros((k if update else 0, d))
+        own_counts = np.zeros(k if update else 0, dtype=np.int64)
+        total = 0.0
         lo = p * n // parts
         hi = (p + 1) * n // parts
         buffer = np.empty(k * rows, dtype=X.dtype)
@@ -144,7 +130,78 @@ def gemm_pass(X, C, half_norms, x_norms, labels, dist, sums, counts, rows, updat
             np.dot(C, X[start:start + m].T, D)
             nearest_columns(D, half_norms, low, best)
             for r in range(m):
-                _finish(X, start + r, best[r], low[r], x_norms, labels, dist, sums, counts, p, update)
+                i = start + r
+                b = best[r]
+                labels[i] = b
+                value = x_norms[i] + 2 * low[r]
+                value = value if value > 0 else 0
+                if update:
+                    total += value
+                    own_counts[b] += 1
+                    for t in range(d):
+                        own_sums[b, t] += X[i, t]
+                else:
+                    dist[i] = value
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update):
+    """Assign rows one at a time, each centre's dot product vectorised along d, one part per thread.
+
+    For few centres and many features, where a register tile of rows would mostly compute
+    padding centres and BLAS a thin product: each row is read once, contiguously, and its
+    k + 1 dot products (``||x||^2`` and ``x.c``) run from L1. Ties go to the lowest index
+    (strict ``<`` in ascending order).
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64, C-contiguous
+    C : (k, d) same dtype, C-contiguous
+    half_norms : (k,) same dtype, ``||c||^2 / 2``
+    labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
+    """
+    n, d = X.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k if update else 0, d))
+        own_counts = np.zeros(k if update else 0, dtype=np.int64)
+        total = 0.0
+        for i in range(p * n // parts, (p + 1) * n // parts):
+            norm = X[i, 0] * X[i, 0]
+            for t in range(1, d):
+                norm += X[i, t] * X[i, t]
+            dot = X[i, 0] * C[0, 0]
+            for t in range(1, d):
+                dot += X[i, t] * C[0, t]
+            low = half_norms[0] - dot
+            best = 0
+            for j in range(1, k):
+                dot = X[i, 0] * C[j, 0]
+                for t in range(1, d):
+                    dot += X[i, t] * C[j, t]
+                value = half_norms[j] - dot
+                if value < low:
+                    low = value
+                    best = j
+            labels[i] = best
+            value = norm + 2 * low
+            value = value if value > 0 else 0
+            if update:
+                total += value
+                own_counts[best] += 1
+                for t in range(d):
+                    own_sums[best, t] += X[i, t]
+            else:
+                dist[i] = value
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
 
 
 @njit(parallel=True, cache=True)

@@ -1,4 +1,5 @@
-"""The numba backend: both strategies against the oracle, ties, the blocked path, compilation."""
+"""The numba backend: both strategies and the tiles against the oracle, ties, the blocked path, the plan,
+compilation."""
 from __future__ import annotations
 
 import subprocess
@@ -17,7 +18,8 @@ from kmbench.check.crosscheck import compare  # noqa: E402
 from kmbench.core.kmeans import create, execute  # noqa: E402
 from kmbench.core.seeding import initial_centers  # noqa: E402
 
-STRATEGIES = [{"strategy": "fused"}, {"strategy": "fused", "panels": False}, {"strategy": "gemm", "chunk": 97}]
+STRATEGIES = [{"strategy": "fused"}, {"strategy": "fused", "panels": False}, {"strategy": "gemm", "chunk": 97},
+              {"strategy": "rowdot"}]
 DTYPES = ["float64", "float32"]
 
 
@@ -42,6 +44,21 @@ def test_agrees_with_oracle_on_blobs(dtype, options):
         assert result.info["panels"] is options.get("panels", True)
     assert result.n_iter == 10 and result.dtype == dtype
     assert result.labels.dtype == np.int32
+    # The step hands the driver per-thread sums of the distances: their total is each step's inertia.
+    reference = oracle.lloyd(np.asarray(X, dtype=dtype), initial_centers(np.asarray(X, dtype=dtype), 20,
+                                                                         "k-means++", 0), 10, -1.0)
+    np.testing.assert_allclose(result.inertia_history, reference.inertia_history, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_agrees_with_oracle_with_one_copy_of_the_sums(dtype):
+    # k x d = 4200 is past COPIES_MAX_KD: each thread keeps a single copy of its sums.
+    from impls.numba_tiles import COPIES_MAX_KD
+
+    X, _ = data.blobs(900, 70, 60, seed=9)
+    assert 60 * 70 > COPIES_MAX_KD
+    result, c = judged(X, 60, "k-means++", dtype, {"strategy": "fused"}, max_iter=4)
+    assert c.status == "ok", c
 
 
 @pytest.mark.parametrize("options", STRATEGIES, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
@@ -103,20 +120,78 @@ def test_blocked_path_runs_its_rows_in_blocks_of_chunk_rows():
     assert c.status == "ok", c
 
 
-def test_fused_is_the_default_strategy():
+def test_fused_is_the_rule_below_the_blas_classes():
+    from impls.numba_plan import host_isa
+
     X, _ = data.blobs(500, 4, 3, seed=6)
     result = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0)
     assert result.info["strategy"] == "fused" and "chunk" not in result.info
+    assert result.info["plan"]["source"].startswith("rule")
+    assert result.info["tile"].startswith(host_isa())
+
+
+def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    X = np.random.default_rng(3).standard_normal((3000, 64))
+    first = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0)
+    second = kmbench.fit(X[:2000], 6, backend="numba", init="random", max_iter=2, tol=-1.0)
+    plan = first.info["plan"]
+    # k=5 <= ROWDOT_MAX_K: the row-at-a-time kernel races too.
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "gemm", "rowdot"}
+    assert plan["strategy"] == min(plan["ms_per_pass"], key=plan["ms_per_pass"].get) == first.info["strategy"]
+    # Same machine, dtype and shape class (d <= 64, k <= 8): reused, not measured again.
+    assert second.info["plan"]["source"] == "reused" and second.info["strategy"] == plan["strategy"]
+    stored = json.loads((tmp_path / "numba-plans.json").read_text())
+    assert stored[plan["key"]]["strategy"] == plan["strategy"] and "float64|d<=64|k<=8" in plan["key"]
+    # An unreadable wisdom file costs a measurement, not an error.
+    (tmp_path / "numba-plans.json").write_text("{not json")
+    third = kmbench.fit(X, 5, backend="numba", init="random", max_iter=1, tol=-1.0)
+    assert third.info["plan"]["source"] == "measured"
+
+
+def test_host_isa_reads_the_cpu_features():
+    from impls.numba_plan import host_isa
+
+    assert host_isa({"avx2": True, "fma": True, "avx512f": True, "avx512vl": True}) == "avx512"
+    assert host_isa({"avx2": True, "fma": True, "avx512f": False}) == "avx2"
+    # AVX-512 without 512-bit vectors (AVX10/256 parts) gets the ymm-shaped tile.
+    assert host_isa({"avx512f": True, "avx512vl": True, "evex512": False}) == "avx2"
+    assert host_isa({}) == "avx2"
+
+
+def test_avx512_tile_is_refused_without_avx512(monkeypatch):
+    from impls import numba_plan
+
+    monkeypatch.setattr(numba_plan, "host_isa", lambda features=None: "avx2")
+    X = np.random.default_rng(0).random((50, 4))
+    backend = create("numba", n=50, k=3, d=4, dtype="float64", tile="avx512")
+    with pytest.raises(ValueError, match="tile='avx512' needs a CPU with AVX-512"):
+        backend.prepare(X, X[:3].copy())
+
+
+@pytest.mark.slow  # on an AVX-512 host this compiles the other tile (~30-60 s per dtype, cold cache)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_other_tile_agrees_too(dtype):
+    from impls.numba_plan import host_isa
+
+    if host_isa() != "avx512":
+        pytest.skip("the host's tile is the avx2 one, which every other test runs")
+    X, _ = data.blobs(1003, 7, 20, seed=3)
+    result, c = judged(X, 20, "k-means++", dtype, {"strategy": "fused", "tile": "avx2"})
+    assert c.status == "ok", c
+    assert result.info["tile"].startswith("avx2")
 
 
 @pytest.mark.parametrize("strategy", ["fused", "gemm"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
-    from impls import numba_kernels, numba_tiles
+    from impls import numba_kernels
 
     X = np.random.default_rng(0).random((50, 4)).astype(dtype)
     backend = prepared(X, X[:3].copy(), strategy=strategy)
-    kernel = numba_tiles.FUSED_PASS[dtype] if strategy == "fused" else numba_kernels.gemm_pass
+    kernel = backend.fused_pass if strategy == "fused" else numba_kernels.gemm_pass
     compiled = [sig[0].dtype for sig in kernel.signatures]
     assert getattr(numba, dtype) in compiled
     before = len(kernel.signatures)
@@ -128,12 +203,10 @@ def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
 def test_read_only_input_needs_no_compile_in_run():
     X = np.random.default_rng(1).random((40, 3))
     X.setflags(write=False)
-    from impls.numba_tiles import FUSED_PASS
-
     backend = prepared(X, X[:4].copy(), strategy="fused")
-    before = len(FUSED_PASS["float64"].signatures)
+    before = len(backend.fused_pass.signatures)
     backend.run(2, -1.0)
-    assert len(FUSED_PASS["float64"].signatures) == before
+    assert len(backend.fused_pass.signatures) == before
 
 
 def test_thread_count_sets_the_parts_and_not_the_answer():
@@ -152,6 +225,7 @@ def test_thread_count_sets_the_parts_and_not_the_answer():
     ({"strategy": "auto"}, "strategy='auto'"),
     ({"panels": "yes"}, "panels='yes'"),
     ({"chunk_size": 10}, "chunk_size"),
+    ({"tile": "avx1024"}, "tile='avx1024'"),
 ])
 def test_bad_options_name_the_value(options, message):
     with pytest.raises(ValueError, match=message):
@@ -182,10 +256,12 @@ def test_panels_hold_consecutive_rows_transposed_and_pad_with_the_last_row():
     np.testing.assert_array_equal(panels[2][:, 5:], np.repeat(X[20:].T, 3, axis=1))
 
 
-def test_panels_are_kept_by_default_only_at_small_k():
-    X = np.random.default_rng(7).random((300, 3))
+def test_panels_are_kept_by_default_only_at_small_k_or_small_d():
+    X = np.random.default_rng(7).random((300, 12))
     small = kmbench.fit(X, 64, backend="numba", init="random", max_iter=1, tol=-1.0)
     large = kmbench.fit(X, 65, backend="numba", init="random", max_iter=1, tol=-1.0)
     forced = kmbench.fit(X, 65, backend="numba", init="random", max_iter=1, tol=-1.0, panels=True)
-    assert (small.info["panels"], large.info["panels"], forced.info["panels"]) == (True, False, True)
+    thin = kmbench.fit(X[:, :3], 65, backend="numba", init="random", max_iter=1, tol=-1.0)
+    assert (small.info["panels"], large.info["panels"], forced.info["panels"], thin.info["panels"]) == \
+        (True, False, True, True)
     np.testing.assert_array_equal(large.labels, forced.labels)

@@ -22,6 +22,7 @@ REGISTRY: dict[str, dict[str, str]] = {
         "torch-cuda": "impls.torch_lloyd:TorchCUDAKMeans",
         "sklearn": "impls.sklearn_lloyd:SklearnKMeans",
         "faiss": "impls.faiss_lloyd:FaissKMeans",
+        "sklearnex": "impls.sklearnex_lloyd:SklearnexKMeans",
         "dask": "impls.dask_lloyd:DaskKMeans",
         "dask-ml": "impls.dask_ml_lloyd:DaskMLKMeans",
     },

@@ -1,0 +1,224 @@
+"""The wider side by side: numba against scikit-learn, scikit-learn-intelex and faiss across shape classes.
+
+Run it as a script (asv imports this directory, so nothing runs on import)::
+
+    python benchmarks/wide_side_by_side.py [--quick] [--repeats 3] [--threads N] [--shapes n,d,k[,float64] ...]
+
+Shapes cover d from 2 to 512 (d <= 4 included), k from 2 to 4096, n from 20k to 2M, float32
+and float64, and a real photo's pixels (colour quantisation of scikit-learn's bundled
+``china.jpg``, 273,280 x 3). Every contender gets the same data, the same initial centres
+and 10 iterations (scikit-learn and scikit-learn-intelex stop earlier if the labels repeat:
+their cells divide by the iterations they ran) at the same thread count, interleaved
+within each repeat so load on the machine hits everyone alike. The first table is the whole
+call as a user's stopwatch sees it, per iteration; then the project's timed iterations
+(``timings["per_iter"]``) and the plan numba used. faiss computes in float32 only and is
+left out of float64 shapes.
+
+Ratios are peer / numba (above 1: numba is faster). The closing lines give the geometric
+mean, the worst shapes, numba's share of the sgemm rate where the pass is compute-bound
+(2 n k d flops take longer at that rate than reading X at the measured read rate), and
+its distance from the memory floor (reading X once at that rate) where the pass is memory-bound.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from side_by_side import faiss_run, machine, sgemm_rate, sklearn_run, sklearnex_run  # noqa: E402
+
+#: (label, n, d, k, dtype); "photo" rows are the pixels of china.jpg, n ignored
+SHAPES = [
+    ("2M,2,8", 2_000_000, 2, 8, "float32"),
+    ("2M,3,5", 2_000_000, 3, 5, "float32"),
+    ("1M,4,64", 1_000_000, 4, 64, "float32"),
+    ("photo,3,64", 0, 3, 64, "float32"),
+    ("500k,8,32", 500_000, 8, 32, "float32"),
+    ("1M,16,16", 1_000_000, 16, 16, "float32"),
+    ("100k,32,64", 100_000, 32, 64, "float32"),
+    ("200k,64,256", 200_000, 64, 256, "float32"),
+    ("50k,128,1024", 50_000, 128, 1024, "float32"),
+    ("100k,300,100", 100_000, 300, 100, "float32"),
+    ("20k,256,2048", 20_000, 256, 2048, "float32"),
+    ("20k,64,4096", 20_000, 64, 4096, "float32"),
+    ("50k,512,2", 50_000, 512, 2, "float32"),
+    ("1M,3,8 f64", 1_000_000, 3, 8, "float64"),
+    ("photo,3,16 f64", 0, 3, 16, "float64"),
+    ("200k,32,64 f64", 200_000, 32, 64, "float64"),
+    ("50k,128,512 f64", 50_000, 128, 512, "float64"),
+]
+QUICK = ["2M,3,5", "photo,3,64", "100k,32,64", "200k,64,256", "20k,256,2048", "200k,32,64 f64"]
+ITERATIONS = 10
+
+
+def photo_pixels(dtype: str) -> np.ndarray:
+    """china.jpg's pixels as (273280, 3) in [0, 1], as a colour-quantisation user would pass them."""
+    from sklearn.datasets import load_sample_image
+
+    image = load_sample_image("china.jpg")
+    return (image.reshape(-1, 3) / 255.0).astype(dtype)
+
+
+def numba_run(X, C, threads):
+    import kmbench
+
+    t0 = time.perf_counter()
+    result = kmbench.fit(X, C.shape[0], backend="numba", init=C, max_iter=ITERATIONS, tol=-1.0, threads=threads)
+    elapsed = time.perf_counter() - t0
+    plan = result.info.get("plan", {})
+    how = {"fused": result.info.get("tile"), "gemm": "BLAS blocks", "rowdot": "rows one at a time"}
+    return (1e3 * elapsed / result.n_iter, result.n_iter, result.dtype, 1e3 * result.timings["per_iter"],
+            f"{result.info['strategy']} ({plan.get('source', '?').split(' ')[0]}), {how[result.info['strategy']]}")
+
+
+def memory_rate(threads: int, megabytes: int = 512, repeats: int = 5) -> float:
+    """Median bytes/s that numba's threads read summing a large float32 array: the rate at which
+    a pass can stream X, the memory floor's rate."""
+    from numba import njit, prange, set_num_threads
+
+    @njit(parallel=True, fastmath=True)
+    def total(a):
+        s = 0.0
+        for i in prange(a.shape[0]):
+            s += a[i]
+        return s
+
+    set_num_threads(max(1, threads))
+    a = np.ones(megabytes << 18, dtype=np.float32)
+    total(a)
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        total(a)
+        runs.append(time.perf_counter() - t0)
+    return a.nbytes / statistics.median(runs)
+
+
+def isa() -> str:
+    from impls.numba_plan import cpu_features, host_isa
+
+    features = cpu_features()
+    wide = [f for f in ("avx2", "fma", "avx512f", "avx512vl", "avx512_bf16", "amx-tile") if features.get(f)]
+    return f"{host_isa(features)} tile (features: {', '.join(wide) or 'none of avx2/avx512'})"
+
+
+def parse_shape(text: str):
+    parts = text.split(",")
+    try:
+        n, d, k = (int(v) for v in parts[:3])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shape {text!r} should be n,d,k[,float64]") from None
+    dtype = parts[3] if len(parts) > 3 else "float32"
+    if dtype not in ("float32", "float64") or min(n, d, k) < 1 or k > n:
+        raise argparse.ArgumentTypeError(f"shape {text!r} needs n, d, k >= 1, k <= n, dtype float32 or float64")
+    return (text, n, d, k, dtype)
+
+
+def main(argv=None) -> int:
+    import importlib.util
+
+    from kmbench.seeding import initial_centers
+    from kmbench.threads import default_threads
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    parser.add_argument("--shapes", nargs="+", type=parse_shape, help="n,d,k[,float64] (default: the classes above)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="threads for everyone (default: all cores)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats={args.repeats} should be >= 1")
+    threads = args.threads or default_threads()
+    shapes = args.shapes or [s for s in SHAPES if not args.quick or s[0] in QUICK]
+
+    peers = [("scikit-learn", sklearn_run)]
+    if importlib.util.find_spec("sklearnex") is not None:
+        peers.append(("sklearnex", sklearnex_run))
+    if importlib.util.find_spec("faiss") is not None:
+        peers.append(("faiss", faiss_run))
+    names = ["numba"] + [name for name, _ in peers]
+    runners = dict([("numba", numba_run)] + peers)
+
+    print(f"machine: {machine()}; {isa()}; threads: {threads}; repeats: {args.repeats}; "
+          f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
+    rate = sgemm_rate(threads)
+    memory = memory_rate(threads)
+    print(f"sgemm rate: {rate / 1e9:.0f} GFLOP/s (4096^3 float32, median of 5); memory read rate: "
+          f"{memory / 1e9:.1f} GB/s (parallel sum of 512 MiB, median of 5)", flush=True)
+
+    cells, timed, plans = {}, {}, {}
+    for label, n, d, k, dtype in shapes:
+        X = photo_pixels(dtype) if label.startswith("photo") else \
+            np.random.default_rng(0).standard_normal((n, d)).astype(dtype)
+        C = initial_centers(X, k, "random", seed=0).astype(dtype)
+        runs = {name: [] for name in names}
+        for _ in range(args.repeats):
+            for name in names:
+                if name == "faiss" and dtype != "float32":
+                    continue
+                runs[name].append(runners[name](X, C, threads))
+        for name in names:
+            if runs[name]:
+                cells[label, name] = (statistics.median(r[0] for r in runs[name]), runs[name][0][1])
+        timed[label] = statistics.median(r[3] for r in runs["numba"])
+        plans[label] = runs["numba"][-1][4]
+        print(f"  {label}: " + ", ".join(f"{name} {cells[label, name][0]:.2f}" for name in names
+                                         if (label, name) in cells), file=sys.stderr, flush=True)
+
+    print("\nms per iteration of the whole call (median of repeats; (it) = iterations run when fewer than 10):\n")
+    print("| shape (n, d, k) | dtype | " + " | ".join(names) + " | best peer / numba | numba timed iter | numba plan |")
+    print("|---|---|" + "---|" * (len(names) + 3))
+    ratios, rows = {}, []
+    for label, n, d, k, dtype in shapes:
+        n = n or photo_pixels("float32").shape[0]
+        row = []
+        for name in names:
+            if (label, name) not in cells:
+                row.append("-")
+                continue
+            ms, it = cells[label, name]
+            row.append(f"{ms:.2f}" + ("" if it == ITERATIONS else f" ({it} it)"))
+        best = min((cells[label, p][0], p) for p, _ in peers if (label, p) in cells)
+        ratios[label] = best[0] / cells[label, "numba"][0]
+        print(f"| {label} | {dtype} | " + " | ".join(row) + f" | {ratios[label]:.2f}x ({best[1]}) | "
+              f"{timed[label]:.2f} | {plans[label]} |")
+        rows.append((label, n, d, k, dtype))
+
+    # Measured again at the end: on a shared machine the faster of the two is nearer the truth.
+    rate = max(rate, sgemm_rate(threads))
+    memory = max(memory, memory_rate(threads))
+    print(f"\nsgemm and memory rates, the faster of the start and the end: {rate / 1e9:.0f} GFLOP/s, "
+          f"{memory / 1e9:.1f} GB/s")
+    geo = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios))
+    worst = sorted(ratios.items(), key=lambda kv: kv[1])[:3]
+    print(f"\ngeometric mean of best peer / numba (whole calls): {geo:.2f}x over {len(ratios)} shapes; "
+          f"numba at or under the best peer at {sum(r >= 1 for r in ratios.values())} of {len(ratios)}")
+    print("worst: " + "; ".join(f"{label} {r:.2f}x" for label, r in worst))
+    print("\nnumba's timed iteration against the floors:\n")
+    print("| shape | bound | floor (ms) | numba timed iter (ms) | share |")
+    print("|---|---|---|---|---|")
+    for label, n, d, k, dtype in rows:
+        itemsize = np.dtype(dtype).itemsize
+        compute = 2 * n * k * d / rate * (2 if dtype == "float64" else 1)
+        stream = n * d * itemsize / memory
+        if compute > stream:
+            print(f"| {label} | compute ({'dgemm ~ sgemm/2' if dtype == 'float64' else 'sgemm'}) | {1e3 * compute:.2f} "
+                  f"| {timed[label]:.2f} | {100 * 1e3 * compute / timed[label]:.0f}% of the rate |")
+        else:
+            print(f"| {label} | memory (read X once) | {1e3 * stream:.2f} | {timed[label]:.2f} "
+                  f"| {timed[label] / (1e3 * stream):.1f}x the floor |")
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

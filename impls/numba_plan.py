@@ -1,0 +1,158 @@
+"""How ``impls.numba_fused`` runs on this machine: the tile for the CPU, and the strategy per shape class.
+
+Two decisions, neither made by a machine's name:
+
+tile
+    From the instruction set Numba compiles for (``NUMBA_CPU_FEATURES`` if set, else the host
+    CPU's features as LLVM reads them): ``avx512`` (32 vector registers of 512 bits) where the
+    CPU has AVX-512F and VL, else ``avx2`` (16 registers; also the safe shape for older CPUs,
+    since every tile is plain code that Numba compiles for the host).
+plan
+    ``fused`` or ``gemm`` for a (dtype, d class, k class) on this machine and thread count,
+    measured once, briefly, on the first call's own rows, and kept on disk in
+    ``$KMBENCH_CACHE/numba-plans.json`` (default ``~/.cache/kmbench``) like FFTW's wisdom;
+    later calls with the same kernels (their source's hash is part of the key) reuse it. Only classes where BLAS can win are measured (d >= 64 or k >= 512);
+    below that the fused tile is taken without measuring (BLAS blocks of a thin product lose
+    to it by 1.2-10x). Plans are made in ``prepare``, never inside the timed ``run``.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+#: classes where the BLAS strategy is measured against the fused tile
+MEASURE_MIN_D = 64
+MEASURE_MIN_K = 512
+#: arithmetic a measurement's sample aims at (2 n k d flops): ~10-50 ms per pass on a 2-core machine
+SAMPLE_FLOP = 2e9
+MIN_SAMPLE_ROWS = 4096
+#: class bounds: a shape belongs to the first bound >= its d (or k)
+D_CLASSES = (2, 4, 8, 16, 32, 64, 128, 256, 512)
+K_CLASSES = (8, 32, 128, 512, 2048, 8192)
+_wide_slp = False
+_stamp = None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_features() -> dict[str, bool]:
+    """The features Numba compiles for: ``NUMBA_CPU_FEATURES`` if set, else the host's (read once:
+    asking LLVM takes a quarter of a millisecond)."""
+    from numba.core import config
+
+    if config.CPU_FEATURES:
+        return {f[1:]: f[0] == "+" for f in config.CPU_FEATURES.split(",") if f}
+    import llvmlite.binding as ll
+
+    return dict(ll.get_host_cpu_features())
+
+
+def host_isa(features: dict[str, bool] | None = None) -> str:
+    """``"avx512"`` where the compile target has AVX-512F and VL (and 512-bit EVEX), else ``"avx2"``."""
+    features = cpu_features() if features is None else features
+    wide = features.get("avx512f") and features.get("avx512vl") and features.get("evex512", True)
+    return "avx512" if wide else "avx2"
+
+
+def use_wide_vectors(isa: str) -> None:
+    """Let LLVM's SLP vectoriser pack 512-bit vectors on AVX-512 hosts, once per process.
+
+    LLVM's tuning for several AVX-512 cores (Intel server parts) prefers 256-bit vectors,
+    which would split a 2-zmm-wide tile into four ymm registers and spill its accumulators.
+    The option only affects the SLP vectoriser, which Numba runs only inside
+    ``numba_kernels.slp_vectorize``, i.e. for these kernels.
+    """
+    global _wide_slp
+    if isa != "avx512" or _wide_slp:
+        return
+    import llvmlite.binding as ll
+
+    ll.set_option("kmbench", "-slp-max-reg-size=512")
+    _wide_slp = True
+
+
+def cache_path() -> Path:
+    root = os.environ.get("KMBENCH_CACHE") or Path.home() / ".cache" / "kmbench"
+    return Path(root) / "numba-plans.json"
+
+
+def kernels_stamp() -> str:
+    """A short hash of the kernels' source and Numba's version: plans measured with other
+    kernels are not reused."""
+    global _stamp
+    if _stamp is None:
+        import hashlib
+
+        import numba
+
+        digest = hashlib.sha1(numba.__version__.encode())
+        for name in ("numba_tiles.py", "numba_kernels.py"):
+            digest.update((Path(__file__).parent / name).read_bytes())
+        _stamp = digest.hexdigest()[:10]
+    return _stamp
+
+
+def machine_key(isa: str, threads: int) -> str:
+    import llvmlite.binding as ll
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model or ll.get_host_cpu_name()}|{ll.get_host_cpu_name()}|{isa}|threads={threads}|kernels={kernels_stamp()}"
+
+
+def shape_class(dtype: str, d: int, k: int) -> str:
+    dc = next((b for b in D_CLASSES if d <= b), D_CLASSES[-1] * 2)
+    kc = next((b for b in K_CLASSES if k <= b), K_CLASSES[-1] * 2)
+    return f"{dtype}|d<={dc}|k<={kc}"
+
+
+def needs_measuring(d: int, k: int) -> bool:
+    return d >= MEASURE_MIN_D or k >= MEASURE_MIN_K
+
+
+def load_plans() -> dict:
+    try:
+        plans = json.loads(cache_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return plans if isinstance(plans, dict) else {}
+
+
+def save_plan(key: str, plan: dict) -> None:
+    """Add one plan to the wisdom file (read again just before writing, replaced atomically)."""
+    path = cache_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plans = load_plans()
+        plans[key] = plan
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(plans, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs a measurement next time
+
+
+def sample_rows(n: int, d: int, k: int) -> int:
+    return int(min(n, max(MIN_SAMPLE_ROWS, SAMPLE_FLOP / (2 * k * d))))
+
+
+def race(candidates: dict, repeats: int = 3) -> dict[str, float]:
+    """Median seconds of each candidate's pass, run in turn (A, B, A, B, ...) after one untimed call."""
+    for run in candidates.values():
+        run()
+    times = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            t0 = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
