@@ -126,8 +126,8 @@ def parse_shape(text: str):
 def main(argv=None) -> int:
     import importlib.util
 
-    from kmbench.seeding import initial_centers
-    from kmbench.threads import default_threads
+    from kmbench.core.seeding import initial_centers
+    from kmbench.core.threads import default_threads
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")

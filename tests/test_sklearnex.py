@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import kmbench
-from kmbench import data, oracle
-from kmbench.crosscheck import compare
-from kmbench.runner import create, execute
+from kmbench.check import data, oracle
+from kmbench.check.crosscheck import compare
+from kmbench.core.kmeans import create, execute
 
 pytest.importorskip("sklearnex")
 

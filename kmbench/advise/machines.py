@@ -66,7 +66,7 @@ def side_by_side(tables: dict, descriptions: dict, metric: str = "per_iter"):
     Parameters
     ----------
     tables : {machine: DataFrame}
-        Each machine's tidy table (``kmbench.results.tidy``).
+        Each machine's tidy table (``kmbench.bench.records.tidy``).
     descriptions : {machine: dict}
         Each machine's description (for its ceilings); missing ones give blank normalised columns.
 

@@ -114,9 +114,9 @@ def rank_recorded(n: int, k: int, d: int, dtype: str, device=None, *, results_di
     device : str, optional
         Only backends that run there.
     results_dir : path, optional
-        asv results folder (``kmbench.results.default_results_dir()`` when None).
+        asv results folder (``kmbench.bench.records.default_results_dir()`` when None).
     table : DataFrame, optional
-        A tidy table (``kmbench.results.tidy``) to rank from instead of reading files.
+        A tidy table (``kmbench.bench.records.tidy``) to rank from instead of reading files.
     names : list of str, optional
         Only these backends.
     max_iter : int, optional
