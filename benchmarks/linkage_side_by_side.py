@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -32,29 +30,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 METHODS = ("single", "ward", "complete", "average")
-
-
-def cpu_isa() -> str:
-    """The CPU's model and the vector extensions that matter here, from /proc/cpuinfo."""
-    model, flags, family = platform.processor() or platform.machine(), set(), {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "model name":
-                    model = value.strip()
-                elif key in ("cpu family", "model"):
-                    family[key] = value.strip()
-                elif key == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    isa = [name for name in ("avx2", "fma", "avx512f", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
-           if name in flags]
-    where = f" (family {family['cpu family']} model {family['model']})" if len(family) == 2 else ""
-    return f"{model}{where}; {' '.join(isa) or 'no AVX2'}"
 
 
 def blobs(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -108,9 +83,11 @@ def main(argv=None) -> int:
     methods = [m for m in args.methods.split(",") if m]
     threads = [int(t) for t in args.threads.split(",")]
 
+    from kmbench.core.cpu import describe as describe_cpu
+
     X = blobs(args.n, args.d)
     print(f"# linkage side by side: n={args.n}, d={args.d}, float64, {args.repeats} repeats, interleaved")
-    print(f"# CPU: {cpu_isa()}; {len(__import__('os').sched_getaffinity(0))} cores available; "
+    print(f"# CPU: {describe_cpu()}; {len(__import__('os').sched_getaffinity(0))} cores available; "
           f"load average {' '.join(f'{v:.1f}' for v in __import__('os').getloadavg())}")
     contenders = [(f"numba@{t}", "numba", t) for t in threads] + [("fastcluster", "fastcluster", 1)]
     if args.scipy:
@@ -143,7 +120,7 @@ def main(argv=None) -> int:
                 print(f"{method:>8}  {label:<12} {mib:8.0f} MiB")
                 summary.setdefault("peak_mib", {}).setdefault(method, {})[label] = mib
     if args.json:
-        args.json.write_text(json.dumps({"n": args.n, "d": args.d, "cpu": cpu_isa(), "results": summary}, indent=1))
+        args.json.write_text(json.dumps({"n": args.n, "d": args.d, "cpu": describe_cpu(), "results": summary}, indent=1))
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -146,18 +145,6 @@ def contenders(names):
     return rows
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs"
-
-
 def fmt(cell) -> str:
     if isinstance(cell, str):
         return "skip: " + (cell if len(cell) <= 60 else cell[:57] + "...")
@@ -170,6 +157,7 @@ def fmt(cell) -> str:
 def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import impls
+    from kmbench.core.cpu import describe as describe_cpu
     from kmbench.core.seeding import initial_centers
     from kmbench.core.threads import default_threads
 
@@ -189,7 +177,7 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown backend(s) {', '.join(unknown)}; known: {', '.join(impls.REGISTRY)}")
 
-    print(f"machine: {machine()}; threads: {threads}; repeats: {args.repeats}; "
+    print(f"machine: {describe_cpu()}, {os.cpu_count()} logical CPUs; threads: {threads}; repeats: {args.repeats}; "
           f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
     rate = sgemm_rate(threads)
     print(f"sgemm rate: {rate / 1e9:.0f} GFLOP/s (4096^3 float32, median of 5)", flush=True)

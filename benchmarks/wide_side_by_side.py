@@ -34,7 +34,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from side_by_side import faiss_run, machine, sgemm_rate, sklearn_run, sklearnex_run  # noqa: E402
+from side_by_side import faiss_run, sgemm_rate, sklearn_run, sklearnex_run  # noqa: E402
 
 #: (label, n, d, k, dtype); "photo" rows are the pixels of china.jpg, n ignored
 SHAPES = [
@@ -106,9 +106,7 @@ def memory_rate(threads: int, megabytes: int = 512, repeats: int = 5) -> float:
 def isa() -> str:
     from impls.numba_plan import cpu_features, host_isa
 
-    features = cpu_features()
-    wide = [f for f in ("avx2", "fma", "avx512f", "avx512vl", "avx512_bf16", "amx-tile") if features.get(f)]
-    return f"{host_isa(features)} tile (features: {', '.join(wide) or 'none of avx2/avx512'})"
+    return f"numba tile for {host_isa(cpu_features())}"
 
 
 def parse_shape(text: str):
@@ -126,6 +124,7 @@ def parse_shape(text: str):
 def main(argv=None) -> int:
     import importlib.util
 
+    from kmbench.core.cpu import describe as describe_cpu
     from kmbench.core.seeding import initial_centers
     from kmbench.core.threads import default_threads
 
@@ -148,7 +147,7 @@ def main(argv=None) -> int:
     names = ["numba"] + [name for name, _ in peers]
     runners = dict([("numba", numba_run)] + peers)
 
-    print(f"machine: {machine()}; {isa()}; threads: {threads}; repeats: {args.repeats}; "
+    print(f"machine: {describe_cpu()}, {os.cpu_count()} logical CPUs; {isa()}; threads: {threads}; repeats: {args.repeats}; "
           f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
     rate = sgemm_rate(threads)
     memory = memory_rate(threads)

@@ -98,15 +98,9 @@ def kernels_stamp() -> str:
 def machine_key(isa: str, threads: int) -> str:
     import llvmlite.binding as ll
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model or ll.get_host_cpu_name()}|{ll.get_host_cpu_name()}|{isa}|threads={threads}|kernels={kernels_stamp()}"
+    from kmbench.core.cpu import cpu_model
+
+    return f"{cpu_model()}|{ll.get_host_cpu_name()}|{isa}|threads={threads}|kernels={kernels_stamp()}"
 
 
 def shape_class(dtype: str, d: int, k: int) -> str:

@@ -17,13 +17,13 @@ torch is imported inside functions only: listing backends imports this module.
 from __future__ import annotations
 
 import glob
-import os
 import warnings
 from contextlib import contextmanager
 
 import numpy as np
 
 from .base import Backend, Fitted
+from .torch_device import cuda_unusable, is_cuda_name, nvidia_device_present
 
 #: bytes of the (chunk, k) distance block plus its rows of X when the cache size is unknown
 CPU_BLOCK_BYTES = 8 << 20
@@ -36,11 +36,6 @@ MIN_CHUNK = 256
 #: largest float16 value: a half-precision product beyond it overflows to inf
 FLOAT16_MAX = 65504.0
 HALF_TYPES = ("float16", "bfloat16")
-
-
-def nvidia_device_present() -> bool:
-    """Whether the NVIDIA driver exposes a device node, checked without importing torch."""
-    return os.path.exists("/dev/nvidia0") or bool(glob.glob("/proc/driver/nvidia/gpus/*"))
 
 
 def last_level_cache_bytes() -> int | None:
@@ -433,21 +428,15 @@ class TorchCUDAKMeans(TorchLloyd):
         return reason
 
     def _accepts_device(self) -> bool:
-        device = self.device
-        return device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())
+        return is_cuda_name(self.device)
 
     def skip(self, n, k, d, dtype):
-        reason = super().skip(n, k, d, dtype)
+        reason = super().skip(n, k, d, dtype) or cuda_unusable(self.device)
         if reason is not None:
             return reason
         import torch
 
-        if not torch.cuda.is_available():
-            return "no CUDA device (torch reports none)"
-        device = torch.device(self.device)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            return f"no CUDA device {device.index}: torch sees {torch.cuda.device_count()}"
-        free = torch.cuda.mem_get_info(device)[0]
+        free = torch.cuda.mem_get_info(torch.device(self.device))[0]
         needed = device_bytes_needed(n, k, d, np.dtype(dtype).itemsize, self.half)
         if needed > free:
             return (f"needs about {needed:,} bytes of GPU memory for n={n}, k={k}, d={d} {dtype}; "

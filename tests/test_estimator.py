@@ -8,7 +8,6 @@ the fast "identity" backend.
 from __future__ import annotations
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest

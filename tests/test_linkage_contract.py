@@ -93,7 +93,7 @@ def test_replay_catches_a_wrong_tree():
 
 
 def test_torch_cuda_without_gpu_says_why():
-    from impls.torch_lloyd import nvidia_device_present
+    from impls.torch_device import nvidia_device_present
 
     if nvidia_device_present():
         pytest.skip("a GPU is present")

@@ -13,7 +13,6 @@ import pytest
 
 import kmbench
 from impls.broadcast import default_budget
-from impls.loop import DEFAULT_WORK_LIMIT
 from kmbench.core.kmeans import BackendUnavailable, create
 
 
@@ -97,7 +96,7 @@ def test_loop_limit_can_be_raised_by_option_or_environment(monkeypatch):
 
 
 def _cuda_present() -> bool:
-    from impls.torch_lloyd import nvidia_device_present
+    from impls.torch_device import nvidia_device_present
 
     return nvidia_device_present()
 

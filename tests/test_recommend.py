@@ -7,7 +7,6 @@ time real backends and assert only what holds whatever the machine's load.
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 

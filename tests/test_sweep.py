@@ -362,3 +362,12 @@ def test_a_case_is_recorded_per_iterations_threads_and_seed(tmp_path):
     records = store.read_records(str(tmp_path / "sweep.jsonl"))
     assert [(r["max_iter"], r["threads"], r["seed"]) for r in records] == [(3, 1, 0), (4, 1, 0), (3, 2, 0), (3, 1, 5)]
     assert records[0]["inertia"] != records[3]["inertia"]  # the seed picks other data
+
+
+def test_a_line_that_is_not_json_is_skipped_with_a_warning(tmp_path, capsys):
+    from kmbench.bench.store import read_records
+
+    path = tmp_path / "sweep.jsonl"
+    path.write_text('{"backend": "identity"}\nnot json\n{"backend": "float32"}\n')
+    assert [r["backend"] for r in read_records(str(path))] == ["identity", "float32"]
+    assert "line 2 is not JSON; ignored" in capsys.readouterr().err

@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import kmbench  # noqa: E402
-from impls import torch_lloyd  # noqa: E402
+from impls import torch_device, torch_lloyd  # noqa: E402
 from impls.torch_lloyd import TorchCPUKMeans, TorchCUDAKMeans  # noqa: E402
 import kmbench.check.data as data  # noqa: E402
 import kmbench.check.oracle as oracle  # noqa: E402
@@ -222,7 +222,7 @@ def test_torch_cpu_refuses_a_cuda_device():
 
 
 def test_torch_cuda_is_unavailable_here_with_no_cuda_device():
-    if torch_lloyd.nvidia_device_present():
+    if torch_device.nvidia_device_present():
         pytest.skip("an NVIDIA device node exists on this machine")
     assert TorchCUDAKMeans.unavailable() == "no CUDA device"
     row = {r["name"]: r for r in kmbench.backends()}["torch-cuda"]
@@ -309,7 +309,7 @@ def test_peak_memory_script_is_import_safe_and_measures_a_small_fit(tmp_path):
     # the fit's own share must stay within the bound.
     assert 0 < cpu["import_bytes"] <= cpu["peak_increase_bytes"]
     assert cpu["peak_increase_bytes"] - cpu["import_bytes"] < module.bound_bytes(cpu["x_bytes"])
-    if not torch_lloyd.nvidia_device_present():
+    if not torch_device.nvidia_device_present():
         assert rows["torch-cuda"]["error"] == "no CUDA device"
     assert "torch-cpu" in proc.stdout and "within bound" in proc.stdout
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..torch_lloyd import nvidia_device_present
+from ..torch_device import cuda_unusable, is_cuda_name, nvidia_device_present
 from .base import Linked, LinkageBackend, tree_to_linkage
 
 
@@ -115,17 +115,7 @@ class TorchCUDALinkage(TorchLinkage):
         return reason
 
     def accepts_device(self):
-        return self.device == "cuda" or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        return is_cuda_name(self.device)
 
     def skip(self, n, d, dtype, method):
-        reason = super().skip(n, d, dtype, method)
-        if reason is not None:
-            return reason
-        import torch
-
-        if not torch.cuda.is_available():
-            return "no CUDA device (torch reports none)"
-        device = torch.device(self.device)
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            return f"no CUDA device {device.index}: torch sees {torch.cuda.device_count()}"
-        return None
+        return super().skip(n, d, dtype, method) or cuda_unusable(self.device)

@@ -25,23 +25,13 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from kmbench.core.cpu import cpu_model, cpuinfo, vector_isa
+
 #: the file kept next to asv's results
 FILENAME = "kmbench-machine.json"
 #: distributions whose versions are part of a result
 LIBRARIES = ("kmbench", "numpy", "scipy", "scikit-learn", "numba", "llvmlite", "torch", "faiss-cpu", "dask",
              "distributed", "dask-ml", "threadpoolctl", "asv", "asv_runner")
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else what ``platform`` knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def memory_bytes() -> int:
@@ -116,23 +106,11 @@ def cpu_tag() -> str:
     """
     from kmbench.core.threads import available_cores
 
-    fields = {}
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key in ("vendor_id", "cpu family", "model", "flags") and key not in fields:
-                    fields[key] = value.strip()
-    except OSError:
-        pass
-    vendor = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}.get(fields.get("vendor_id", ""),
+    info = cpuinfo()
+    vendor = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}.get(info.get("vendor_id", ""),
                                                                   (platform.machine() or "cpu").lower())
-    flags = set(fields.get("flags", "").split())
-    isa = next((name for name, flag in (("amx", "amx_tile"), ("avx512", "avx512f"), ("avx2", "avx2"),
-                                        ("neon", "asimd")) if flag in flags), "")
-    family = f"f{fields['cpu family']}m{fields['model']}" if "cpu family" in fields and "model" in fields else ""
-    parts = [vendor, family, isa, f"{available_cores()}c"]
+    family = f"f{info['cpu family']}m{info['model']}" if "cpu family" in info and "model" in info else ""
+    parts = [vendor, family, vector_isa(), f"{available_cores()}c"]
     return "-".join(p for p in parts if p)
 
 

@@ -6,6 +6,7 @@ Each line is one case's record (``kmbench.bench.worker.RESULT_FIELDS`` plus the 
 from __future__ import annotations
 
 import json
+import sys
 import os
 
 KEY = ("backend", "n", "k", "d", "dtype", "max_iter", "threads", "seed")

@@ -16,7 +16,6 @@ One record per line::
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -150,7 +149,8 @@ def sweep(cases: list[dict], *, out: str, timeout: float, resume: bool = True, p
     """Run ``cases`` not already recorded in ``out``; return how many ended in each status."""
     from tqdm import tqdm
 
-    from kmbench.bench.worker import RESULT_FIELDS, machine, versions
+    from kmbench.bench.machine import host as machine, versions
+    from kmbench.bench.worker import RESULT_FIELDS
 
     appender = Appender(out, resume=resume)
     try:

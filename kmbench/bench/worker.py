@@ -19,7 +19,7 @@ import statistics
 import sys
 import traceback
 
-from kmbench.bench.machine import host as machine, versions
+from kmbench.bench.machine import versions
 from kmbench.core import registry
 
 #: statuses a sweep record can carry

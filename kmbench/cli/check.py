@@ -7,7 +7,6 @@ beyond docs/contract.md's tolerances that the backend has not declared.
 """
 from __future__ import annotations
 
-import numpy as np
 
 
 def configure(parser):
