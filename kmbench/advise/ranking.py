@@ -27,6 +27,7 @@ import os
 import platform
 from pathlib import Path
 
+from kmbench.advise.predict import fmt_time
 from kmbench.bench.records import trial_cache_path
 from kmbench.core import registry
 
@@ -47,14 +48,6 @@ def candidates(n: int, k: int, d: int, dtype: str, device=None, names=None) -> t
 
 
 # -- ranking from recorded results -------------------------------------------------------------
-def fmt_time(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3g} ms"
-    return f"{seconds * 1e6:.3g} us"
-
-
 _TABLE_CACHE: dict = {}
 
 
