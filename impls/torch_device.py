@@ -14,6 +14,11 @@ def nvidia_device_present() -> bool:
     return os.path.exists("/dev/nvidia0") or bool(glob.glob("/proc/driver/nvidia/gpus/*"))
 
 
+def no_cuda_device() -> str | None:
+    """The reason a CUDA backend is unavailable on a machine without an NVIDIA device, else None."""
+    return None if nvidia_device_present() else "no CUDA device"
+
+
 def is_cuda_name(device: str) -> bool:
     """``"cuda"`` or ``"cuda:N"``."""
     return device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())

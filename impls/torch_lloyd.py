@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from .base import Backend, Fitted
-from .torch_device import cuda_unusable, is_cuda_name, nvidia_device_present
+from .torch_device import cuda_unusable, is_cuda_name, no_cuda_device
 
 #: bytes of the (chunk, k) distance block plus its rows of X when the cache size is unknown
 CPU_BLOCK_BYTES = 8 << 20
@@ -422,10 +422,7 @@ class TorchCUDAKMeans(TorchLloyd):
 
     @classmethod
     def unavailable(cls):
-        reason = super().unavailable()
-        if reason is None and not nvidia_device_present():
-            return "no CUDA device"
-        return reason
+        return super().unavailable() or no_cuda_device()
 
     def _accepts_device(self) -> bool:
         return is_cuda_name(self.device)

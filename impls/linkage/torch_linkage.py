@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..torch_device import cuda_unusable, is_cuda_name, nvidia_device_present
+from ..torch_device import cuda_unusable, is_cuda_name, no_cuda_device
 from .base import Linked, LinkageBackend, tree_to_linkage
 
 
@@ -109,10 +109,7 @@ class TorchCUDALinkage(TorchLinkage):
 
     @classmethod
     def unavailable(cls):
-        reason = super().unavailable()
-        if reason is None and not nvidia_device_present():
-            return "no CUDA device"
-        return reason
+        return super().unavailable() or no_cuda_device()
 
     def accepts_device(self):
         return is_cuda_name(self.device)
