@@ -104,6 +104,13 @@ def check_values(X, dtype: str, chunk_bytes: int = 1 << 20) -> None:
     values = X.detach().cpu().numpy() if is_torch_tensor(X) else X
     if values.dtype.kind != "f":
         return
+    info = np.finfo(dtype)
+    # ||x - c||^2 <= d * (2 max|x|)^2 must stay finite in the working dtype.
+    limit = float(np.sqrt(info.max / (4.0 * values.shape[1])))
+    # Below this, even the largest squares are subnormal and lose bits: labels would be noise.
+    floor = float(np.sqrt(info.tiny / info.eps))
+    if _plainly_fine(values, limit, floor):
+        return
     chunk = max(1, chunk_bytes // max(1, values.shape[1] * values.itemsize))
     biggest = 0.0
     for start in range(0, values.shape[0], chunk):
@@ -115,18 +122,27 @@ def check_values(X, dtype: str, chunk_bytes: int = 1 << 20) -> None:
             what = "NaN" if np.isnan(values[row]).any() else "infinity"
             raise ValueError(f"X contains {what} (first at row {row}; {rows.size} bad rows in all)")
         biggest = max(biggest, high, -low)
-    info = np.finfo(dtype)
     hint = "; rescale the data or use dtype='float64'" if dtype == "float32" else "; rescale the data"
-    # ||x - c||^2 <= d * (2 max|x|)^2 must stay finite in the working dtype.
-    limit = float(np.sqrt(info.max / (4.0 * values.shape[1])))
     if biggest > limit:
         raise ValueError(f"X has values up to {biggest:.3g}, so squared distances would overflow {dtype} "
                          f"(limit {limit:.3g} for n_features={values.shape[1]}){hint}")
-    # Below this, even the largest squares are subnormal and lose bits: labels would be noise.
-    floor = float(np.sqrt(info.tiny / info.eps))
     if 0 < biggest < floor:
         raise ValueError(f"X has values only up to {biggest:.3g}, so squared distances fall in {dtype}'s "
                          f"subnormal range and lose precision (need max |x| >= {floor:.3g}){hint}")
+
+
+def _plainly_fine(values, limit: float, floor: float) -> bool:
+    """True when one BLAS dot of X with itself (multithreaded, about half the time of the
+    min/max pass) proves every value finite and max |x| within [floor, limit]; False sends
+    X to the exact pass. A NaN or infinity makes the sum of squares non-finite; a float sum
+    of non-negative terms is never below its largest term, so sqrt(sum) bounds max |x|
+    from above; any one value at or above ``floor`` bounds it from below."""
+    if values.dtype not in (np.float32, np.float64) or not (values.flags.c_contiguous or values.flags.f_contiguous):
+        return False
+    flat = values.ravel(order="K")
+    squares = float(np.dot(flat, flat))
+    return bool(np.isfinite(squares) and np.sqrt(squares) <= limit
+                and np.abs(flat[:4096]).max() >= floor)
 
 
 def check_int(name: str, value, minimum: int) -> int:
