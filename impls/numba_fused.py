@@ -46,12 +46,13 @@ BLOCK_BYTES = 1 << 20
 #: PANEL_ALWAYS_D (there the pass is memory-bound and copying each panel in the pass would
 #: cost more than the distances), and while X takes at most PANEL_MEMORY_SHARE of the
 #: available memory. Measured (float32, 2 threads, ms per assignment pass, copied vs kept):
-#: 1M x 16, k=16: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs 2.6. At 200k x 64, k=256 the gain
-#: (under 5%) no longer repays building the panels (35 ms) within a 10-iteration fit; past
-#: d=64 a pass reads as much from panels as from X, and building them (66 ms at 50k x 512)
-#: costs more than copying in the pass saves.
+#: 1M x 16, k=16: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs 2.6; 388k x 103, k=11: 22.6 vs 17.6
+#: (Zen 4; building them took 19 ms). At 200k x 64, k=256 the gain (under 5%) no longer
+#: repays building the panels (35 ms) within a 10-iteration fit; past d=128 a pass reads
+#: as much from panels as from X, and building them (66 ms at 50k x 512) costs more than
+#: copying in the pass saves.
 PANEL_MAX_K = 64
-PANEL_MAX_D = 64
+PANEL_MAX_D = 128
 PANEL_ALWAYS_D = 8
 PANEL_MEMORY_SHARE = 0.25
 OPTIONS = ("strategy", "chunk", "panels", "tile")
@@ -75,7 +76,7 @@ class NumbaKMeans(HostLloyd):
     strategy : {"fused", "gemm", "rowdot"}, default: the plan's for this machine and shape class
     chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
     panels : bool, whether ``fused`` keeps X transposed in panels (default: for k <= 64 and
-        d <= 64, or d <= 8, while X takes at most a quarter of the available memory)
+        d <= 128, or d <= 8, while X takes at most a quarter of the available memory)
     tile : {"avx2", "avx512"}, the fused register tile (default: the widest the CPU has)
     """
 
@@ -182,7 +183,7 @@ class NumbaKMeans(HostLloyd):
             return {"strategy": self.options["strategy"], "source": "option", "tile": tile}
         if not numba_plan.needs_measuring(d, k):
             return {"strategy": "fused", "source": "rule (d < 64 and k < 512: no BLAS candidate)", "tile": tile}
-        key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, d, k)
+        key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, n, d, k)
         stored = numba_plan.load_plans().get(key)
         if isinstance(stored, dict) and stored.get("strategy") in STRATEGIES:
             return {**stored, "source": "reused", "key": key, "tile": tile}

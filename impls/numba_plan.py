@@ -8,7 +8,7 @@ tile
     CPU has AVX-512F and VL, else ``avx2`` (16 registers; also the safe shape for older CPUs,
     since every tile is plain code that Numba compiles for the host).
 plan
-    ``fused`` or ``gemm`` for a (dtype, d class, k class) on this machine and thread count,
+    ``fused``, ``gemm`` or ``rowdot`` for a (dtype, n class, d class, k class) on this machine and thread count,
     measured once, briefly, on the first call's own rows, and kept on disk in
     ``$KMBENCH_CACHE/numba-plans.json`` (default ``~/.cache/kmbench``) like FFTW's wisdom;
     later calls with the same kernels (their source's hash is part of the key) reuse it. Only classes where BLAS can win are measured (d >= 64 or k >= 512);
@@ -33,6 +33,10 @@ MIN_SAMPLE_ROWS = 4096
 #: class bounds: a shape belongs to the first bound >= its d (or k)
 D_CLASSES = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 K_CLASSES = (8, 32, 128, 512, 2048, 8192)
+#: n classes: a sample of a few thousand rows runs from the caches and pays each call's
+#: overhead, so it must not decide for a pass that streams X from memory (a plan measured
+#: at n=1,000 chose the fused tile at 388k x 103, k=11, where it ran 1.5x slower)
+N_CLASSES = (16_384, 262_144)
 _wide_slp = False
 _stamp = None
 
@@ -103,10 +107,11 @@ def machine_key(isa: str, threads: int) -> str:
     return f"{cpu_model()}|{ll.get_host_cpu_name()}|{isa}|threads={threads}|kernels={kernels_stamp()}"
 
 
-def shape_class(dtype: str, d: int, k: int) -> str:
+def shape_class(dtype: str, n: int, d: int, k: int) -> str:
+    nc = next((f"n<={b}" for b in N_CLASSES if n <= b), f"n>{N_CLASSES[-1]}")
     dc = next((b for b in D_CLASSES if d <= b), D_CLASSES[-1] * 2)
     kc = next((b for b in K_CLASSES if k <= b), K_CLASSES[-1] * 2)
-    return f"{dtype}|d<={dc}|k<={kc}"
+    return f"{dtype}|{nc}|d<={dc}|k<={kc}"
 
 
 def needs_measuring(d: int, k: int) -> bool:

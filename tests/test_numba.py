@@ -144,7 +144,7 @@ def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
     # Same machine, dtype and shape class (d <= 64, k <= 8): reused, not measured again.
     assert second.info["plan"]["source"] == "reused" and second.info["strategy"] == plan["strategy"]
     stored = json.loads((tmp_path / "numba-plans.json").read_text())
-    assert stored[plan["key"]]["strategy"] == plan["strategy"] and "float64|d<=64|k<=8" in plan["key"]
+    assert stored[plan["key"]]["strategy"] == plan["strategy"] and "float64|n<=16384|d<=64|k<=8" in plan["key"]
     # An unreadable wisdom file costs a measurement, not an error.
     (tmp_path / "numba-plans.json").write_text("{not json")
     third = kmbench.fit(X, 5, backend="numba", init="random", max_iter=1, tol=-1.0)
@@ -265,3 +265,12 @@ def test_panels_are_kept_by_default_only_at_small_k_or_small_d():
     assert (small.info["panels"], large.info["panels"], forced.info["panels"], thin.info["panels"]) == \
         (True, False, True, True)
     np.testing.assert_array_equal(large.labels, forced.labels)
+
+
+def test_plan_classes_separate_cache_sized_from_streaming_n():
+    from impls import numba_plan
+
+    small = numba_plan.shape_class("float32", 1_000, 103, 11)
+    large = numba_plan.shape_class("float32", 388_105, 103, 11)
+    assert small != large and small.endswith("|d<=128|k<=32") and large.endswith("|d<=128|k<=32")
+    assert numba_plan.shape_class("float32", 20_000, 103, 11) != small
