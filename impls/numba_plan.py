@@ -99,6 +99,7 @@ def kernels_stamp() -> str:
     return _stamp
 
 
+@functools.lru_cache(maxsize=None)
 def machine_key(isa: str, threads: int) -> str:
     import llvmlite.binding as ll
 
@@ -118,12 +119,22 @@ def needs_measuring(d: int, k: int) -> bool:
     return d >= MEASURE_MIN_D or k >= MEASURE_MIN_K
 
 
+_read: dict = {}
+
+
 def load_plans() -> dict:
+    """The wisdom file's plans, parsed again only when the file changed (a fit of a few
+    milliseconds should not decode JSON each time)."""
+    path = cache_path()
     try:
-        plans = json.loads(cache_path().read_text())
+        stat = path.stat()
+        stamp = (str(path), stat.st_mtime_ns, stat.st_size)
+        if _read.get("stamp") != stamp:
+            plans = json.loads(path.read_text())
+            _read.update(stamp=stamp, plans=plans if isinstance(plans, dict) else {})
     except (OSError, ValueError):
         return {}
-    return plans if isinstance(plans, dict) else {}
+    return dict(_read["plans"])
 
 
 def save_plan(key: str, plan: dict) -> None:
