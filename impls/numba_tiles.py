@@ -24,8 +24,12 @@ from .numba_kernels import FUSED_FAST
 #: most COPIES_MAX_KD (a power of two: a row picks its copy with a mask)
 COPIES = 4
 COPIES_MAX_KD = 4096
-#: rows are added to the sums from the panel up to this many features, from X beyond
-SUMS_FROM_X_D = 16
+#: rows are added to the sums from the panel up to this many features, from X beyond: one
+#: feature at a time from the panel costs more than reading X's row again, contiguously and
+#: in vectors. Panel over X, whole passes interleaved (float32, Zen 4): 1.20 at 50k x 8, k=32;
+#: 1.04-1.05 at 100k x 16, k=16, 500k x 8, k=32 and 200k x 12, k=100; 0.99 at 1M x 16, k=16,
+#: where X no longer fits the caches and is read a second time.
+SUMS_FROM_X_D = 4
 
 #: (rows, centres) per tile, by (instruction set, dtype)
 TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', 'float32'): (32, 8), ('avx512', 'float64'): (8, 8)}
