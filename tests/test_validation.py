@@ -107,6 +107,25 @@ def test_values_whose_squares_overflow_are_refused():
     assert np.isfinite(fit(np.full((4, 2), 1e30), 1).centers).all()
 
 
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_bad_value_among_many_is_found_in_either_layout(order, dtype):
+    """The quick sum-of-squares proof must never pass what the exact min/max pass refuses."""
+    from kmbench.core.validation import check_values
+
+    base = np.asarray(np.random.default_rng(0).standard_normal((5000, 7)), dtype=dtype, order=order)
+    check_values(base, dtype)  # plain data passes
+    huge = np.finfo(dtype).max ** 0.5  # its square overflows: beyond the limit for any d
+    for bad, message in [(np.nan, "NaN"), (-np.inf, "infinity"), (huge, "overflow")]:
+        X = base.copy(order=order)
+        X[4321, 5] = bad
+        with pytest.raises(ValueError, match=message):
+            check_values(X, dtype)
+    tiny = np.full((5000, 7), np.finfo(dtype).tiny, dtype=dtype, order=order)
+    with pytest.raises(ValueError, match="subnormal"):
+        check_values(tiny, dtype)
+
+
 # -- dtype --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("source", ["int64", "int8", "uint16", "bool", "float16", "float64"])
 def test_other_real_types_become_float64(source):
