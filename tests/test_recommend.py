@@ -285,3 +285,25 @@ def test_recommend_check_measures_unseen_shapes_against_the_ranking(recorded, ca
     assert [tuple(f["shape"]) for f in figures] == [(3000, 4, 3), (2000, 8, 5)]
     for f in figures:
         assert f["regret"] >= 1.0 and set(f["measured"]) == {"identity", "broadcast"}
+
+
+def test_recommend_check_measures_each_backend_in_its_own_process(tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks import recommend_check
+
+    out = tmp_path / "rows.jsonl"
+    assert recommend_check.main(["--shapes", "2000x3x4", "--backends", "identity,torch-cuda", "--repeats", "1",
+                                 "--dtype", "float64", "--record", str(out)]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows[0]["backend"] == "identity" and rows[0]["process"] == "own"
+    assert rows[0]["per_iter"] > 0 and rows[0]["n"] == 2000
+    from kmbench.core.kmeans import backends
+
+    if not next(r for r in backends() if r["name"] == "torch-cuda")["available"]:
+        # the child's reason comes back as a skip, not a crash
+        assert len(rows) == 1 and "torch-cuda n=2000 k=3 d=4: skipped:" in capsys.readouterr().err
