@@ -19,6 +19,7 @@ Run from the project root after ``make bench`` (or any recorded results)::
     python benchmarks/recommend_check.py                      # 12 unseen shapes, float32
     python benchmarks/recommend_check.py --shapes 2000000x5x3,20000x2048x256
     python benchmarks/recommend_check.py --record out.jsonl   # only measure, append rows
+    python benchmarks/recommend_check.py --measured out.jsonl --results DIR   # judge those rows again
 
 Each (shape, backend) is measured in a process of its own, after a pause: in one process,
 backends measured in turn inherited each other's state (freed and re-mapped memory, other
@@ -169,6 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None, metavar="OUT.json", help="also write every figure here")
     parser.add_argument("--in-process", action="store_true", help="measure every backend in this process "
                         "(faster to run; backends then disturb each other's timings)")
+    parser.add_argument("--measured", default=None, metavar="IN.jsonl", help="check against rows measured before "
+                        "(--record's or --record-too's file) instead of measuring now")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -202,7 +205,12 @@ def main(argv=None) -> int:
 def check(shapes, backends, args) -> int:
     from kmbench.advise.ranking import rank_recorded
 
-    measured = record(shapes, backends, args.dtype, args.record_too, args.repeats, isolate=not args.in_process)
+    if args.measured:
+        rows = [json.loads(line) for line in Path(args.measured).read_text().splitlines() if line.strip()]
+        measured = [r for r in rows if (r["n"], r["k"], r["d"]) in set(shapes) and r["backend"] in backends
+                    and r["dtype"] == args.dtype]
+    else:
+        measured = record(shapes, backends, args.dtype, args.record_too, args.repeats, isolate=not args.in_process)
     by_shape: dict = {}
     for row in measured:
         by_shape.setdefault((row["n"], row["k"], row["d"]), {})[row["backend"]] = row

@@ -93,7 +93,7 @@ def combine(*parts):
 def block_candidates(block, step, centers, offset: int, m: int):
     """The block's ``m`` points farthest from their assigned centre, as the empty-cluster rule orders them.
 
-    Distances by direct float64 differences, exactly as ``impls.lloyd.new_centers`` computes
+    Distances by direct float64 differences, exactly as ``impls.lloyd.distances_to_own`` computes
     them, so the union of every block's candidates contains the global choice.
     Returns global row indices (int64, ascending), labels (int32) and points (m', d).
     """

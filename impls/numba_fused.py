@@ -236,6 +236,8 @@ class NumbaKMeans(HostLloyd):
         counts = np.zeros((1, 1), dtype=np.int64)
         totals = np.zeros(1)
         half = 0.5 * np.einsum("ij,ij->i", centers, centers)
+        # The empty-cluster rule's kernel too: loading it inside a timed run cost more than a pass.
+        self.kernels.distances_to_own(tiny, centers.astype(np.float64), np.zeros(2, dtype=np.int32), np.empty(2))
         with self.kernels.slp_vectorize():
             if self.strategy == "fused":
                 self.fused_pass(tiny, transposed_panels(tiny, self.rows), centers, half, labels, dist, sums,
@@ -285,6 +287,11 @@ class NumbaKMeans(HostLloyd):
         labels = np.empty(self.X.shape[0], dtype=np.int32)
         self._pass(centers, labels, False)
         return labels, self.dist
+
+    def distances_to_own(self, X, centers, labels):
+        out = np.empty(X.shape[0])
+        self.kernels.distances_to_own(X, np.ascontiguousarray(centers, dtype=np.float64), labels, out)
+        return out
 
     def inertia(self, labels):
         centers = np.ascontiguousarray(self.centers, dtype=np.float64)

@@ -247,6 +247,30 @@ def exact_inertia(X, centers, labels, parts):
     return totals.sum()
 
 
+@njit(parallel=True, cache=True, fastmath={"nnan", "ninf", "contract", "reassoc"})
+def distances_to_own(X, centers, labels, out):
+    """``impls.lloyd.distances_to_own`` in parallel: ``out[i]`` = squared float64 distance of row i
+    to ``centers[labels[i]]``, by direct differences (for the empty-cluster rule). Each row's
+    squares are summed in SIMD lanes, as in ``exact_inertia``: one scalar chain of float64
+    adds took 18 ms at 388k x 103, longer than a pass.
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64
+    centers : (k, d) float64
+    labels : (n,) int32
+    out : (n,) float64, out
+    """
+    n, d = X.shape
+    for i in prange(n):
+        c = centers[labels[i]]
+        row = 0.0
+        for t in range(d):
+            diff = np.float64(X[i, t]) - c[t]
+            row += diff * diff
+        out[i] = row
+
+
 @njit(parallel=True, cache=True)
 def fill_panels(X, panels):
     """``panels[b, t, r] = X[rows * b + r, t]``, rows past n repeating the last row.

@@ -274,3 +274,21 @@ def test_plan_classes_separate_cache_sized_from_streaming_n():
     large = numba_plan.shape_class("float32", 388_105, 103, 11)
     assert small != large and small.endswith("|d<=128|k<=32") and large.endswith("|d<=128|k<=32")
     assert numba_plan.shape_class("float32", 20_000, 103, 11) != small
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_distances_to_own_centres_match_the_host_rule_without_compiling_in_run(dtype):
+    from impls.lloyd import distances_to_own
+
+    X = np.random.default_rng(3).standard_normal((500, 37)).astype(dtype)
+    # a centre far from every point stays empty, so run() applies the empty-cluster rule
+    centers = np.vstack([X[:3], np.full((1, 37), 50.0, dtype=dtype)])
+    backend = prepared(X, centers, strategy="fused")
+    labels = np.random.default_rng(4).integers(0, 4, 500).astype(np.int32)
+    c64 = centers.astype(np.float64)
+    np.testing.assert_allclose(backend.distances_to_own(X, c64, labels), distances_to_own(X, c64, labels),
+                               rtol=1e-13)
+    before = len(backend.kernels.distances_to_own.signatures)
+    backend.run(2, -1.0)
+    assert backend.relocated >= 1
+    assert len(backend.kernels.distances_to_own.signatures) == before, "run() compiled the rule's kernel"

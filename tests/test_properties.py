@@ -166,3 +166,15 @@ def test_float32_at_subnormal_scale_is_refused_or_agrees():
         if not c.ok:
             wrong.append(f"{name}: {c.status}")
     assert not wrong, "\n".join(wrong)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(values=st.lists(st.integers(0, 5), min_size=1, max_size=40), m=st.integers(0, 45))
+def test_farthest_first_is_the_head_of_a_stable_descending_sort(values, m):
+    """The empty-cluster rule's order (largest distance first, ties to the lower index),
+    found without sorting every row: few distinct values make ties at the cut."""
+    from impls.lloyd import farthest_first
+
+    dist = np.array(values, dtype=np.float64)
+    expected = np.argsort(-dist, kind="stable")[:m]
+    assert farthest_first(dist, m).tolist() == expected.tolist()
