@@ -8,12 +8,14 @@ tile
     CPU has AVX-512F and VL, else ``avx2`` (16 registers; also the safe shape for older CPUs,
     since every tile is plain code that Numba compiles for the host).
 plan
-    ``fused``, ``gemm`` or ``rowdot`` for a (dtype, n class, d class, k class) on this machine and thread count,
+    ``fused``, ``gemm``, ``rowdot`` or ``stream`` for a (dtype, n class, d class, k class) on this machine and thread count,
     measured once, briefly, on the first call's own rows, and kept on disk in
     ``$KMBENCH_CACHE/numba-plans.json`` (default ``~/.cache/kmbench``) like FFTW's wisdom;
-    later calls with the same kernels (their source's hash is part of the key) reuse it. Only classes where BLAS can win are measured (d >= 64 or k >= 512);
-    below that the fused tile is taken without measuring (BLAS blocks of a thin product lose
-    to it by 1.2-10x). Plans are made in ``prepare``, never inside the timed ``run``.
+    later calls with the same kernels (their source's hash is part of the key) reuse it. Only classes
+    where another strategy can win are measured: BLAS where d >= 64 or k >= 512, the stream
+    pass where d <= 8 and k <= 128; elsewhere the fused tile is taken without measuring (BLAS
+    blocks of a thin product lose to it by 1.2-10x). Plans are made in ``prepare``, never inside
+    the timed ``run``.
 """
 from __future__ import annotations
 
@@ -93,7 +95,7 @@ def kernels_stamp() -> str:
         import numba
 
         digest = hashlib.sha1(numba.__version__.encode())
-        for name in ("numba_tiles.py", "numba_kernels.py"):
+        for name in ("numba_tiles.py", "numba_stream.py", "numba_kernels.py"):
             digest.update((Path(__file__).parent / name).read_bytes())
         _stamp = digest.hexdigest()[:10]
     return _stamp

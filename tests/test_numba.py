@@ -19,7 +19,7 @@ from kmbench.core.kmeans import create, execute  # noqa: E402
 from kmbench.core.seeding import initial_centers  # noqa: E402
 
 STRATEGIES = [{"strategy": "fused"}, {"strategy": "fused", "panels": False}, {"strategy": "gemm", "chunk": 97},
-              {"strategy": "rowdot"}]
+              {"strategy": "rowdot"}, {"strategy": "stream"}]
 DTYPES = ["float64", "float32"]
 
 
@@ -120,10 +120,11 @@ def test_blocked_path_runs_its_rows_in_blocks_of_chunk_rows():
     assert c.status == "ok", c
 
 
-def test_fused_is_the_rule_below_the_blas_classes():
+def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win():
     from impls.numba_plan import host_isa
 
-    X, _ = data.blobs(500, 4, 3, seed=6)
+    # d=12: past the stream pass's 8 features, under the 64 where BLAS is raced
+    X, _ = data.blobs(500, 12, 3, seed=6)
     result = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0)
     assert result.info["strategy"] == "fused" and "chunk" not in result.info
     assert result.info["plan"]["source"].startswith("rule")
@@ -184,14 +185,15 @@ def test_the_other_tile_agrees_too(dtype):
     assert result.info["tile"].startswith("avx2")
 
 
-@pytest.mark.parametrize("strategy", ["fused", "gemm"])
+@pytest.mark.parametrize("strategy", ["fused", "gemm", "stream"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
-    from impls import numba_kernels
+    from impls import numba_kernels, numba_stream
 
     X = np.random.default_rng(0).random((50, 4)).astype(dtype)
     backend = prepared(X, X[:3].copy(), strategy=strategy)
-    kernel = backend.fused_pass if strategy == "fused" else numba_kernels.gemm_pass
+    kernel = {"fused": backend.fused_pass, "gemm": numba_kernels.gemm_pass,
+              "stream": numba_stream.stream_pass}[strategy]
     compiled = [sig[0].dtype for sig in kernel.signatures]
     assert getattr(numba, dtype) in compiled
     before = len(kernel.signatures)
@@ -261,7 +263,7 @@ def test_panels_are_kept_by_default_only_at_small_k_or_small_d():
     small = kmbench.fit(X, 64, backend="numba", init="random", max_iter=1, tol=-1.0)
     large = kmbench.fit(X, 65, backend="numba", init="random", max_iter=1, tol=-1.0)
     forced = kmbench.fit(X, 65, backend="numba", init="random", max_iter=1, tol=-1.0, panels=True)
-    thin = kmbench.fit(X[:, :3], 65, backend="numba", init="random", max_iter=1, tol=-1.0)
+    thin = kmbench.fit(X[:, :3], 65, backend="numba", init="random", max_iter=1, tol=-1.0, strategy="fused")
     assert (small.info["panels"], large.info["panels"], forced.info["panels"], thin.info["panels"]) == \
         (True, False, True, True)
     np.testing.assert_array_equal(large.labels, forced.labels)
@@ -292,3 +294,34 @@ def test_distances_to_own_centres_match_the_host_rule_without_compiling_in_run(d
     backend.run(2, -1.0)
     assert backend.relocated >= 1
     assert len(backend.kernels.distances_to_own.signatures) == before, "run() compiled the rule's kernel"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 2, 3, 8])
+def test_stream_agrees_with_oracle_across_blocks_and_parts(dtype, d):
+    from impls.numba_stream import STREAM_ROWS
+
+    # 5000 rows: two full blocks and a short one, split over the threads; k=7: the last group
+    # of four centres repeats the last one
+    X, _ = data.blobs(5000, d, 7, seed=d)
+    assert 5000 % STREAM_ROWS
+    result, c = judged(X, 7, "k-means++", dtype, {"strategy": "stream"}, max_iter=6)
+    assert c.status == "ok", c
+    assert result.info["strategy"] == "stream" and result.info["block_rows"] == STREAM_ROWS
+
+
+def test_stream_refuses_more_features_than_it_has_code_for():
+    from impls.numba_stream import STREAM_MAX_D
+
+    X = np.random.default_rng(0).random((100, STREAM_MAX_D + 1))
+    with pytest.raises(ValueError, match=f"strategy='stream' needs d <= {STREAM_MAX_D}; X has d={STREAM_MAX_D + 1}"):
+        kmbench.fit(X, 3, backend="numba", init="random", max_iter=1, strategy="stream")
+
+
+def test_plan_races_the_stream_pass_at_small_d(tmp_path, monkeypatch):
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    X = np.random.default_rng(5).standard_normal((6000, 3))
+    plan = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0).info["plan"]
+    # no BLAS candidate at d=3, k=5: the tile against the stream pass
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "stream"}
+    assert plan["strategy"] == min(plan["ms_per_pass"], key=plan["ms_per_pass"].get)
