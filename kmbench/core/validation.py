@@ -132,15 +132,19 @@ def check_values(X, dtype: str, chunk_bytes: int = 1 << 20) -> None:
 
 
 def _plainly_fine(values, limit: float, floor: float) -> bool:
-    """True when one BLAS dot of X with itself (multithreaded, about half the time of the
-    min/max pass) proves every value finite and max |x| within [floor, limit]; False sends
-    X to the exact pass. A NaN or infinity makes the sum of squares non-finite; a float sum
-    of non-negative terms is never below its largest term, so sqrt(sum) bounds max |x|
-    from above; any one value at or above ``floor`` bounds it from below."""
+    """True when one sum of X's squares (one SIMD pass, about half the time of the min/max
+    pass) proves every value finite and max |x| within [floor, limit]; False sends X to the
+    exact pass. A NaN or infinity makes the sum of squares non-finite; a float sum of
+    non-negative terms is never below its largest term, so sqrt(sum) bounds max |x| from
+    above; any one value at or above ``floor`` bounds it from below.
+
+    ``einsum``, not a BLAS dot: OpenBLAS's threads spin for a while after a call, on the
+    cores the fit runs on next (a whole numba fit at 273k x 3, k=16, float64 took 112 ms
+    after a multithreaded dot and 66 ms with OpenBLAS on one thread, Zen 4 2 cores)."""
     if values.dtype not in (np.float32, np.float64) or not (values.flags.c_contiguous or values.flags.f_contiguous):
         return False
     flat = values.ravel(order="K")
-    squares = float(np.dot(flat, flat))
+    squares = float(np.einsum("i,i->", flat, flat))
     return bool(np.isfinite(squares) and np.sqrt(squares) <= limit
                 and np.abs(flat[:4096]).max() >= floor)
 
