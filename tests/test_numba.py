@@ -325,3 +325,21 @@ def test_plan_races_the_stream_pass_at_small_d(tmp_path, monkeypatch):
     # no BLAS candidate at d=3, k=5: the tile against the stream pass
     assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "stream"}
     assert plan["strategy"] == min(plan["ms_per_pass"], key=plan["ms_per_pass"].get)
+
+
+@pytest.mark.parametrize("strategy", ["fused", "stream"])
+def test_a_fit_of_the_same_shape_refills_the_last_fits_panels(strategy):
+    from impls import numba_fused
+
+    X = np.random.default_rng(8).standard_normal((3000, 3))
+    first = kmbench.fit(X, 4, backend="numba", init="random", max_iter=3, tol=-1.0, strategy=strategy)
+    kept = list(numba_fused._spare)
+    assert len(kept) == 1 and kept[0].shape[1] == 3
+    Y = X[::-1].copy()  # other data, same shape: the buffer is refilled, not trusted
+    second = kmbench.fit(Y, 4, backend="numba", init=Y[:4].copy(), max_iter=3, tol=-1.0, strategy=strategy)
+    reference = kmbench.fit(Y, 4, backend="numba", init=Y[:4].copy(), max_iter=3, tol=-1.0, strategy=strategy)
+    assert numba_fused._spare and numba_fused._spare[0] is kept[0]
+    np.testing.assert_array_equal(second.labels, reference.labels)
+    assert first.n_iter == 3
+    numba_fused.release_panels()
+    assert not numba_fused._spare
