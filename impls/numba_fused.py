@@ -234,7 +234,9 @@ class NumbaKMeans(HostLloyd):
             return {"strategy": "fused", "source": "rule (no BLAS or stream candidate at this shape)", "tile": tile}
         key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, n, d, k)
         stored = numba_plan.load_plans().get(key)
-        if isinstance(stored, dict) and stored.get("strategy") in STRATEGIES:
+        # a stored stream plan needs room for its copy of X now, as when it was measured
+        if (isinstance(stored, dict) and stored.get("strategy") in STRATEGIES
+                and (stored["strategy"] != "stream" or self._stream_fits(d, k))):
             return {**stored, "source": "reused", "key": key, "tile": tile}
         m = numba_plan.sample_rows(n, d, k)
         times = numba_plan.race(self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype)))
