@@ -30,6 +30,7 @@ Timings are taken on whatever else runs on the machine; repeat and read the spre
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -113,6 +114,7 @@ class Unavailable(Exception):
     """The backend cannot run here (its reason is the message)."""
 
 
+@functools.lru_cache(maxsize=1)  # in one process, every backend of a shape gets the same arrays
 def _data(n, k, d, dtype):
     from kmbench.check.data import blobs
     from kmbench.core.seeding import initial_centers
@@ -207,7 +209,8 @@ def check(shapes, backends, args) -> int:
 
     if args.measured:
         rows = [json.loads(line) for line in Path(args.measured).read_text().splitlines() if line.strip()]
-        measured = [r for r in rows if (r["n"], r["k"], r["d"]) in set(shapes) and r["backend"] in backends
+        wanted = set(shapes)
+        measured = [r for r in rows if (r["n"], r["k"], r["d"]) in wanted and r["backend"] in backends
                     and r["dtype"] == args.dtype]
     else:
         measured = record(shapes, backends, args.dtype, args.record_too, args.repeats, isolate=not args.in_process)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kmbench.core.backend import Backend as CoreBackend, Interval
-from kmbench.core.measures import exact_inertia, mean_variance
+from kmbench.core.measures import distances_to_own, exact_inertia, mean_variance
 
-__all__ = ["Backend", "KMeansBackend", "Fitted", "Interval", "exact_inertia", "limit_option", "mean_variance"]
+__all__ = ["Backend", "KMeansBackend", "Fitted", "Interval", "distances_to_own", "exact_inertia", "limit_option",
+           "mean_variance"]
 
 
 @dataclass

@@ -22,9 +22,9 @@ import numpy as np
 
 from kmbench.core.measures import combine_moments, moments, scale_of
 
-from .base import Backend, Fitted, Interval, exact_inertia
+from .base import Backend, Fitted, Interval, distances_to_own, exact_inertia
 from .identity import IdentityKMeans
-from .lloyd import new_centers
+from .lloyd import farthest_first, new_centers
 
 #: fan-in of the tree that sums per-block summaries on the workers
 FAN_IN = 8
@@ -93,16 +93,13 @@ def combine(*parts):
 def block_candidates(block, step, centers, offset: int, m: int):
     """The block's ``m`` points farthest from their assigned centre, as the empty-cluster rule orders them.
 
-    Distances by direct float64 differences, exactly as ``impls.lloyd.distances_to_own`` computes
+    Distances by direct float64 differences, exactly as ``impls.base.distances_to_own`` computes
     them, so the union of every block's candidates contains the global choice.
     Returns global row indices (int64, ascending), labels (int32) and points (m', d).
     """
     block = np.ascontiguousarray(block, dtype=centers.dtype)
     labels = step["labels"]
-    diff = block.astype(np.float64) - centers[labels]
-    dist = np.einsum("ij,ij->i", diff, diff)
-    order = np.lexsort((np.arange(dist.size), -dist))[:m]
-    order.sort()
+    order = np.sort(farthest_first(distances_to_own(block, centers, labels), m))
     return offset + order, labels[order], block[order]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Backend, Fitted, exact_inertia, mean_variance
+from .base import Backend, Fitted, distances_to_own, exact_inertia, mean_variance
 
 
 def cluster_sums(X: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -21,23 +21,6 @@ def cluster_sums(X: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray,
     for j in range(X.shape[1]):
         sums[:, j] = np.bincount(labels, weights=X[:, j], minlength=k)
     return sums, counts
-
-
-#: rows per block of float64 differences: a (block, d) float64 temporary stays in the caches
-DISTANCE_BLOCK = 4096
-
-
-def distances_to_own(X: np.ndarray, centers: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each row's squared float64 distance to its assigned centre (float64, shape (n,)), by direct
-    differences: the quantity the empty-cluster rule orders rows by."""
-    dist = np.empty(X.shape[0])
-    centers = np.asarray(centers, dtype=np.float64)
-    for start in range(0, X.shape[0], DISTANCE_BLOCK):
-        stop = start + DISTANCE_BLOCK
-        diff = X[start:stop].astype(np.float64)
-        diff -= centers[labels[start:stop]]
-        dist[start:stop] = np.einsum("ij,ij->i", diff, diff)
-    return dist
 
 
 def farthest_first(dist: np.ndarray, m: int) -> np.ndarray:

@@ -203,12 +203,15 @@ class NumbaKMeans(HostLloyd):
         # rescan of the loaded libraries inside the timed run.
         return ThreadpoolController()
 
-    def _stream_fits(self, d: int, k: int) -> bool:
-        """Whether the plan races ``stream``: few features and centres, and room for its copy of X."""
+    def _room_for_copy(self) -> bool:
+        """Whether one more copy of X leaves most of the free memory free (PANEL_MEMORY_SHARE)."""
         import psutil
 
-        return (d <= self.stream.STREAM_MAX_D and k <= STREAM_MAX_K
-                and self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE)
+        return self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE
+
+    def _stream_fits(self, d: int, k: int) -> bool:
+        """Whether the plan races ``stream``: few features and centres, and room for its copy of X."""
+        return d <= self.stream.STREAM_MAX_D and k <= STREAM_MAX_K and self._room_for_copy()
 
     def _panels_pay(self, d: int, k: int) -> bool:
         """Whether to keep a second copy of X, transposed: the ``panels`` option, else at small
@@ -216,10 +219,7 @@ class NumbaKMeans(HostLloyd):
         option = self.options.get("panels")
         if option is not None:
             return bool(option)
-        import psutil
-
-        return (((k <= PANEL_MAX_K and d <= PANEL_MAX_D) or d <= PANEL_ALWAYS_D)
-                and self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE)
+        return ((k <= PANEL_MAX_K and d <= PANEL_MAX_D) or d <= PANEL_ALWAYS_D) and self._room_for_copy()
 
     # -- the plan ------------------------------------------------------------------------
     def _plan(self, n, d, k, centers) -> dict:
@@ -371,8 +371,7 @@ class NumbaKMeans(HostLloyd):
         return out
 
     def inertia(self, labels):
-        centers = np.ascontiguousarray(self.centers, dtype=np.float64)
-        return float(self.kernels.exact_inertia(self.X, centers, labels, self.parts))
+        return float(self.distances_to_own(self.X, self.centers, labels).sum())
 
     def result(self):
         out = super().result()
@@ -391,9 +390,6 @@ class NumbaKMeans(HostLloyd):
         return out
 
     def _release(self):
-        import psutil
-
         panels, self.panels = self.panels, np.empty((0,) + self.panels.shape[1:], dtype=self.panels.dtype)
-        if panels.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE:
-            release_panels(panels)
+        release_panels(panels if self._room_for_copy() else None)
 

@@ -1,7 +1,7 @@
 """Numba kernels for ``impls.numba_fused``; imported only from ``prepare``/``warm_up``.
 
 The fused passes themselves are generated into ``impls.numba_tiles``; this module holds
-what they share, the BLAS-block pass and the parallel inertia.
+what they share, the BLAS-block pass and the rows' parallel distances to their centres.
 
 Every pass splits its rows into ``sums.shape[0]`` contiguous parts, one per Numba
 thread, and each part accumulates its own float64 cluster sums and counts: no atomics,
@@ -219,40 +219,11 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update):
 
 
 @njit(parallel=True, cache=True, fastmath={"nnan", "ninf", "contract", "reassoc"})
-def exact_inertia(X, centers, labels, parts):
-    """``impls.base.exact_inertia`` in parallel: float64 differences, squares and sums.
-
-    Each row's squares are summed in SIMD lanes (reassociated, still in float64) before
-    joining the thread's total: 4.5x faster at d=512 than one scalar chain, the same at d=3.
-
-    Parameters
-    ----------
-    X : (n, d) float32 or float64
-    centers : (k, d) float64
-    labels : (n,) int32
-    parts : int >= 1, threads to split the rows over
-    """
-    n, d = X.shape
-    totals = np.zeros(parts)
-    for p in prange(parts):
-        total = 0.0
-        for i in range(p * n // parts, (p + 1) * n // parts):
-            c = centers[labels[i]]
-            row = 0.0
-            for t in range(d):
-                diff = np.float64(X[i, t]) - c[t]
-                row += diff * diff
-            total += row
-        totals[p] = total
-    return totals.sum()
-
-
-@njit(parallel=True, cache=True, fastmath={"nnan", "ninf", "contract", "reassoc"})
 def distances_to_own(X, centers, labels, out):
-    """``impls.lloyd.distances_to_own`` in parallel: ``out[i]`` = squared float64 distance of row i
-    to ``centers[labels[i]]``, by direct differences (for the empty-cluster rule). Each row's
-    squares are summed in SIMD lanes, as in ``exact_inertia``: one scalar chain of float64
-    adds took 18 ms at 388k x 103, longer than a pass.
+    """``impls.base.distances_to_own`` in parallel: ``out[i]`` = squared float64 distance of row i
+    to ``centers[labels[i]]``, by direct differences, for the empty-cluster rule and (summed) the
+    inertia. Each row's squares are summed in SIMD lanes (reassociated, still in float64): one
+    scalar chain of float64 adds took 18 ms at 388k x 103, longer than a pass.
 
     Parameters
     ----------

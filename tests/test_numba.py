@@ -280,7 +280,7 @@ def test_plan_classes_separate_cache_sized_from_streaming_n():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_distances_to_own_centres_match_the_host_rule_without_compiling_in_run(dtype):
-    from impls.lloyd import distances_to_own
+    from impls.base import distances_to_own
 
     X = np.random.default_rng(3).standard_normal((500, 37)).astype(dtype)
     # a centre far from every point stays empty, so run() applies the empty-cluster rule

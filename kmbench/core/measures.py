@@ -62,15 +62,29 @@ def blockwise_mean_variance(parts) -> float:
     return scale_of(*combine_moments(parts))
 
 
+def _differences(X: np.ndarray, centers: np.ndarray, labels: np.ndarray, chunk: int):
+    """(start, float64 ``X[rows] - centers[labels[rows]]``) per block of ``chunk`` rows: no float64
+    copy of X is made, and each block stays in cache (8192 rows: 2.6x faster than 65536 at 1M x 16)."""
+    for start in range(0, X.shape[0], chunk):
+        diff = X[start:start + chunk].astype(np.float64)
+        diff -= centers[labels[start:start + chunk]]
+        yield start, diff
+
+
 def exact_inertia(X: np.ndarray, centers: np.ndarray, labels: np.ndarray, chunk: int = 8192) -> float:
     """``sum_i ||x_i - c_label(i)||^2`` by direct differences, accumulated in float64.
 
     Direct differences rather than the GEMM identity, whose cancellation would make the
-    reported inertia depend on the backend; chunked so no float64 copy of X is made, in
-    chunks that stay in cache (8192 rows: 2.6x faster than 65536 at 1M x 16).
+    reported inertia depend on the backend.
     """
-    total = 0.0
-    for start in range(0, X.shape[0], chunk):
-        diff = X[start:start + chunk].astype(np.float64) - centers[labels[start:start + chunk]]
-        total += float(np.einsum("ij,ij->", diff, diff))
-    return total
+    return sum(float(np.einsum("ij,ij->", diff, diff)) for _, diff in _differences(X, centers, labels, chunk))
+
+
+def distances_to_own(X: np.ndarray, centers: np.ndarray, labels: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Each row's squared distance to its assigned centre (float64, shape (n,)), by the same
+    direct differences as :func:`exact_inertia`: what the empty-cluster rule orders rows by."""
+    dist = np.empty(X.shape[0])
+    centers = np.asarray(centers, dtype=np.float64)
+    for start, diff in _differences(X, centers, labels, chunk):
+        dist[start:start + diff.shape[0]] = np.einsum("ij,ij->i", diff, diff)
+    return dist
