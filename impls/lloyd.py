@@ -96,13 +96,19 @@ class HostLloyd(Backend):
             relocated += moved
             shift = float(np.sum((updated - centers) ** 2))
             centers = updated.astype(X.dtype)
-            if tol >= 0 and ((previous is not None and np.array_equal(labels, previous)) or shift <= threshold):
+            if tol >= 0 and (self.unchanged(labels, previous) or shift <= threshold):
                 converged = True
                 break
             previous = labels
         self.centers = centers
         self.labels = self.assign(centers)[0]
         self.n_iter, self.converged, self.history, self.relocated = n_iter, converged, history, relocated
+
+    def unchanged(self, labels: np.ndarray, previous: np.ndarray | None) -> bool:
+        """Whether this step's labels are the previous step's (``previous`` is None after the first step).
+
+        A backend whose pass counts the labels it changes can answer without reading both again."""
+        return previous is not None and np.array_equal(labels, previous)
 
     def distances_to_own(self, X, centers, labels) -> np.ndarray:
         """Rows' squared float64 distances to their own centres (float64, shape (n,)); a backend may compute them in parallel."""

@@ -177,7 +177,16 @@ class NumbaKMeans(HostLloyd):
         self.partial_counts = np.zeros((self.parts, k), dtype=np.int64)
         self.totals = np.zeros(self.parts)
         # Two label buffers used in turn: the driver compares each step's labels with the previous.
-        self.label_buffers = [np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)]
+        # The stream pass instead rewrites one buffer in place and counts the rows it changed; its
+        # labels are the narrowest integers that hold k (int8 at k <= 127), since at small d a
+        # pass moves about as many bytes of labels as of X. -1 marks "no label yet".
+        self.changes = np.zeros(self.parts, dtype=np.int64)
+        self.label_dtype = np.int32
+        if self.strategy == "stream":
+            self.label_dtype = np.int8 if k <= 127 else np.int16 if k <= 32767 else np.int32
+            self.label_buffers = [np.full(n, -1, dtype=self.label_dtype)]
+        else:
+            self.label_buffers = [np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)]
         self.dist = np.empty(n, dtype=self.X.dtype)
         self.chunk = self.blas = self.x_norms = None
         if self.strategy == "gemm":
@@ -278,8 +287,11 @@ class NumbaKMeans(HostLloyd):
         if self._stream_fits(d, k):
             blocks = transposed_panels(Xs, self.stream.STREAM_ROWS)
 
+            narrow, changes = np.full(m, -1, dtype=np.int8 if k <= 127 else np.int16 if k <= 32767 else np.int32), \
+                np.zeros(self.parts, dtype=np.int64)
+
             def stream():
-                self.stream.stream_pass(blocks, m, C, half, labels, dist, sums, counts, totals, True)
+                self.stream.stream_pass(blocks, m, C, half, narrow, dist, sums, counts, totals, changes, True)
 
             candidates["stream"] = stream
         return candidates
@@ -289,7 +301,7 @@ class NumbaKMeans(HostLloyd):
         once per process: each tiny call wakes the kernel's threads, and on a VM whose idle
         vCPU sleeps that cost ~4 ms now and then, more than a whole fit at 20k x 12 x 61."""
         dtype = self.X.dtype
-        key = (self.strategy, self.isa, dtype.str, self.X.flags.writeable)
+        key = (self.strategy, self.isa, dtype.str, self.X.flags.writeable, np.dtype(self.label_dtype).str)
         if key in _WARMED:
             return
         tiny = np.ascontiguousarray(self.X[:2] if self.X.shape[0] >= 2 else np.zeros((2, self.X.shape[1]),
@@ -312,8 +324,9 @@ class NumbaKMeans(HostLloyd):
             elif self.strategy == "rowdot":
                 self.kernels.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True)
             elif self.strategy == "stream":
-                self.stream.stream_pass(transposed_panels(tiny, self.stream.STREAM_ROWS), 2, centers, half, labels,
-                                        dist, sums, counts, totals, True)
+                self.stream.stream_pass(transposed_panels(tiny, self.stream.STREAM_ROWS), 2, centers, half,
+                                        labels.astype(self.label_dtype), dist, sums, counts, totals, self.changes[:1],
+                                        True)
             else:
                 self.kernels.gemm_pass(tiny, centers, half, norms, labels, dist, sums, counts, totals, 1, True)
         _WARMED.add(key)
@@ -338,7 +351,7 @@ class NumbaKMeans(HostLloyd):
             if not self.panels.shape[0]:  # released by result(); a later assign needs them again
                 self.panels = transposed_panels(self.X, self.stream.STREAM_ROWS, reuse=True)
             self.stream.stream_pass(self.panels, self.X.shape[0], centers, half, labels, self.dist,
-                                    self.partial_sums, self.partial_counts, self.totals, update)
+                                    self.partial_sums, self.partial_counts, self.totals, self.changes, update)
             return
         self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist, self.partial_sums,
                                self.partial_counts, self.totals, self.chunk, update)
@@ -359,15 +372,21 @@ class NumbaKMeans(HostLloyd):
         self._pass(centers, labels, True)
         return labels, self.totals, self.partial_sums.sum(axis=0), self.partial_counts.sum(axis=0)
 
+    def unchanged(self, labels, previous):
+        if self.strategy == "stream":  # one buffer, rewritten in place: the pass counted the changes
+            return previous is not None and not self.changes.any()
+        return super().unchanged(labels, previous)
+
     def assign(self, centers):
         """Fresh labels; the distances are the backend's buffer, overwritten by the next pass."""
-        labels = np.empty(self.X.shape[0], dtype=np.int32)
+        labels = np.empty(self.X.shape[0], dtype=self.label_dtype)
         self._pass(centers, labels, False)
         return labels, self.dist
 
     def distances_to_own(self, X, centers, labels):
         out = np.empty(X.shape[0])
-        self.kernels.distances_to_own(X, np.ascontiguousarray(centers, dtype=np.float64), labels, out)
+        self.kernels.distances_to_own(X, np.ascontiguousarray(centers, dtype=np.float64),
+                                      labels.astype(np.int32, copy=False), out)
         return out
 
     def inertia(self, labels):

@@ -5,11 +5,14 @@ folding distances into minima and adding rows one by one to their sums, not on a
 X is kept as blocks of ``STREAM_ROWS`` rows transposed (``panels``, built once), and every
 step is a long loop over a block's rows that LLVM's loop vectoriser turns into SIMD code:
 
-* the distances to four centres at a time (a code path per d, so each row's features sit
+* the distances to four centres at a time (a function per d, so each row's features sit
   in registers), folded into each row's running minimum and its centre;
-* the cluster sums as masked reductions: for each centre, the rows whose label it is, added
-  in the working dtype over one block (a few hundred values per SIMD lane), then to the
-  thread's float64 sums; no row-by-row scatter, so no store waits on the previous row's.
+* the labels rewritten in place, counting the rows whose label changed (the driver's
+  "no label changed" rule then reads nothing more);
+* the cluster sums as masked reductions: for a few centres per sweep, the rows whose label
+  each is, added in the working dtype over one block (a few hundred values per SIMD lane),
+  then to the thread's float64 sums; no row-by-row scatter, so no store waits on the
+  previous row's.
 
 Ties go to the lowest centre index: centres are visited in ascending order with a strict
 ``<``; past k, a group of four repeats the last centre, whose equal values never win.
@@ -25,8 +28,880 @@ STREAM_MAX_D = 8
 STREAM_ROWS = 2048
 
 
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_1(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 1: labels rewritten in place, ``low`` left
+    holding the squared distances, sums and counts added when ``update``; returns the
+    rows whose label changed."""
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]
+        c10 = C[j1, 0]
+        c20 = C[j2, 0]
+        c30 = C[j3, 0]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]
+                lo = h0 - (c00 * x0)
+                bi = b0
+                v = h1 - (c10 * x0)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    for r in range(rows):
+        x0 = panels[b, 0, r]
+        v = (x0 * x0) + (low[r] + low[r])
+        low[r] = v if v > zero else zero
+        bi = best[r]
+        moved += np.int32(1) if own[r] != bi else np.int32(0)
+        own[r] = bi
+    if update:
+        for j in range(0, k, 4):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero
+            l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
+            n2 = np.int32(0); s20 = zero
+            l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
+            n3 = np.int32(0); s30 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                hit = bi == l2
+                n2 += np.int32(1) if hit else np.int32(0)
+                s20 += x0 if hit else zero
+                hit = bi == l3
+                n3 += np.int32(1) if hit else np.int32(0)
+                s30 += x0 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            if j + 1 < k:
+                own_counts[j + 1] += n1
+                own_sums[j + 1, 0] += s10
+            if j + 2 < k:
+                own_counts[j + 2] += n2
+                own_sums[j + 2, 0] += s20
+            if j + 3 < k:
+                own_counts[j + 3] += n3
+                own_sums[j + 3, 0] += s30
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_2(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 2: labels rewritten in place, ``low`` left
+    holding the squared distances, sums and counts added when ``update``; returns the
+    rows whose label changed."""
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]
+        c10 = C[j1, 0]; c11 = C[j1, 1]
+        c20 = C[j2, 0]; c21 = C[j2, 1]
+        c30 = C[j3, 0]; c31 = C[j3, 1]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+                lo = h0 - (c00 * x0 + c01 * x1)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    for r in range(rows):
+        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+        v = (x0 * x0 + x1 * x1) + (low[r] + low[r])
+        low[r] = v if v > zero else zero
+        bi = best[r]
+        moved += np.int32(1) if own[r] != bi else np.int32(0)
+        own[r] = bi
+    if update:
+        for j in range(0, k, 4):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero
+            l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
+            n2 = np.int32(0); s20 = zero; s21 = zero
+            l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
+            n3 = np.int32(0); s30 = zero; s31 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                hit = bi == l2
+                n2 += np.int32(1) if hit else np.int32(0)
+                s20 += x0 if hit else zero
+                s21 += x1 if hit else zero
+                hit = bi == l3
+                n3 += np.int32(1) if hit else np.int32(0)
+                s30 += x0 if hit else zero
+                s31 += x1 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            if j + 1 < k:
+                own_counts[j + 1] += n1
+                own_sums[j + 1, 0] += s10
+                own_sums[j + 1, 1] += s11
+            if j + 2 < k:
+                own_counts[j + 2] += n2
+                own_sums[j + 2, 0] += s20
+                own_sums[j + 2, 1] += s21
+            if j + 3 < k:
+                own_counts[j + 3] += n3
+                own_sums[j + 3, 0] += s30
+                own_sums[j + 3, 1] += s31
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_3(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 3: labels rewritten in place, ``low`` left
+    holding the squared distances, sums and counts added when ``update``; returns the
+    rows whose label changed."""
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    for r in range(rows):
+        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+        v = (x0 * x0 + x1 * x1 + x2 * x2) + (low[r] + low[r])
+        low[r] = v if v > zero else zero
+        bi = best[r]
+        moved += np.int32(1) if own[r] != bi else np.int32(0)
+        own[r] = bi
+    if update:
+        for j in range(0, k, 4):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero
+            l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
+            n2 = np.int32(0); s20 = zero; s21 = zero; s22 = zero
+            l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
+            n3 = np.int32(0); s30 = zero; s31 = zero; s32 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                hit = bi == l2
+                n2 += np.int32(1) if hit else np.int32(0)
+                s20 += x0 if hit else zero
+                s21 += x1 if hit else zero
+                s22 += x2 if hit else zero
+                hit = bi == l3
+                n3 += np.int32(1) if hit else np.int32(0)
+                s30 += x0 if hit else zero
+                s31 += x1 if hit else zero
+                s32 += x2 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            if j + 1 < k:
+                own_counts[j + 1] += n1
+                own_sums[j + 1, 0] += s10
+                own_sums[j + 1, 1] += s11
+                own_sums[j + 1, 2] += s12
+            if j + 2 < k:
+                own_counts[j + 2] += n2
+                own_sums[j + 2, 0] += s20
+                own_sums[j + 2, 1] += s21
+                own_sums[j + 2, 2] += s22
+            if j + 3 < k:
+                own_counts[j + 3] += n3
+                own_sums[j + 3, 0] += s30
+                own_sums[j + 3, 1] += s31
+                own_sums[j + 3, 2] += s32
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_4(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 4: labels rewritten in place, ``low`` left
+    holding the squared distances, sums and counts added when ``update``; returns the
+    rows whose label changed."""
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    for r in range(rows):
+        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (low[r] + low[r])
+        low[r] = v if v > zero else zero
+        bi = best[r]
+        moved += np.int32(1) if own[r] != bi else np.int32(0)
+        own[r] = bi
+    if update:
+        for j in range(0, k, 4):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero
+            l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
+            n2 = np.int32(0); s20 = zero; s21 = zero; s22 = zero; s23 = zero
+            l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
+            n3 = np.int32(0); s30 = zero; s31 = zero; s32 = zero; s33 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                hit = bi == l2
+                n2 += np.int32(1) if hit else np.int32(0)
+                s20 += x0 if hit else zero
+                s21 += x1 if hit else zero
+                s22 += x2 if hit else zero
+                s23 += x3 if hit else zero
+                hit = bi == l3
+                n3 += np.int32(1) if hit else np.int32(0)
+                s30 += x0 if hit else zero
+                s31 += x1 if hit else zero
+                s32 += x2 if hit else zero
+                s33 += x3 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            if j + 1 < k:
+                own_counts[j + 1] += n1
+                own_sums[j + 1, 0] += s10
+                own_sums[j + 1, 1] += s11
+                own_sums[j + 1, 2] += s12
+                own_sums[j + 1, 3] += s13
+            if j + 2 < k:
+                own_counts[j + 2] += n2
+                own_sums[j + 2, 0] += s20
+                own_sums[j + 2, 1] += s21
+                own_sums[j + 2, 2] += s22
+                own_sums[j + 2, 3] += s23
+            if j + 3 < k:
+                own_counts[j + 3] += n3
+                own_sums[j + 3, 0] += s30
+                own_sums[j + 3, 1] += s31
+                own_sums[j + 3, 2] += s32
+                own_sums[j + 3, 3] += s33
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_5(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 5: labels rewritten in place, ``low`` left
+    holding the squared distances, sums and counts added when ``update``; returns the
+    rows whose label changed."""
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    for r in range(rows):
+        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (low[r] + low[r])
+        low[r] = v if v > zero else zero
+        bi = best[r]
+        moved += np.int32(1) if own[r] != bi else np.int32(0)
+        own[r] = bi
+    if update:
+        for j in range(0, k, 2):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                s14 += x4 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            if j + 1 < k:
+                own_counts[j + 1] += n1
+                own_sums[j + 1, 0] += s10
+                own_sums[j + 1, 1] += s11
+                own_sums[j + 1, 2] += s12
+                own_sums[j + 1, 3] += s13
+                own_sums[j + 1, 4] += s14
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_6(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 6: labels rewritten in place, ``low`` left
+    holding the squared distances, sums and counts added when ``update``; returns the
+    rows whose label changed."""
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    for r in range(rows):
+        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (low[r] + low[r])
+        low[r] = v if v > zero else zero
+        bi = best[r]
+        moved += np.int32(1) if own[r] != bi else np.int32(0)
+        own[r] = bi
+    if update:
+        for j in range(0, k, 2):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                s14 += x4 if hit else zero
+                s15 += x5 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            if j + 1 < k:
+                own_counts[j + 1] += n1
+                own_sums[j + 1, 0] += s10
+                own_sums[j + 1, 1] += s11
+                own_sums[j + 1, 2] += s12
+                own_sums[j + 1, 3] += s13
+                own_sums[j + 1, 4] += s14
+                own_sums[j + 1, 5] += s15
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_7(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 7: labels rewritten in place, ``low`` left
+    holding the squared distances, sums and counts added when ``update``; returns the
+    rows whose label changed."""
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    for r in range(rows):
+        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (low[r] + low[r])
+        low[r] = v if v > zero else zero
+        bi = best[r]
+        moved += np.int32(1) if own[r] != bi else np.int32(0)
+        own[r] = bi
+    if update:
+        for j in range(0, k, 2):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                s14 += x4 if hit else zero
+                s15 += x5 if hit else zero
+                s16 += x6 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            if j + 1 < k:
+                own_counts[j + 1] += n1
+                own_sums[j + 1, 0] += s10
+                own_sums[j + 1, 1] += s11
+                own_sums[j + 1, 2] += s12
+                own_sums[j + 1, 3] += s13
+                own_sums[j + 1, 4] += s14
+                own_sums[j + 1, 5] += s15
+                own_sums[j + 1, 6] += s16
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_8(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 8: labels rewritten in place, ``low`` left
+    holding the squared distances, sums and counts added when ``update``; returns the
+    rows whose label changed."""
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    for r in range(rows):
+        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (low[r] + low[r])
+        low[r] = v if v > zero else zero
+        bi = best[r]
+        moved += np.int32(1) if own[r] != bi else np.int32(0)
+        own[r] = bi
+    if update:
+        for j in range(0, k, 2):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero; s17 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                s14 += x4 if hit else zero
+                s15 += x5 if hit else zero
+                s16 += x6 if hit else zero
+                s17 += x7 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            if j + 1 < k:
+                own_counts[j + 1] += n1
+                own_sums[j + 1, 0] += s10
+                own_sums[j + 1, 1] += s11
+                own_sums[j + 1, 2] += s12
+                own_sums[j + 1, 3] += s13
+                own_sums[j + 1, 4] += s14
+                own_sums[j + 1, 5] += s15
+                own_sums[j + 1, 6] += s16
+                own_sums[j + 1, 7] += s17
+    return moved
+
+
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, update):
+def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
     """One pass over X held as (ceil(n / STREAM_ROWS), d, STREAM_ROWS) panels, d <= STREAM_MAX_D.
 
     Parameters
@@ -36,479 +911,42 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, up
     n : int, the rows of X (the last panel's padding is never read)
     C : (k, d) same dtype, C-contiguous
     half_norms : (k,) same dtype, ``||c||^2 / 2``
-    labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
+    labels : (n,) int32, the previous pass's labels, overwritten with this pass's
+    dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
+    changes : (parts,) int64, out: each part's rows whose label differs from the one it had
     """
     nb, d, width = panels.shape
     k = C.shape[0]
     parts = sums.shape[0]
-    zero = half_norms[0] - half_norms[0]
     for p in prange(parts):
         own_sums = np.zeros((k, d))
         own_counts = np.zeros(k, dtype=np.int64)
         low = np.empty(width, dtype=panels.dtype)
         best = np.empty(width, dtype=np.int32)
         total = 0.0
+        changed = 0
         for b in range(p * nb // parts, (p + 1) * nb // parts):
             start = b * width
             rows = min(width, n - start)
             if d == 1:
-                h = half_norms[0]
-                c0 = C[0, 0]
-                for r in range(rows):
-                    x0 = panels[b, 0, r]
-                    low[r] = h - (c0 * x0)
-                    best[r] = 0
-                for j in range(1, k, 4):
-                    j1 = min(j + 1, k - 1)
-                    j2 = min(j + 2, k - 1)
-                    j3 = min(j + 3, k - 1)
-                    h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
-                    b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
-                    c00 = C[j, 0]
-                    c10 = C[j1, 0]
-                    c20 = C[j2, 0]
-                    c30 = C[j3, 0]
-                    for r in range(rows):
-                        x0 = panels[b, 0, r]
-                        lo = low[r]
-                        bi = best[r]
-                        v = h0 - (c00 * x0)
-                        bi = b0 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h1 - (c10 * x0)
-                        bi = b1 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h2 - (c20 * x0)
-                        bi = b2 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h3 - (c30 * x0)
-                        bi = b3 if v < lo else bi
-                        lo = min(v, lo)
-                        low[r] = lo
-                        best[r] = bi
-                for r in range(rows):
-                    x0 = panels[b, 0, r]
-                    v = (x0 * x0) + (low[r] + low[r])
-                    low[r] = v if v > zero else zero
-                if update:
-                    for j in range(k):
-                        jj = np.int32(j)
-                        count = np.int32(0)
-                        s0 = zero
-                        for r in range(rows):
-                            hit = best[r] == jj
-                            count += np.int32(1) if hit else np.int32(0)
-                            s0 += panels[b, 0, r] if hit else zero
-                        own_counts[j] += count
-                        own_sums[j, 0] += s0
-            if d == 2:
-                h = half_norms[0]
-                c0 = C[0, 0]; c1 = C[0, 1]
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
-                    low[r] = h - (c0 * x0 + c1 * x1)
-                    best[r] = 0
-                for j in range(1, k, 4):
-                    j1 = min(j + 1, k - 1)
-                    j2 = min(j + 2, k - 1)
-                    j3 = min(j + 3, k - 1)
-                    h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
-                    b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
-                    c00 = C[j, 0]; c01 = C[j, 1]
-                    c10 = C[j1, 0]; c11 = C[j1, 1]
-                    c20 = C[j2, 0]; c21 = C[j2, 1]
-                    c30 = C[j3, 0]; c31 = C[j3, 1]
-                    for r in range(rows):
-                        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
-                        lo = low[r]
-                        bi = best[r]
-                        v = h0 - (c00 * x0 + c01 * x1)
-                        bi = b0 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h1 - (c10 * x0 + c11 * x1)
-                        bi = b1 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h2 - (c20 * x0 + c21 * x1)
-                        bi = b2 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h3 - (c30 * x0 + c31 * x1)
-                        bi = b3 if v < lo else bi
-                        lo = min(v, lo)
-                        low[r] = lo
-                        best[r] = bi
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
-                    v = (x0 * x0 + x1 * x1) + (low[r] + low[r])
-                    low[r] = v if v > zero else zero
-                if update:
-                    for j in range(k):
-                        jj = np.int32(j)
-                        count = np.int32(0)
-                        s0 = zero; s1 = zero
-                        for r in range(rows):
-                            hit = best[r] == jj
-                            count += np.int32(1) if hit else np.int32(0)
-                            s0 += panels[b, 0, r] if hit else zero
-                            s1 += panels[b, 1, r] if hit else zero
-                        own_counts[j] += count
-                        own_sums[j, 0] += s0
-                        own_sums[j, 1] += s1
-            if d == 3:
-                h = half_norms[0]
-                c0 = C[0, 0]; c1 = C[0, 1]; c2 = C[0, 2]
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
-                    low[r] = h - (c0 * x0 + c1 * x1 + c2 * x2)
-                    best[r] = 0
-                for j in range(1, k, 4):
-                    j1 = min(j + 1, k - 1)
-                    j2 = min(j + 2, k - 1)
-                    j3 = min(j + 3, k - 1)
-                    h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
-                    b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
-                    c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]
-                    c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]
-                    c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]
-                    c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]
-                    for r in range(rows):
-                        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
-                        lo = low[r]
-                        bi = best[r]
-                        v = h0 - (c00 * x0 + c01 * x1 + c02 * x2)
-                        bi = b0 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h1 - (c10 * x0 + c11 * x1 + c12 * x2)
-                        bi = b1 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h2 - (c20 * x0 + c21 * x1 + c22 * x2)
-                        bi = b2 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h3 - (c30 * x0 + c31 * x1 + c32 * x2)
-                        bi = b3 if v < lo else bi
-                        lo = min(v, lo)
-                        low[r] = lo
-                        best[r] = bi
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
-                    v = (x0 * x0 + x1 * x1 + x2 * x2) + (low[r] + low[r])
-                    low[r] = v if v > zero else zero
-                if update:
-                    for j in range(k):
-                        jj = np.int32(j)
-                        count = np.int32(0)
-                        s0 = zero; s1 = zero; s2 = zero
-                        for r in range(rows):
-                            hit = best[r] == jj
-                            count += np.int32(1) if hit else np.int32(0)
-                            s0 += panels[b, 0, r] if hit else zero
-                            s1 += panels[b, 1, r] if hit else zero
-                            s2 += panels[b, 2, r] if hit else zero
-                        own_counts[j] += count
-                        own_sums[j, 0] += s0
-                        own_sums[j, 1] += s1
-                        own_sums[j, 2] += s2
-            if d == 4:
-                h = half_norms[0]
-                c0 = C[0, 0]; c1 = C[0, 1]; c2 = C[0, 2]; c3 = C[0, 3]
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
-                    low[r] = h - (c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3)
-                    best[r] = 0
-                for j in range(1, k, 4):
-                    j1 = min(j + 1, k - 1)
-                    j2 = min(j + 2, k - 1)
-                    j3 = min(j + 3, k - 1)
-                    h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
-                    b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
-                    c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]
-                    c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]
-                    c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]
-                    c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]
-                    for r in range(rows):
-                        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
-                        lo = low[r]
-                        bi = best[r]
-                        v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3)
-                        bi = b0 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3)
-                        bi = b1 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3)
-                        bi = b2 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3)
-                        bi = b3 if v < lo else bi
-                        lo = min(v, lo)
-                        low[r] = lo
-                        best[r] = bi
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
-                    v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (low[r] + low[r])
-                    low[r] = v if v > zero else zero
-                if update:
-                    for j in range(k):
-                        jj = np.int32(j)
-                        count = np.int32(0)
-                        s0 = zero; s1 = zero; s2 = zero; s3 = zero
-                        for r in range(rows):
-                            hit = best[r] == jj
-                            count += np.int32(1) if hit else np.int32(0)
-                            s0 += panels[b, 0, r] if hit else zero
-                            s1 += panels[b, 1, r] if hit else zero
-                            s2 += panels[b, 2, r] if hit else zero
-                            s3 += panels[b, 3, r] if hit else zero
-                        own_counts[j] += count
-                        own_sums[j, 0] += s0
-                        own_sums[j, 1] += s1
-                        own_sums[j, 2] += s2
-                        own_sums[j, 3] += s3
-            if d == 5:
-                h = half_norms[0]
-                c0 = C[0, 0]; c1 = C[0, 1]; c2 = C[0, 2]; c3 = C[0, 3]; c4 = C[0, 4]
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
-                    low[r] = h - (c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4)
-                    best[r] = 0
-                for j in range(1, k, 4):
-                    j1 = min(j + 1, k - 1)
-                    j2 = min(j + 2, k - 1)
-                    j3 = min(j + 3, k - 1)
-                    h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
-                    b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
-                    c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]
-                    c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]
-                    c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]
-                    c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]
-                    for r in range(rows):
-                        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
-                        lo = low[r]
-                        bi = best[r]
-                        v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4)
-                        bi = b0 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4)
-                        bi = b1 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4)
-                        bi = b2 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4)
-                        bi = b3 if v < lo else bi
-                        lo = min(v, lo)
-                        low[r] = lo
-                        best[r] = bi
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
-                    v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (low[r] + low[r])
-                    low[r] = v if v > zero else zero
-                if update:
-                    for j in range(k):
-                        jj = np.int32(j)
-                        count = np.int32(0)
-                        s0 = zero; s1 = zero; s2 = zero; s3 = zero; s4 = zero
-                        for r in range(rows):
-                            hit = best[r] == jj
-                            count += np.int32(1) if hit else np.int32(0)
-                            s0 += panels[b, 0, r] if hit else zero
-                            s1 += panels[b, 1, r] if hit else zero
-                            s2 += panels[b, 2, r] if hit else zero
-                            s3 += panels[b, 3, r] if hit else zero
-                            s4 += panels[b, 4, r] if hit else zero
-                        own_counts[j] += count
-                        own_sums[j, 0] += s0
-                        own_sums[j, 1] += s1
-                        own_sums[j, 2] += s2
-                        own_sums[j, 3] += s3
-                        own_sums[j, 4] += s4
-            if d == 6:
-                h = half_norms[0]
-                c0 = C[0, 0]; c1 = C[0, 1]; c2 = C[0, 2]; c3 = C[0, 3]; c4 = C[0, 4]; c5 = C[0, 5]
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
-                    low[r] = h - (c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4 + c5 * x5)
-                    best[r] = 0
-                for j in range(1, k, 4):
-                    j1 = min(j + 1, k - 1)
-                    j2 = min(j + 2, k - 1)
-                    j3 = min(j + 3, k - 1)
-                    h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
-                    b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
-                    c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]
-                    c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]
-                    c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]
-                    c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]
-                    for r in range(rows):
-                        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
-                        lo = low[r]
-                        bi = best[r]
-                        v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5)
-                        bi = b0 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5)
-                        bi = b1 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5)
-                        bi = b2 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5)
-                        bi = b3 if v < lo else bi
-                        lo = min(v, lo)
-                        low[r] = lo
-                        best[r] = bi
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
-                    v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (low[r] + low[r])
-                    low[r] = v if v > zero else zero
-                if update:
-                    for j in range(k):
-                        jj = np.int32(j)
-                        count = np.int32(0)
-                        s0 = zero; s1 = zero; s2 = zero; s3 = zero; s4 = zero; s5 = zero
-                        for r in range(rows):
-                            hit = best[r] == jj
-                            count += np.int32(1) if hit else np.int32(0)
-                            s0 += panels[b, 0, r] if hit else zero
-                            s1 += panels[b, 1, r] if hit else zero
-                            s2 += panels[b, 2, r] if hit else zero
-                            s3 += panels[b, 3, r] if hit else zero
-                            s4 += panels[b, 4, r] if hit else zero
-                            s5 += panels[b, 5, r] if hit else zero
-                        own_counts[j] += count
-                        own_sums[j, 0] += s0
-                        own_sums[j, 1] += s1
-                        own_sums[j, 2] += s2
-                        own_sums[j, 3] += s3
-                        own_sums[j, 4] += s4
-                        own_sums[j, 5] += s5
-            if d == 7:
-                h = half_norms[0]
-                c0 = C[0, 0]; c1 = C[0, 1]; c2 = C[0, 2]; c3 = C[0, 3]; c4 = C[0, 4]; c5 = C[0, 5]; c6 = C[0, 6]
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
-                    low[r] = h - (c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4 + c5 * x5 + c6 * x6)
-                    best[r] = 0
-                for j in range(1, k, 4):
-                    j1 = min(j + 1, k - 1)
-                    j2 = min(j + 2, k - 1)
-                    j3 = min(j + 3, k - 1)
-                    h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
-                    b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
-                    c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]
-                    c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]
-                    c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]
-                    c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]
-                    for r in range(rows):
-                        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
-                        lo = low[r]
-                        bi = best[r]
-                        v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6)
-                        bi = b0 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6)
-                        bi = b1 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6)
-                        bi = b2 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6)
-                        bi = b3 if v < lo else bi
-                        lo = min(v, lo)
-                        low[r] = lo
-                        best[r] = bi
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
-                    v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (low[r] + low[r])
-                    low[r] = v if v > zero else zero
-                if update:
-                    for j in range(k):
-                        jj = np.int32(j)
-                        count = np.int32(0)
-                        s0 = zero; s1 = zero; s2 = zero; s3 = zero; s4 = zero; s5 = zero; s6 = zero
-                        for r in range(rows):
-                            hit = best[r] == jj
-                            count += np.int32(1) if hit else np.int32(0)
-                            s0 += panels[b, 0, r] if hit else zero
-                            s1 += panels[b, 1, r] if hit else zero
-                            s2 += panels[b, 2, r] if hit else zero
-                            s3 += panels[b, 3, r] if hit else zero
-                            s4 += panels[b, 4, r] if hit else zero
-                            s5 += panels[b, 5, r] if hit else zero
-                            s6 += panels[b, 6, r] if hit else zero
-                        own_counts[j] += count
-                        own_sums[j, 0] += s0
-                        own_sums[j, 1] += s1
-                        own_sums[j, 2] += s2
-                        own_sums[j, 3] += s3
-                        own_sums[j, 4] += s4
-                        own_sums[j, 5] += s5
-                        own_sums[j, 6] += s6
-            if d == 8:
-                h = half_norms[0]
-                c0 = C[0, 0]; c1 = C[0, 1]; c2 = C[0, 2]; c3 = C[0, 3]; c4 = C[0, 4]; c5 = C[0, 5]; c6 = C[0, 6]; c7 = C[0, 7]
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
-                    low[r] = h - (c0 * x0 + c1 * x1 + c2 * x2 + c3 * x3 + c4 * x4 + c5 * x5 + c6 * x6 + c7 * x7)
-                    best[r] = 0
-                for j in range(1, k, 4):
-                    j1 = min(j + 1, k - 1)
-                    j2 = min(j + 2, k - 1)
-                    j3 = min(j + 3, k - 1)
-                    h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
-                    b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
-                    c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]
-                    c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]
-                    c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]
-                    c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]
-                    for r in range(rows):
-                        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
-                        lo = low[r]
-                        bi = best[r]
-                        v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7)
-                        bi = b0 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7)
-                        bi = b1 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7)
-                        bi = b2 if v < lo else bi
-                        lo = min(v, lo)
-                        v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7)
-                        bi = b3 if v < lo else bi
-                        lo = min(v, lo)
-                        low[r] = lo
-                        best[r] = bi
-                for r in range(rows):
-                    x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
-                    v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (low[r] + low[r])
-                    low[r] = v if v > zero else zero
-                if update:
-                    for j in range(k):
-                        jj = np.int32(j)
-                        count = np.int32(0)
-                        s0 = zero; s1 = zero; s2 = zero; s3 = zero; s4 = zero; s5 = zero; s6 = zero; s7 = zero
-                        for r in range(rows):
-                            hit = best[r] == jj
-                            count += np.int32(1) if hit else np.int32(0)
-                            s0 += panels[b, 0, r] if hit else zero
-                            s1 += panels[b, 1, r] if hit else zero
-                            s2 += panels[b, 2, r] if hit else zero
-                            s3 += panels[b, 3, r] if hit else zero
-                            s4 += panels[b, 4, r] if hit else zero
-                            s5 += panels[b, 5, r] if hit else zero
-                            s6 += panels[b, 6, r] if hit else zero
-                            s7 += panels[b, 7, r] if hit else zero
-                        own_counts[j] += count
-                        own_sums[j, 0] += s0
-                        own_sums[j, 1] += s1
-                        own_sums[j, 2] += s2
-                        own_sums[j, 3] += s3
-                        own_sums[j, 4] += s4
-                        own_sums[j, 5] += s5
-                        own_sums[j, 6] += s6
-                        own_sums[j, 7] += s7
-            for r in range(rows):
-                labels[start + r] = best[r]
+                moved = block_1(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+            elif d == 2:
+                moved = block_2(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+            elif d == 3:
+                moved = block_3(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+            elif d == 4:
+                moved = block_4(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+            elif d == 5:
+                moved = block_5(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+            elif d == 6:
+                moved = block_6(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+            elif d == 7:
+                moved = block_7(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+            elif d == 8:
+                moved = block_8(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+            else:
+                moved = 0
+            changed += moved
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -517,8 +955,8 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, up
                     block_total += low[r]
                 total += block_total
             else:
-                for r in range(rows):
-                    dist[start + r] = low[r]
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts

@@ -343,3 +343,34 @@ def test_a_fit_of_the_same_shape_refills_the_last_fits_panels(strategy):
     assert first.n_iter == 3
     numba_fused.release_panels()
     assert not numba_fused._spare
+
+
+@pytest.mark.parametrize("k", [5, 130])
+def test_stream_rewrites_narrow_labels_in_place_and_counts_the_changes(k):
+    X = np.random.default_rng(3).standard_normal((5000, 2)).astype(np.float32)
+    backend = prepared(X, X[:k].copy(), strategy="stream")
+    labels = backend.label_buffers[0]
+    assert labels.dtype == (np.int8 if k <= 127 else np.int16) and (labels == -1).all()
+    first = backend.step(X[:k].copy())[0]
+    assert first is labels and backend.changes.sum() == X.shape[0]
+    before = labels.copy()
+    others = X[k:2 * k].copy()
+    backend.step(others)
+    D = oracle.squared_distances(X.astype(np.float64), others.astype(np.float64))
+    two = np.sort(D, axis=1)[:, :2]
+    clear = two[:, 1] - two[:, 0] > 1e-4 * (1 + two[:, 1])  # float32 may flip a near-tie
+    np.testing.assert_array_equal(labels[clear], D.argmin(axis=1)[clear])
+    assert backend.changes.sum() == np.count_nonzero(labels != before) > 0
+    assert not backend.unchanged(labels, before)
+    backend.step(others)  # the same centres again: no label moves
+    assert backend.changes.sum() == 0 and backend.unchanged(labels, before)
+
+
+@pytest.mark.parametrize("options", [{"strategy": "stream"}, {"strategy": "fused"}], ids=["stream", "fused"])
+def test_strict_convergence_stops_where_the_oracle_does(options):
+    # tol=0: only "no label changed" (or centres that did not move at all) ends the run
+    X, _ = data.blobs(6000, 3, 5, seed=4)
+    result, c = judged(X, 5, "random", "float64", options, max_iter=200, tol=0.0)
+    assert c.status == "ok", c
+    reference = oracle.lloyd(X, initial_centers(X, 5, "random", 0), 200, 0.0)
+    assert result.converged and result.n_iter == reference.n_iter < 200

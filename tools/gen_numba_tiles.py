@@ -27,6 +27,12 @@ TARGET = Path(__file__).resolve().parents[1] / "impls" / "numba_tiles.py"
 STREAM_TARGET = TARGET.with_name("numba_stream.py")
 #: the stream pass has a code path for every d up to this
 STREAM_MAX_D = 8
+#: centres whose sums the stream pass gathers in one sweep over a block, by d: their
+#: g x (d + 1) accumulators must stay in 32 vector registers beside the features
+def SUM_GROUP(d: int) -> int:
+    return 4 if d <= 4 else 2
+
+
 #: rows per block of the stream pass: long loops amortise each loop's set-up (512-row blocks
 #: ran 1.2x slower at 2M x 2, k=8, Zen 4), and a block of d <= 8 features stays in L1/L2
 STREAM_ROWS = 2048
@@ -244,11 +250,14 @@ folding distances into minima and adding rows one by one to their sums, not on a
 X is kept as blocks of ``STREAM_ROWS`` rows transposed (``panels``, built once), and every
 step is a long loop over a block's rows that LLVM's loop vectoriser turns into SIMD code:
 
-* the distances to four centres at a time (a code path per d, so each row's features sit
+* the distances to four centres at a time (a function per d, so each row's features sit
   in registers), folded into each row's running minimum and its centre;
-* the cluster sums as masked reductions: for each centre, the rows whose label it is, added
-  in the working dtype over one block (a few hundred values per SIMD lane), then to the
-  thread's float64 sums; no row-by-row scatter, so no store waits on the previous row's.
+* the labels rewritten in place, counting the rows whose label changed (the driver's
+  "no label changed" rule then reads nothing more);
+* the cluster sums as masked reductions: for a few centres per sweep, the rows whose label
+  each is, added in the working dtype over one block (a few hundred values per SIMD lane),
+  then to the thread's float64 sums; no row-by-row scatter, so no store waits on the
+  previous row's.
 
 Ties go to the lowest centre index: centres are visited in ascending order with a strict
 ``<``; past k, a group of four repeats the last centre, whose equal values never win.
@@ -265,18 +274,23 @@ STREAM_ROWS = {rows}
 '''
 
 
-def stream_branch(d: int) -> list[str]:
-    """The code path of the stream pass for ``d`` features (indented into the block loop)."""
+def stream_block(d: int) -> list[str]:
+    """The stream pass over one block for ``d`` features: its own function, because in one
+    function with every d's loops LLVM left some of them scalar."""
     xs = "; ".join(f"x{t} = panels[b, {t}, r]" for t in range(d))
-    lines = [f"if d == {d}:"]
+    lines = ["", "", "@njit(nogil=True, cache=True, fastmath=FAST)",
+             f"def block_{d}(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):",
+             f'    """Block ``b`` of ``rows`` rows for d = {d}: labels rewritten in place, ``low`` left',
+             '    holding the squared distances, sums and counts added when ``update``; returns the',
+             '    rows whose label changed."""',
+             "    k = C.shape[0]",
+             "    zero = half_norms[0] - half_norms[0]",
+             "    moved = np.int32(0)",
+             # a view: labels[start + r] would wrap negative indices row by row, which
+             # keeps the loop scalar
+             "    own = labels[start:start + rows]"]
     add = lines.append
-    add("    h = half_norms[0]")
-    add(f"    {'; '.join(f'c{t} = C[0, {t}]' for t in range(d))}")
-    add("    for r in range(rows):")
-    add(f"        {xs}")
-    add(f"        low[r] = h - ({' + '.join(f'c{t} * x{t}' for t in range(d))})")
-    add("        best[r] = 0")
-    add("    for j in range(1, k, 4):")
+    add("    for j in range(0, k, 4):")
     add("        j1 = min(j + 1, k - 1)")
     add("        j2 = min(j + 2, k - 1)")
     add("        j3 = min(j + 3, k - 1)")
@@ -285,45 +299,73 @@ def stream_branch(d: int) -> list[str]:
     names = ("j", "j1", "j2", "j3")
     for q in range(4):
         add(f"        {'; '.join(f'c{q}{t} = C[{names[q]}, {t}]' for t in range(d))}")
-    add("        for r in range(rows):")
-    add(f"            {xs}")
-    # the four compares before one store each: written as "store when smaller", LLVM
-    # emits masked stores, microcoded on AMD Zen
-    add("            lo = low[r]")
-    add("            bi = best[r]")
-    for q in range(4):
-        add(f"            v = h{q} - ({' + '.join(f'c{q}{t} * x{t}' for t in range(d))})")
-        add(f"            bi = b{q} if v < lo else bi")
-        add("            lo = min(v, lo)")
-    add("            low[r] = lo")
-    add("            best[r] = bi")
+    # the first group starts each row's minimum: no separate pass storing centre 0's distances
+    for first in (True, False):
+        add("        if j == 0:" if first else "        else:")
+        add("            for r in range(rows):")
+        add(f"                {xs}")
+        for q in range(4):
+            v = f"h{q} - ({' + '.join(f'c{q}{t} * x{t}' for t in range(d))})"
+            if first and q == 0:
+                add(f"                lo = {v}")
+                add("                bi = b0")
+                continue
+            if q == 0:
+                add("                lo = low[r]")
+                add("                bi = best[r]")
+            # the four compares before one store each: written as "store when smaller", LLVM
+            # emits masked stores, microcoded on AMD Zen
+            add(f"                v = {v}")
+            add(f"                bi = b{q} if v < lo else bi")
+            add("                lo = min(v, lo)")
+        add("                low[r] = lo")
+        add("                best[r] = bi")
+    # The labels are rewritten in place; the rows whose label changed are counted on the way,
+    # so the driver's convergence rule need not read two label arrays again.
     add("    for r in range(rows):")
     add(f"        {xs}")
     # low + low, not 2 * low: an integer times float32 is float64 in Numba
     add(f"        v = ({' + '.join(f'x{t} * x{t}' for t in range(d))}) + (low[r] + low[r])")
     add("        low[r] = v if v > zero else zero")
+    add("        bi = best[r]")
+    add("        moved += np.int32(1) if own[r] != bi else np.int32(0)")
+    add("        own[r] = bi")
+    # The sums of g centres per sweep over the block (g x (d + 1) accumulators in registers):
+    # each sweep reads the labels and features once. Past k a slot's label is -1: never hit.
+    g = SUM_GROUP(d)
     add("    if update:")
-    add("        for j in range(k):")
-    add("            jj = np.int32(j)")
-    add("            count = np.int32(0)")
-    add(f"            {'; '.join(f's{t} = zero' for t in range(d))}")
+    add(f"        for j in range(0, k, {g}):")
+    for q in range(g):
+        add(f"            l{q} = np.int32(j + {q}) if j + {q} < k else np.int32(-1)" if q else "            l0 = np.int32(j)")
+        add(f"            n{q} = np.int32(0); {'; '.join(f's{q}{t} = zero' for t in range(d))}")
     add("            for r in range(rows):")
-    add("                hit = best[r] == jj")
-    add("                count += np.int32(1) if hit else np.int32(0)")
-    for t in range(d):
-        add(f"                s{t} += panels[b, {t}, r] if hit else zero")
-    add("            own_counts[j] += count")
-    for t in range(d):
-        add(f"            own_sums[j, {t}] += s{t}")
+    add("                bi = best[r]")
+    add(f"                {xs}")
+    for q in range(g):
+        add(f"                hit = bi == l{q}")
+        add(f"                n{q} += np.int32(1) if hit else np.int32(0)")
+        for t in range(d):
+            add(f"                s{q}{t} += x{t} if hit else zero")
+    for q in range(g):
+        pad = "            "
+        if q:
+            add(f"            if j + {q} < k:")
+            pad += "    "
+        at = f"j + {q}" if q else "j"
+        add(f"{pad}own_counts[{at}] += n{q}")
+        for t in range(d):
+            add(f"{pad}own_sums[{at}, {t}] += s{q}{t}")
+    add("    return moved")
     return lines
 
 
 def stream_source() -> str:
     out = [STREAM_HEADER.format(max_d=STREAM_MAX_D, rows=STREAM_ROWS)]
+    out += ["\n".join(stream_block(d)) + "\n" for d in range(1, STREAM_MAX_D + 1)]
     out.append('''
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, update):
+def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
     """One pass over X held as (ceil(n / STREAM_ROWS), d, STREAM_ROWS) panels, d <= STREAM_MAX_D.
 
     Parameters
@@ -333,26 +375,31 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, up
     n : int, the rows of X (the last panel's padding is never read)
     C : (k, d) same dtype, C-contiguous
     half_norms : (k,) same dtype, ``||c||^2 / 2``
-    labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
+    labels : (n,) int32, the previous pass's labels, overwritten with this pass's
+    dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
+    changes : (parts,) int64, out: each part's rows whose label differs from the one it had
     """
     nb, d, width = panels.shape
     k = C.shape[0]
     parts = sums.shape[0]
-    zero = half_norms[0] - half_norms[0]
     for p in prange(parts):
         own_sums = np.zeros((k, d))
         own_counts = np.zeros(k, dtype=np.int64)
         low = np.empty(width, dtype=panels.dtype)
         best = np.empty(width, dtype=np.int32)
         total = 0.0
+        changed = 0
         for b in range(p * nb // parts, (p + 1) * nb // parts):
             start = b * width
             rows = min(width, n - start)
 ''')
     for d in range(1, STREAM_MAX_D + 1):
-        out.append("\n".join(" " * 12 + line for line in stream_branch(d)) + "\n")
-    out.append('''            for r in range(rows):
-                labels[start + r] = best[r]
+        out.append(" " * 12 + ("if" if d == 1 else "elif") + f" d == {d}:\n" + " " * 16
+                   + f"moved = block_{d}(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, "
+                   "own_counts, update)\n")
+    out.append('''            else:
+                moved = 0
+            changed += moved
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -361,8 +408,8 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, up
                     block_total += low[r]
                 total += block_total
             else:
-                for r in range(rows):
-                    dist[start + r] = low[r]
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
