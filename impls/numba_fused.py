@@ -21,8 +21,9 @@ Four strategies, ``strategy="fused"``, ``"gemm"``, ``"rowdot"`` and ``"stream"``
     Numba threads times one BLAS thread each is the harness's thread count.
 ``rowdot``
     For few centres and many features (k <= 16, d >= 64), where a tile of rows would mostly
-    compute padding centres and BLAS a thin product: rows one at a time, read once and
-    contiguously, each centre's dot product vectorised along d.
+    compute padding centres and BLAS a thin product: rows four at a time, read once and
+    contiguously, their dot products with up to four centres vectorised along d
+    (``impls.numba_rowdot``).
 ``stream``
     For few features and few centres (d <= 8), where the tile's work per row is mostly
     folding minima and adding each row to its sums: X kept as blocks of 2048 rows transposed,
@@ -34,6 +35,8 @@ sums in float64 per thread, then add the few partial sums. The empty-cluster rul
 convergence and the final inertia come from ``impls.lloyd.HostLloyd``.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -150,7 +153,7 @@ class NumbaKMeans(HostLloyd):
     def prepare(self, X, centers):
         import numba
 
-        from . import numba_kernels, numba_plan, numba_stream, numba_tiles
+        from . import numba_kernels, numba_plan, numba_rowdot, numba_stream, numba_tiles
 
         super().prepare(X, centers)
         n, d = self.X.shape
@@ -160,6 +163,7 @@ class NumbaKMeans(HostLloyd):
             raise ValueError(f"strategy='stream' needs d <= {numba_stream.STREAM_MAX_D}; X has d={d}")
         self.kernels = numba_kernels
         self.stream = numba_stream
+        self.rowdot = numba_rowdot
         host = numba_plan.host_isa()
         self.isa = self.options.get("tile") or host
         if self.isa == "avx512" and host != "avx512":
@@ -193,11 +197,41 @@ class NumbaKMeans(HostLloyd):
             self.x_norms = np.einsum("ij,ij->i", self.X, self.X)
             self.chunk = self._chunk(n, k)
             self.blas = self._blas()
+        # One thread for a whole fit where waking the others costs more than they save: from
+        # the plan's one-thread pass (scaled to n) and the machine's measured wake-up.
+        self.one_thread_ms = self.wake_ms = None
+        if "one_thread_ms_per_pass" in self.plan and self.parts > 1:
+            self.one_thread_ms = self.plan["one_thread_ms_per_pass"] * n / self.plan["sample"][0]
+            self.wake_ms = 1e3 * numba_plan.wake_seconds(self.isa, self.parts, self._touch_threads)
+        self.threads_used = self.parts
         self.panels = np.empty((0, d, self.rows), dtype=self.X.dtype)
-        if self.strategy == "fused" and self._panels_pay(d, k):
-            self.panels = transposed_panels(self.X, self.rows, reuse=True)
-        elif self.strategy == "stream":
-            self.panels = transposed_panels(self.X, numba_stream.STREAM_ROWS, reuse=True)
+        # a copy of X is cheaper than a pass: on one thread wherever a pass is cheaper than the wake-up
+        with self._threads(1 if self._one_thread_pays(1) else self.parts):
+            if self.strategy == "fused" and self._panels_pay(d, k):
+                self.panels = transposed_panels(self.X, self.rows, reuse=True)
+            elif self.strategy == "stream":
+                self.panels = transposed_panels(self.X, numba_stream.STREAM_ROWS, reuse=True)
+
+    def _one_thread_pays(self, passes: int) -> bool:
+        """Whether ``passes`` passes on one thread beat them on ``parts`` threads plus the wake-up."""
+        if self.one_thread_ms is None:
+            return False
+        return passes * self.one_thread_ms * (1 - 1 / self.parts) < self.wake_ms
+
+    @staticmethod
+    @contextmanager
+    def _threads(count: int):
+        import numba
+
+        old = numba.get_num_threads()
+        numba.set_num_threads(min(count, old))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(old)
+
+    def _touch_threads(self):
+        self.kernels.touch_threads(np.ones(1 << 16), np.zeros(self.parts))
 
     def _chunk(self, n, k):
         default = max(16, BLOCK_BYTES // (k * self.X.itemsize))
@@ -239,7 +273,7 @@ class NumbaKMeans(HostLloyd):
         tile = f"{self.isa}: {self.rows} rows x {self.group} centres"
         if self.options.get("strategy"):
             return {"strategy": self.options["strategy"], "source": "option", "tile": tile}
-        if not numba_plan.needs_measuring(d, k) and not self._stream_fits(d, k):
+        if not (numba_plan.needs_measuring(d, k) or self._stream_fits(d, k) or numba_plan.small_work(n, d, k)):
             return {"strategy": "fused", "source": "rule (no BLAS or stream candidate at this shape)", "tile": tile}
         key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, n, d, k)
         stored = numba_plan.load_plans().get(key)
@@ -248,9 +282,14 @@ class NumbaKMeans(HostLloyd):
                 and (stored["strategy"] != "stream" or self._stream_fits(d, k))):
             return {**stored, "source": "reused", "key": key, "tile": tile}
         m = numba_plan.sample_rows(n, d, k)
-        times = numba_plan.race(self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype)))
-        plan = {"strategy": min(times, key=times.get), "sample": [m, d, k],
-                "ms_per_pass": {s: round(1e3 * t, 3) for s, t in times.items()}}
+        candidates = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
+        times = numba_plan.race(candidates)
+        best = min(times, key=times.get)
+        plan = {"strategy": best, "sample": [m, d, k], "ms_per_pass": {s: round(1e3 * t, 3) for s, t in times.items()}}
+        if self.parts > 1 and numba_plan.small_work(n, d, k):
+            with self._threads(1):
+                alone = numba_plan.race({best: candidates[best]})[best]
+            plan["one_thread_ms_per_pass"] = round(1e3 * alone, 4)
         numba_plan.save_plan(key, plan)
         return {**plan, "source": "measured", "key": key, "tile": tile}
 
@@ -275,7 +314,7 @@ class NumbaKMeans(HostLloyd):
                 kernels.gemm_pass(Xs, C, half, norms, labels, dist, sums, counts, totals, chunk, True)
 
         def rowdot():
-            kernels.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True)
+            self.rowdot.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True)
 
         from .numba_plan import needs_measuring
 
@@ -322,7 +361,7 @@ class NumbaKMeans(HostLloyd):
                 self.fused_pass(tiny, transposed_panels(tiny, self.rows), centers, half, labels, dist, sums,
                                 counts, totals, True, self.largest)
             elif self.strategy == "rowdot":
-                self.kernels.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True)
+                self.rowdot.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True)
             elif self.strategy == "stream":
                 self.stream.stream_pass(transposed_panels(tiny, self.stream.STREAM_ROWS), 2, centers, half,
                                         labels.astype(self.label_dtype), dist, sums, counts, totals, self.changes[:1],
@@ -344,7 +383,7 @@ class NumbaKMeans(HostLloyd):
                             self.partial_counts, self.totals, update, self.largest)
             return
         if self.strategy == "rowdot":
-            self.kernels.rowdot_pass(self.X, centers, half, labels, self.dist, self.partial_sums,
+            self.rowdot.rowdot_pass(self.X, centers, half, labels, self.dist, self.partial_sums,
                                      self.partial_counts, self.totals, update)
             return
         if self.strategy == "stream":
@@ -357,11 +396,14 @@ class NumbaKMeans(HostLloyd):
                                self.partial_counts, self.totals, self.chunk, update)
 
     def run(self, max_iter, tol):
-        if self.blas is None:
-            return super().run(max_iter, tol)
-        # Each Numba thread calls BLAS itself: parts x 1 thread = the harness's count.
-        with self.blas.limit(limits=1, user_api="blas"):
-            return super().run(max_iter, tol)
+        # the final assignment and the inertia's distances are passes too
+        self.threads_used = 1 if self._one_thread_pays(max_iter + 2) else self.parts
+        with self._threads(self.threads_used):
+            if self.blas is None:
+                return super().run(max_iter, tol)
+            # Each Numba thread calls BLAS itself: parts x 1 thread = the harness's count.
+            with self.blas.limit(limits=1, user_api="blas"):
+                return super().run(max_iter, tol)
 
     def step(self, centers):
         """One pass. In place of every row's distance it returns each part's float64 sum of them:
@@ -393,9 +435,14 @@ class NumbaKMeans(HostLloyd):
         return float(self.distances_to_own(self.X, self.centers, labels).sum())
 
     def result(self):
-        out = super().result()
+        with self._threads(self.threads_used):
+            out = super().result()
         out.info.update({"strategy": self.strategy, "plan": dict(self.plan), "parts": self.parts,
-                         "distance_dtype": str(self.X.dtype), "sums_dtype": "float64"})
+                         "threads_used": self.threads_used, "distance_dtype": str(self.X.dtype),
+                         "sums_dtype": "float64"})
+        if self.one_thread_ms is not None:
+            out.info["one_thread_ms_per_pass"] = round(self.one_thread_ms, 4)
+            out.info["wake_ms"] = round(self.wake_ms, 3)
         if self.chunk is not None:
             out.info["chunk"] = self.chunk
         if self.strategy == "fused":

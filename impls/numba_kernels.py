@@ -148,76 +148,6 @@ def gemm_pass(X, C, half_norms, x_norms, labels, dist, sums, counts, totals, row
             totals[p] = total
 
 
-#: rows whose sums ``rowdot_pass`` adds up in the working dtype before adding them to float64
-ROWDOT_BLOCK = 64
-
-
-@njit(parallel=True, cache=True, fastmath=FAST)
-def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update):
-    """Assign rows one at a time, each centre's dot product vectorised along d, one part per thread.
-
-    For few centres and many features, where a register tile of rows would mostly compute
-    padding centres and BLAS a thin product: each row is read once, contiguously, and its
-    k + 1 dot products (``||x||^2`` and ``x.c``) run from L1, the first two in one loop.
-    Ties go to the lowest index (strict ``<`` in ascending order). A row is added to a
-    working-dtype block of sums (half the width of float64 in float32), which goes into the
-    float64 sums every ``ROWDOT_BLOCK`` rows: 18% faster at 50k x 512, k=2 (float32, Zen 4).
-
-    Parameters
-    ----------
-    X : (n, d) float32 or float64, C-contiguous
-    C : (k, d) same dtype, C-contiguous
-    half_norms : (k,) same dtype, ``||c||^2 / 2``
-    labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
-    """
-    n, d = X.shape
-    k = C.shape[0]
-    parts = sums.shape[0]
-    for p in prange(parts):
-        own_sums = np.zeros((k if update else 0, d))
-        block = np.zeros((k if update else 0, d), dtype=X.dtype)
-        own_counts = np.zeros(k if update else 0, dtype=np.int64)
-        total = 0.0
-        lo = p * n // parts
-        hi = (p + 1) * n // parts
-        for i in range(lo, hi):
-            norm = X[i, 0] * X[i, 0]
-            dot = X[i, 0] * C[0, 0]
-            for t in range(1, d):
-                x = X[i, t]
-                norm += x * x
-                dot += x * C[0, t]
-            low = half_norms[0] - dot
-            best = 0
-            for j in range(1, k):
-                dot = X[i, 0] * C[j, 0]
-                for t in range(1, d):
-                    dot += X[i, t] * C[j, t]
-                value = half_norms[j] - dot
-                if value < low:
-                    low = value
-                    best = j
-            labels[i] = best
-            value = norm + 2 * low
-            value = value if value > 0 else 0
-            if update:
-                total += value
-                own_counts[best] += 1
-                for t in range(d):
-                    block[best, t] += X[i, t]
-                if (i - lo) % ROWDOT_BLOCK == ROWDOT_BLOCK - 1 or i == hi - 1:
-                    for j in range(k):
-                        for t in range(d):
-                            own_sums[j, t] += block[j, t]
-                            block[j, t] = 0
-            else:
-                dist[i] = value
-        if update:
-            sums[p] = own_sums
-            counts[p] = own_counts
-            totals[p] = total
-
-
 @njit(parallel=True, cache=True, fastmath={"nnan", "ninf", "contract", "reassoc"})
 def distances_to_own(X, centers, labels, out):
     """``impls.base.distances_to_own`` in parallel: ``out[i]`` = squared float64 distance of row i
@@ -240,6 +170,20 @@ def distances_to_own(X, centers, labels, out):
             diff = np.float64(X[i, t]) - c[t]
             row += diff * diff
         out[i] = row
+
+
+@njit(parallel=True, cache=True)
+def touch_threads(a, out):
+    """A small parallel region, each thread summing its share of ``a`` into ``out[p]``: what
+    waking the threads costs is measured with it (with real work, as a pass has: on a VM a
+    region that finds nothing to do can return before the woken thread ever runs)."""
+    parts = out.shape[0]
+    n = a.shape[0]
+    for p in prange(parts):
+        total = 0.0
+        for i in range(p * n // parts, (p + 1) * n // parts):
+            total += a[i]
+        out[p] += total
 
 
 @njit(parallel=True, cache=True)

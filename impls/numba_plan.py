@@ -32,6 +32,12 @@ MEASURE_MIN_K = 512
 #: arithmetic a measurement's sample aims at (2 n k d flops): ~10-50 ms per pass on a 2-core machine
 SAMPLE_FLOP = 2e9
 MIN_SAMPLE_ROWS = 4096
+#: n x d x k up to which the fused tile's class is measured too, though no other strategy can
+#: win there: a pass this small may be faster on one thread than the wake-up of the others
+SMALL_WORK = 1 << 25
+#: seconds of idleness before the wake-up is measured: long enough for idle CPUs to sleep
+WAKE_IDLE_S = 0.25
+WAKE_TRIALS = 8
 #: class bounds: a shape belongs to the first bound >= its d (or k)
 D_CLASSES = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 K_CLASSES = (8, 32, 128, 512, 2048, 8192)
@@ -95,7 +101,7 @@ def kernels_stamp() -> str:
         import numba
 
         digest = hashlib.sha1(numba.__version__.encode())
-        for name in ("numba_tiles.py", "numba_stream.py", "numba_kernels.py"):
+        for name in ("numba_tiles.py", "numba_stream.py", "numba_rowdot.py", "numba_kernels.py"):
             digest.update((Path(__file__).parent / name).read_bytes())
         _stamp = digest.hexdigest()[:10]
     return _stamp
@@ -119,6 +125,44 @@ def shape_class(dtype: str, n: int, d: int, k: int) -> str:
 
 def needs_measuring(d: int, k: int) -> bool:
     return d >= MEASURE_MIN_D or k >= MEASURE_MIN_K
+
+
+def small_work(n: int, d: int, k: int) -> bool:
+    return n * d * k <= SMALL_WORK
+
+
+def wake_seconds(isa: str, threads: int, region) -> float:
+    """What the first parallel regions after an idle spell cost beyond their work on this
+    machine, measured once (about 2 seconds, mostly sleeping) and kept with the plans.
+
+    On a bare machine it is tens of microseconds; on a VM whose idle vCPUs are descheduled it
+    was 5-10 ms (Zen 4, 2 vCPUs: three 30 us regions took 9.5 ms after 50-250 ms of idleness),
+    more than a whole fit of a small shape, which is then faster on one thread
+    (``NumbaKMeans`` decides per fit, from this and the plan's one-thread pass).
+    ``region()`` runs one small parallel region.
+    """
+    key = machine_key(isa, threads) + "|wake"
+    stored = load_plans().get(key)
+    if isinstance(stored, dict) and isinstance(stored.get("wake_ms"), (int, float)):
+        return stored["wake_ms"] / 1e3
+    trials = []
+    for _ in range(WAKE_TRIALS):
+        warm = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            region()
+            warm.append(time.perf_counter() - t0)
+        time.sleep(WAKE_IDLE_S)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            region()
+        trials.append(max(0.0, time.perf_counter() - t0 - 3 * min(warm)))
+    # the largest: on a VM the cost comes and goes (0.1-1 ms in some spells, 4-12 ms in most,
+    # Zen 4 VM), and a fit called now and then meets the larger; where waking is cheap, an
+    # outlier only moves fits shorter than itself onto one thread
+    wake = max(trials)
+    save_plan(key, {"wake_ms": round(1e3 * wake, 3)})
+    return wake
 
 
 _read: dict = {}

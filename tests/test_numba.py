@@ -120,9 +120,11 @@ def test_blocked_path_runs_its_rows_in_blocks_of_chunk_rows():
     assert c.status == "ok", c
 
 
-def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win():
+def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(monkeypatch):
+    from impls import numba_plan
     from impls.numba_plan import host_isa
 
+    monkeypatch.setattr(numba_plan, "SMALL_WORK", 0)  # else a shape this small is measured
     # d=12: past the stream pass's 8 features, under the 64 where BLAS is raced
     X, _ = data.blobs(500, 12, 3, seed=6)
     result = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0)
@@ -374,3 +376,33 @@ def test_strict_convergence_stops_where_the_oracle_does(options):
     assert c.status == "ok", c
     reference = oracle.lloyd(X, initial_centers(X, 5, "random", 0), 200, 0.0)
     assert result.converged and result.n_iter == reference.n_iter < 200
+
+
+@pytest.mark.parametrize("wake_ms", [0.0, 1e4])
+def test_a_small_fit_runs_on_one_thread_where_waking_the_others_costs_more(tmp_path, monkeypatch, wake_ms):
+    from impls import numba_plan
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("one thread only: nothing to decide")
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(numba_plan, "wake_seconds", lambda *args: wake_ms / 1e3)
+    X, _ = data.blobs(3000, 12, 5, seed=9)  # fused by rule were it not small: measured, one thread too
+    C = initial_centers(X, 5, "k-means++", 0)
+    result = kmbench.fit(X, 5, backend="numba", init=C, max_iter=5, tol=-1.0, threads=2)
+    assert result.info["plan"]["source"] == "measured" and result.info["plan"]["one_thread_ms_per_pass"] > 0
+    assert result.info["wake_ms"] == wake_ms and result.info["parts"] == 2
+    assert result.info["threads_used"] == (1 if wake_ms else 2)
+    reference = oracle.lloyd(X, C, 5, -1.0)
+    assert compare(result, reference, X, "float64").status == "ok"
+
+
+def test_the_wake_up_is_measured_once_per_machine(tmp_path, monkeypatch):
+    from impls import numba_plan
+
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(numba_plan, "WAKE_IDLE_S", 0.001)
+    calls = []
+    first = numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1))
+    assert len(calls) == numba_plan.WAKE_TRIALS * 6 and first >= 0
+    assert numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1)) == pytest.approx(first, abs=1e-6)
+    assert len(calls) == numba_plan.WAKE_TRIALS * 6  # read back, not measured again
