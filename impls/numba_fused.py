@@ -50,6 +50,11 @@ ROWDOT_MAX_K = 16
 #: fused, whole passes interleaved, float32, Zen 4: 2.0x at 2M x 3, k=5; 1.35x at 256k x 4,
 #: k=14; 0.90x at 273k x 3, k=64; 0.62x at 812k x 5, k=165)
 STREAM_MAX_K = 128
+#: the share of the measured wake-up (after an idle spell) that a fit pays: part of it passes
+#: while the main thread still works alone (its prepare, the driver between passes). Whole
+#: fits, Zen 4 VM, wake 5.5 ms: one thread 1.9x faster at 20058 x 12, k=61 (3.0 ms of
+#: passes saved by a second thread), two threads 1.7x faster at 255579 x 4, k=14 (4.9 ms)
+WAKE_SHARE = 0.75
 TILES = ("avx2", "avx512")
 #: bytes of one worker's (rows, k) block: small enough to stay in its core's L2 between the
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
@@ -216,7 +221,7 @@ class NumbaKMeans(HostLloyd):
         """Whether ``passes`` passes on one thread beat them on ``parts`` threads plus the wake-up."""
         if self.one_thread_ms is None:
             return False
-        return passes * self.one_thread_ms * (1 - 1 / self.parts) < self.wake_ms
+        return passes * self.one_thread_ms * (1 - 1 / self.parts) < WAKE_SHARE * self.wake_ms
 
     @staticmethod
     @contextmanager

@@ -132,12 +132,12 @@ def small_work(n: int, d: int, k: int) -> bool:
 
 
 def wake_seconds(isa: str, threads: int, region) -> float:
-    """What the first parallel regions after an idle spell cost beyond their work on this
+    """What the first parallel region after an idle spell costs beyond its work on this
     machine, measured once (about 2 seconds, mostly sleeping) and kept with the plans.
 
     On a bare machine it is tens of microseconds; on a VM whose idle vCPUs are descheduled it
-    was 5-10 ms (Zen 4, 2 vCPUs: three 30 us regions took 9.5 ms after 50-250 ms of idleness),
-    more than a whole fit of a small shape, which is then faster on one thread
+    was 5-8 ms (Zen 4, 2 vCPUs: a 30 us region after 250 ms of idleness), more than a whole
+    fit of a small shape, which is then faster on one thread
     (``NumbaKMeans`` decides per fit, from this and the plan's one-thread pass).
     ``region()`` runs one small parallel region.
     """
@@ -154,13 +154,12 @@ def wake_seconds(isa: str, threads: int, region) -> float:
             warm.append(time.perf_counter() - t0)
         time.sleep(WAKE_IDLE_S)
         t0 = time.perf_counter()
-        for _ in range(3):
-            region()
-        trials.append(max(0.0, time.perf_counter() - t0 - 3 * min(warm)))
-    # the largest: on a VM the cost comes and goes (0.1-1 ms in some spells, 4-12 ms in most,
-    # Zen 4 VM), and a fit called now and then meets the larger; where waking is cheap, an
-    # outlier only moves fits shorter than itself onto one thread
-    wake = max(trials)
+        region()
+        trials.append(max(0.0, time.perf_counter() - t0 - min(warm)))
+    # the upper quartile: on a VM the cost comes and goes (0.1-0.6 ms in a process's first
+    # second or in some spells, 5-8 ms in most, Zen 4 VM), and a fit called now and then meets
+    # the larger; where waking is cheap, an outlier moves only fits shorter than itself
+    wake = sorted(trials)[(3 * len(trials)) // 4]
     save_plan(key, {"wake_ms": round(1e3 * wake, 3)})
     return wake
 
