@@ -36,6 +36,7 @@ convergence and the final inertia come from ``impls.lloyd.HostLloyd``.
 """
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -55,6 +56,9 @@ STREAM_MAX_K = 128
 #: fits, Zen 4 VM, wake 5.5 ms: one thread 1.9x faster at 20058 x 12, k=61 (3.0 ms of
 #: passes saved by a second thread), two threads 1.7x faster at 255579 x 4, k=14 (4.9 ms)
 WAKE_SHARE = 0.75
+#: threads idle for less than this are still awake: a parallel region after 5 ms of idleness
+#: cost 11 us, after 20 ms up to 8 ms (Zen 4 VM)
+WAKE_IDLE_AFTER_S = 0.01
 TILES = ("avx2", "avx512")
 #: bytes of one worker's (rows, k) block: small enough to stay in its core's L2 between the
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
@@ -76,6 +80,8 @@ PANEL_MEMORY_SHARE = 0.25
 OPTIONS = ("strategy", "chunk", "panels", "tile")
 #: (strategy, tile, dtype, writeable) whose kernels this process has compiled or loaded
 _WARMED: set = set()
+#: when this process's Numba threads last worked together (perf_counter seconds)
+_threads_last_busy = [float("-inf")]
 
 
 #: the last fit's panels, kept for the next fit of the same shape (see ``transposed_panels``)
@@ -218,8 +224,9 @@ class NumbaKMeans(HostLloyd):
                 self.panels = transposed_panels(self.X, numba_stream.STREAM_ROWS, reuse=True)
 
     def _one_thread_pays(self, passes: int) -> bool:
-        """Whether ``passes`` passes on one thread beat them on ``parts`` threads plus the wake-up."""
-        if self.one_thread_ms is None:
+        """Whether ``passes`` passes on one thread beat them on ``parts`` threads plus the wake-up
+        (none if the threads worked together moments ago, as in a loop of fits)."""
+        if self.one_thread_ms is None or time.perf_counter() - _threads_last_busy[0] < WAKE_IDLE_AFTER_S:
             return False
         return passes * self.one_thread_ms * (1 - 1 / self.parts) < WAKE_SHARE * self.wake_ms
 
@@ -442,6 +449,8 @@ class NumbaKMeans(HostLloyd):
     def result(self):
         with self._threads(self.threads_used):
             out = super().result()
+        if self.threads_used > 1:
+            _threads_last_busy[0] = time.perf_counter()
         out.info.update({"strategy": self.strategy, "plan": dict(self.plan), "parts": self.parts,
                          "threads_used": self.threads_used, "distance_dtype": str(self.X.dtype),
                          "sums_dtype": "float64"})

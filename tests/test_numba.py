@@ -380,12 +380,13 @@ def test_strict_convergence_stops_where_the_oracle_does(options):
 
 @pytest.mark.parametrize("wake_ms", [0.0, 1e4])
 def test_a_small_fit_runs_on_one_thread_where_waking_the_others_costs_more(tmp_path, monkeypatch, wake_ms):
-    from impls import numba_plan
+    from impls import numba_fused, numba_plan
 
     if numba.get_num_threads() < 2:
         pytest.skip("one thread only: nothing to decide")
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(numba_plan, "wake_seconds", lambda *args: wake_ms / 1e3)
+    monkeypatch.setattr(numba_fused, "_threads_last_busy", [float("-inf")])  # threads long idle
     X, _ = data.blobs(3000, 12, 5, seed=9)  # fused by rule were it not small: measured, one thread too
     C = initial_centers(X, 5, "k-means++", 0)
     result = kmbench.fit(X, 5, backend="numba", init=C, max_iter=5, tol=-1.0, threads=2)
@@ -406,3 +407,19 @@ def test_the_wake_up_is_measured_once_per_machine(tmp_path, monkeypatch):
     assert len(calls) == numba_plan.WAKE_TRIALS * 4 and first >= 0
     assert numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1)) == pytest.approx(first, abs=1e-6)
     assert len(calls) == numba_plan.WAKE_TRIALS * 4  # read back, not measured again
+
+
+def test_threads_that_just_worked_together_are_taken_as_awake(tmp_path, monkeypatch):
+    import time
+
+    from impls import numba_fused, numba_plan
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("one thread only: nothing to decide")
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(numba_plan, "wake_seconds", lambda *args: 10.0)  # a wake-up dearer than any pass
+    monkeypatch.setattr(numba_fused, "WAKE_IDLE_AFTER_S", 3600.0)
+    monkeypatch.setattr(numba_fused, "_threads_last_busy", [time.perf_counter()])
+    X, _ = data.blobs(3000, 12, 5, seed=9)
+    result = kmbench.fit(X, 5, backend="numba", init="random", max_iter=5, tol=-1.0, threads=2)
+    assert result.info["threads_used"] == 2
