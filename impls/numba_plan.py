@@ -15,8 +15,8 @@ plan
     where another strategy can win are measured: BLAS where d >= 64 or k >= 512, the stream
     pass where d <= 8 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose plan
     also times its winner on one thread (see ``wake_seconds``); elsewhere the fused tile is
-    taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). Plans are made in ``prepare``, never inside
-    the timed ``run``.
+    taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). Plans are
+    made in ``prepare``, never inside the timed ``run``.
 """
 from __future__ import annotations
 
