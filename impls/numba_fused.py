@@ -88,6 +88,11 @@ _threads_last_busy = [float("-inf")]
 _spare: list = []
 
 
+def narrow_labels(k: int) -> type:
+    """The narrowest signed integer holding the labels 0..k-1 and the stream pass's -1 ("none yet")."""
+    return np.int8 if k <= 127 else np.int16 if k <= 32767 else np.int32
+
+
 def transposed_panels(X: np.ndarray, rows: int, reuse: bool = False) -> np.ndarray:
     """X (n, d) as (ceil(n / rows), d, rows) panels of consecutive rows, transposed; the last
     padded with copies of the last row. Filled by Numba threads (2x NumPy's strided copy).
@@ -198,7 +203,7 @@ class NumbaKMeans(HostLloyd):
         self.changes = np.zeros(self.parts, dtype=np.int64)
         self.label_dtype = np.int32
         if self.strategy == "stream":
-            self.label_dtype = np.int8 if k <= 127 else np.int16 if k <= 32767 else np.int32
+            self.label_dtype = narrow_labels(k)
             self.label_buffers = [np.full(n, -1, dtype=self.label_dtype)]
         else:
             self.label_buffers = [np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)]
@@ -338,8 +343,7 @@ class NumbaKMeans(HostLloyd):
         if self._stream_fits(d, k):
             blocks = transposed_panels(Xs, self.stream.STREAM_ROWS)
 
-            narrow, changes = np.full(m, -1, dtype=np.int8 if k <= 127 else np.int16 if k <= 32767 else np.int32), \
-                np.zeros(self.parts, dtype=np.int64)
+            narrow, changes = np.full(m, -1, dtype=narrow_labels(k)), np.zeros(self.parts, dtype=np.int64)
 
             def stream():
                 self.stream.stream_pass(blocks, m, C, half, narrow, dist, sums, counts, totals, changes, True)

@@ -911,7 +911,8 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
     n : int, the rows of X (the last panel's padding is never read)
     C : (k, d) same dtype, C-contiguous
     half_norms : (k,) same dtype, ``||c||^2 / 2``
-    labels : (n,) int32, the previous pass's labels, overwritten with this pass's
+    labels : (n,) int8, int16 or int32 (``numba_fused.narrow_labels``), the previous pass's
+        labels (-1: none yet), overwritten with this pass's
     dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
     changes : (parts,) int64, out: each part's rows whose label differs from the one it had
     """
