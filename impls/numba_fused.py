@@ -36,6 +36,7 @@ convergence and the final inertia come from ``impls.lloyd.HostLloyd``.
 """
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import contextmanager
 
@@ -77,6 +78,10 @@ PANEL_MAX_K = 64
 PANEL_MAX_D = 128
 PANEL_ALWAYS_D = 8
 PANEL_MEMORY_SHARE = 0.25
+#: a copy of X up to this share of the machine's memory is made without reading the free
+#: memory: for the rule to refuse it, under 1/64 of the machine would have to be free, and
+#: reading /proc/meminfo twice cost 0.26 ms of a 6.5 ms fit at 8439 x 101, k=7 (Zen 4 VM)
+SMALL_COPY_SHARE = 1 / 256
 OPTIONS = ("strategy", "chunk", "panels", "tile")
 #: (strategy, tile, dtype, writeable) whose kernels this process has compiled or loaded
 _WARMED: set = set()
@@ -86,6 +91,13 @@ _threads_last_busy = [float("-inf")]
 
 #: the last fit's panels, kept for the next fit of the same shape (see ``transposed_panels``)
 _spare: list = []
+
+
+@functools.lru_cache(maxsize=1)
+def _total_memory() -> int:
+    import psutil
+
+    return psutil.virtual_memory().total
 
 
 def narrow_labels(k: int) -> type:
@@ -267,6 +279,8 @@ class NumbaKMeans(HostLloyd):
         """Whether one more copy of X leaves most of the free memory free (PANEL_MEMORY_SHARE)."""
         import psutil
 
+        if self.X.nbytes <= _total_memory() * SMALL_COPY_SHARE:
+            return True
         return self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE
 
     def _stream_fits(self, d: int, k: int) -> bool:
@@ -299,10 +313,12 @@ class NumbaKMeans(HostLloyd):
                 and (stored["strategy"] != "stream" or self._stream_fits(d, k))):
             return {**stored, "source": "reused", "key": key, "tile": tile}
         m = numba_plan.sample_rows(n, d, k)
-        candidates = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
-        times = numba_plan.race(candidates)
-        best = min(times, key=times.get)
-        plan = {"strategy": best, "sample": [m, d, k], "ms_per_pass": {s: round(1e3 * t, 3) for s, t in times.items()}}
+        candidates, copies = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
+        ms_per_pass = {s: round(1e3 * t, 3) for s, t in numba_plan.race(candidates).items()}
+        copy_ms = {s: round(1e3 * t, 3) for s, t in numba_plan.race(copies).items()}
+        cost = numba_plan.fit_cost(ms_per_pass, copy_ms)
+        best = min(cost, key=cost.get)
+        plan = {"strategy": best, "sample": [m, d, k], "ms_per_pass": ms_per_pass, "copy_ms": copy_ms}
         if self.parts > 1 and numba_plan.small_work(n, d, k):
             with self._threads(1):
                 alone = numba_plan.race({best: candidates[best]})[best]
@@ -311,14 +327,18 @@ class NumbaKMeans(HostLloyd):
         return {**plan, "source": "measured", "key": key, "tile": tile}
 
     def _candidates(self, Xs, C):
-        """One pass of each strategy over the sample rows ``Xs``, as callables (for the plan's race)."""
+        """One pass of each strategy over the sample rows ``Xs``, and the copy of ``Xs`` that a
+        strategy makes once per fit, both as callables by strategy (for the plan's race)."""
         m, d = Xs.shape
         k = C.shape[0]
         half = 0.5 * np.einsum("ij,ij->i", C, C)
         labels, dist = np.empty(m, dtype=np.int32), np.empty(m, dtype=Xs.dtype)
         sums, counts, totals = np.zeros((self.parts, k, d)), np.zeros((self.parts, k), dtype=np.int64), np.zeros(self.parts)
-        panels = (transposed_panels(Xs, self.rows) if self._panels_pay(d, k)
-                  else np.empty((0, d, self.rows), dtype=Xs.dtype))
+        copies = {}
+        panels = np.empty((0, d, self.rows), dtype=Xs.dtype)
+        if self._panels_pay(d, k):
+            copies["fused"] = functools.partial(transposed_panels, Xs, self.rows)
+            panels = copies["fused"]()
         norms = np.einsum("ij,ij->i", Xs, Xs)
         chunk, blas, kernels = self._chunk(m, k), self._blas(), self.kernels
 
@@ -341,7 +361,8 @@ class NumbaKMeans(HostLloyd):
             if k <= ROWDOT_MAX_K:
                 candidates["rowdot"] = rowdot
         if self._stream_fits(d, k):
-            blocks = transposed_panels(Xs, self.stream.STREAM_ROWS)
+            copies["stream"] = functools.partial(transposed_panels, Xs, self.stream.STREAM_ROWS)
+            blocks = copies["stream"]()
 
             narrow, changes = np.full(m, -1, dtype=narrow_labels(k)), np.zeros(self.parts, dtype=np.int64)
 
@@ -349,7 +370,7 @@ class NumbaKMeans(HostLloyd):
                 self.stream.stream_pass(blocks, m, C, half, narrow, dist, sums, counts, totals, changes, True)
 
             candidates["stream"] = stream
-        return candidates
+        return candidates, copies
 
     def warm_up(self):
         """Compile (or load from Numba's on-disk cache) the kernels for this dtype and layout,

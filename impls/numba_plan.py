@@ -15,8 +15,10 @@ plan
     where another strategy can win are measured: BLAS where d >= 64 or k >= 512, the stream
     pass where d <= 8 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose plan
     also times its winner on one thread (see ``wake_seconds``); elsewhere the fused tile is
-    taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). Plans are
-    made in ``prepare``, never inside the timed ``run``.
+    taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). A race
+    times each strategy's pass and any copy of X it makes once per fit, and picks the least
+    pass plus share of the copy over a fit of ``PLAN_PASSES`` passes. Plans are made in
+    ``prepare``, never inside the timed ``run``.
 """
 from __future__ import annotations
 
@@ -39,6 +41,12 @@ SMALL_WORK = 1 << 25
 #: seconds of idleness before the wake-up is measured: long enough for idle CPUs to sleep
 WAKE_IDLE_S = 0.25
 WAKE_TRIALS = 8
+#: passes a plan chooses for: a fit of 10 iterations and its final assignment. A strategy
+#: that first copies X (the fused tile's panels, the stream pass's blocks) pays the copy once
+#: per fit, so its race time is its pass plus 1/PLAN_PASSES of its copy (at 395740 x 84, k=3
+#: the fused tile's pass was 15% faster than rowdot's on some runs and lost the whole fit:
+#: its panels took 14 ms, more than a pass, Zen 4)
+PLAN_PASSES = 11
 #: class bounds: a shape belongs to the first bound >= its d (or k)
 D_CLASSES = (2, 4, 8, 16, 32, 64, 128, 256, 512)
 K_CLASSES = (8, 32, 128, 512, 2048, 8192)
@@ -93,15 +101,15 @@ def cache_path() -> Path:
 
 
 def kernels_stamp() -> str:
-    """A short hash of the kernels' source and Numba's version: plans measured with other
-    kernels are not reused."""
+    """A short hash of the kernels' source, Numba's version and the plan's rule: plans measured
+    with other kernels, or chosen by another rule, are not reused."""
     global _stamp
     if _stamp is None:
         import hashlib
 
         import numba
 
-        digest = hashlib.sha1(numba.__version__.encode())
+        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES}".encode())
         for name in ("numba_tiles.py", "numba_stream.py", "numba_rowdot.py", "numba_kernels.py"):
             digest.update((Path(__file__).parent / name).read_bytes())
         _stamp = digest.hexdigest()[:10]
@@ -201,8 +209,13 @@ def sample_rows(n: int, d: int, k: int) -> int:
     return int(min(n, max(MIN_SAMPLE_ROWS, SAMPLE_FLOP / (2 * k * d))))
 
 
+def fit_cost(ms_per_pass: dict[str, float], copy_ms: dict[str, float]) -> dict[str, float]:
+    """Milliseconds per pass of a PLAN_PASSES-pass fit: each strategy's pass and its share of its copy of X."""
+    return {name: ms + copy_ms.get(name, 0.0) / PLAN_PASSES for name, ms in ms_per_pass.items()}
+
+
 def race(candidates: dict, repeats: int = 3) -> dict[str, float]:
-    """Median seconds of each candidate's pass, run in turn (A, B, A, B, ...) after one untimed call."""
+    """Median seconds of each candidate (a pass, or a copy of X), run in turn (A, B, A, B, ...) after one untimed call."""
     for run in candidates.values():
         run()
     times = {name: [] for name in candidates}

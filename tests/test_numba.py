@@ -136,6 +136,8 @@ def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(monkeypatch):
 def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
     import json
 
+    from impls import numba_plan
+
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     X = np.random.default_rng(3).standard_normal((3000, 64))
     first = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0)
@@ -143,7 +145,10 @@ def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
     plan = first.info["plan"]
     # k=5 <= ROWDOT_MAX_K: the row-at-a-time kernel races too.
     assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "gemm", "rowdot"}
-    assert plan["strategy"] == min(plan["ms_per_pass"], key=plan["ms_per_pass"].get) == first.info["strategy"]
+    # k=5, d=64: the fused tile keeps X in panels, a copy it makes once per fit
+    assert set(plan["copy_ms"]) == {"fused"}
+    cost = numba_plan.fit_cost(plan["ms_per_pass"], plan["copy_ms"])
+    assert plan["strategy"] == min(cost, key=cost.get) == first.info["strategy"]
     # Same machine, dtype and shape class (d <= 64, k <= 8): reused, not measured again.
     assert second.info["plan"]["source"] == "reused" and second.info["strategy"] == plan["strategy"]
     stored = json.loads((tmp_path / "numba-plans.json").read_text())
@@ -321,12 +326,33 @@ def test_stream_refuses_more_features_than_it_has_code_for():
 
 
 def test_plan_races_the_stream_pass_at_small_d(tmp_path, monkeypatch):
+    from impls import numba_plan
+
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     X = np.random.default_rng(5).standard_normal((6000, 3))
     plan = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0).info["plan"]
     # no BLAS candidate at d=3, k=5: the tile against the stream pass
     assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "stream"}
-    assert plan["strategy"] == min(plan["ms_per_pass"], key=plan["ms_per_pass"].get)
+    # both copy X at d <= 8: the tile into panels, the stream pass into blocks
+    assert set(plan["copy_ms"]) == {"fused", "stream"}
+    cost = numba_plan.fit_cost(plan["ms_per_pass"], plan["copy_ms"])
+    assert plan["strategy"] == min(cost, key=cost.get)
+
+
+@pytest.mark.parametrize("passes, copies", [(1e-6, False), (1e6, None)])
+def test_the_plan_counts_a_strategys_copy_of_x_once_per_fit(tmp_path, monkeypatch, passes, copies):
+    """A fit of almost no passes cannot repay a copy of X; over very many, only the pass counts."""
+    from impls import numba_plan
+
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(numba_plan, "PLAN_PASSES", passes)
+    X = np.random.default_rng(3).standard_normal((3000, 64)).astype(np.float32)
+    plan = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0).info["plan"]
+    assert plan["copy_ms"]["fused"] > 0
+    if copies is False:
+        assert plan["strategy"] in {"gemm", "rowdot"}
+    else:
+        assert plan["ms_per_pass"][plan["strategy"]] == min(plan["ms_per_pass"].values())
 
 
 @pytest.mark.parametrize("strategy", ["fused", "stream"])
@@ -345,6 +371,27 @@ def test_a_fit_of_the_same_shape_refills_the_last_fits_panels(strategy):
     assert first.n_iter == 3
     numba_fused.release_panels()
     assert not numba_fused._spare
+
+
+@pytest.mark.parametrize("total, available, room", [(1 << 40, 0, True), (None, 1 << 40, True), (None, 0, False)])
+def test_panels_need_room_unless_they_are_a_sliver_of_the_memory(monkeypatch, total, available, room):
+    """A copy under SMALL_COPY_SHARE of the machine's memory is made without reading the free memory."""
+    import psutil
+
+    from impls import numba_fused
+
+    X = np.random.default_rng(8).standard_normal((3000, 12)).astype(np.float32)
+    total = X.nbytes * 10 if total is None else total  # X is a tenth of this "machine"
+    monkeypatch.setattr(numba_fused, "_total_memory", lambda: total)
+
+    def free():
+        if total >= X.nbytes / numba_fused.SMALL_COPY_SHARE:
+            raise AssertionError("read the free memory for a copy of a 256th of the machine")
+        return type("Memory", (), {"available": available})()
+
+    monkeypatch.setattr(psutil, "virtual_memory", free)
+    backend = prepared(X, X[:4].copy(), strategy="fused")
+    assert (backend.panels.shape[0] > 0) is room
 
 
 @pytest.mark.parametrize("k", [5, 130])
