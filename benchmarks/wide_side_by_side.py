@@ -3,6 +3,7 @@
 Run it as a script (asv imports this directory, so nothing runs on import)::
 
     python benchmarks/wide_side_by_side.py [--quick] [--repeats 3] [--threads N] [--shapes n,d,k[,float64] ...]
+    python benchmarks/wide_side_by_side.py --random 16 --seed 11    # shapes drawn from the classes
 
 Shapes cover d from 2 to 512 (d <= 4 included), k from 2 to 4096, n from 20k to 2M, float32
 and float64, and a real photo's pixels (colour quantisation of scikit-learn's bundled
@@ -126,6 +127,30 @@ def parse_shape(text: str):
     return (text, n, d, k, dtype)
 
 
+#: the classes random shapes are drawn from (log-uniform): the ranges the fixed shapes cover
+RANDOM_N, RANDOM_D, RANDOM_K = (20_000, 2_000_000), (2, 512), (2, 4096)
+#: n x d x k at most this, so that one shape takes under a minute for all four libraries
+RANDOM_MAX_WORK = 2e10
+#: share of random shapes in float64
+RANDOM_FLOAT64 = 0.25
+
+
+def random_shapes(count: int, seed: int) -> list[tuple]:
+    """``count`` shapes drawn log-uniformly from the classes, none of them tuned on: the check
+    that the numbers above hold beyond the shapes they were measured at."""
+    rng = np.random.default_rng(seed)
+    shapes = []
+    while len(shapes) < count:
+        n = int(math.exp(rng.uniform(math.log(RANDOM_N[0]), math.log(RANDOM_N[1]))))
+        d, k = (round(math.exp(rng.uniform(math.log(lo), math.log(hi)))) for lo, hi in (RANDOM_D, RANDOM_K))
+        if n * d * k > RANDOM_MAX_WORK or k >= n:
+            continue
+        dtype = "float64" if rng.uniform() < RANDOM_FLOAT64 else "float32"
+        label = f"{n},{d},{k}" + (",float64" if dtype == "float64" else "")
+        shapes.append((label, n, d, k, dtype))
+    return shapes
+
+
 def main(argv=None) -> int:
     import importlib.util
 
@@ -136,13 +161,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
     parser.add_argument("--shapes", nargs="+", type=parse_shape, help="n,d,k[,float64] (default: the classes above)")
+    parser.add_argument("--random", type=int, metavar="COUNT",
+                        help="COUNT shapes drawn at random from the classes (see --seed) instead")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="threads for everyone (default: all cores)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats={args.repeats} should be >= 1")
     threads = args.threads or default_threads()
-    shapes = args.shapes or [s for s in SHAPES if not args.quick or s[0] in QUICK]
+    if args.random is not None and (args.random < 1 or args.shapes or args.quick):
+        parser.error(f"--random={args.random} should be >= 1, without --shapes or --quick")
+    shapes = (random_shapes(args.random, args.seed) if args.random
+              else args.shapes or [s for s in SHAPES if not args.quick or s[0] in QUICK])
 
     peers = [("scikit-learn", sklearn_run)]
     if importlib.util.find_spec("sklearnex") is not None:

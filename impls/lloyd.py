@@ -50,17 +50,18 @@ def new_centers(X, old_centers, labels, sums, counts, distances=distances_to_own
     ``sums`` and ``counts`` are modified in place.
     """
     empty = np.flatnonzero(counts == 0)
+    if not empty.size:  # the common case, without the masks (a third of the time at k=10)
+        return np.asarray(sums, dtype=np.float64) / counts[:, None], 0
     relocated = 0
-    if empty.size:
-        dist = distances(X, old_centers, labels)
-        if dist.max() > 0:
-            for j, i in zip(empty, farthest_first(dist, empty.size)):
-                point = X[i].astype(np.float64)
-                sums[labels[i]] -= point
-                counts[labels[i]] -= 1
-                sums[j] = point
-                counts[j] = 1
-            relocated = int(empty.size)
+    dist = distances(X, old_centers, labels)
+    if dist.max() > 0:
+        for j, i in zip(empty, farthest_first(dist, empty.size)):
+            point = X[i].astype(np.float64)
+            sums[labels[i]] -= point
+            counts[labels[i]] -= 1
+            sums[j] = point
+            counts[j] = 1
+        relocated = int(empty.size)
     centers = np.array(old_centers, dtype=np.float64)
     filled = counts > 0
     centers[filled] = sums[filled] / counts[filled, None]

@@ -1,0 +1,38 @@
+"""The wider side by side's shapes drawn at random from its classes (``--random``)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "wide_side_by_side.py"
+
+
+@pytest.fixture(scope="module")
+def wide():
+    spec = importlib.util.spec_from_file_location("wide_side_by_side", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_random_shapes_lie_in_the_classes_and_repeat_by_seed(wide):
+    shapes = wide.random_shapes(200, seed=3)
+    assert len(shapes) == 200
+    for label, n, d, k, dtype in shapes:
+        assert wide.RANDOM_N[0] <= n <= wide.RANDOM_N[1] and wide.RANDOM_D[0] <= d <= wide.RANDOM_D[1]
+        assert wide.RANDOM_K[0] <= k <= wide.RANDOM_K[1] and k < n and n * d * k <= wide.RANDOM_MAX_WORK
+        assert wide.parse_shape(label) == (label, n, d, k, dtype)  # a label reruns the shape with --shapes
+    assert {s[4] for s in shapes} == {"float32", "float64"}
+    assert min(s[2] for s in shapes) <= 4  # d <= 4 is one of the classes
+    assert wide.random_shapes(5, seed=3) == shapes[:5]
+    assert wide.random_shapes(5, seed=4) != shapes[:5]
+
+
+@pytest.mark.parametrize("argv", [["--random", "0"], ["--random", "3", "--quick"],
+                                  ["--random", "3", "--shapes", "1000,2,3"]])
+def test_random_refuses_a_bad_count_or_a_second_list(wide, argv, capsys):
+    with pytest.raises(SystemExit):
+        wide.main(argv)
+    assert "--random=" in capsys.readouterr().err
