@@ -9,9 +9,10 @@ Four strategies, ``strategy="fused"``, ``"gemm"``, ``"rowdot"`` and ``"stream"``
     16 registers, 32 x 8 for AVX-512's 32): each thread takes a tile's rows as a transposed
     panel (kept from ``prepare`` at small k or small d, else copied in the pass), keeps their
     distances to a group of centres in registers, folds them into the rows' running minima
-    with vector compares, and adds each row, from the panel, to its own cluster sums.
-    Nothing of size n x k is ever written; the inner loop is FMA-bound, and at small d the
-    pass streams X once.
+    with vector compares, and adds each row to its own cluster sums: in the tile where it
+    copied the rows from X itself, else in a second pass over X by label
+    (``numba_kernels.sums_by_label``). Nothing of size n x k is ever written; the inner loop
+    is FMA-bound.
 ``gemm``
     The same arithmetic by BLAS, for machines and shapes where it beats the generated kernel
     (large d and k): one Numba thread per part, each computing cache-sized blocks
@@ -344,7 +345,7 @@ class NumbaKMeans(HostLloyd):
 
         def fused():
             with kernels.slp_vectorize():
-                self.fused_pass(Xs, panels, C, half, labels, dist, sums, counts, totals, True, self.largest)
+                self._fused(Xs, panels, C, half, labels, dist, sums, counts, totals, True)
 
         def gemm():
             with blas.limit(limits=1, user_api="blas"):
@@ -395,8 +396,8 @@ class NumbaKMeans(HostLloyd):
         self.kernels.distances_to_own(tiny, centers.astype(np.float64), np.zeros(2, dtype=np.int32), np.empty(2))
         with self.kernels.slp_vectorize():
             if self.strategy == "fused":
-                self.fused_pass(tiny, transposed_panels(tiny, self.rows), centers, half, labels, dist, sums,
-                                counts, totals, True, self.largest)
+                self._fused(tiny, transposed_panels(tiny, self.rows), centers, half, labels, dist, sums, counts,
+                            totals, True)
             elif self.strategy == "rowdot":
                 self.rowdot.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True)
             elif self.strategy == "stream":
@@ -416,8 +417,8 @@ class NumbaKMeans(HostLloyd):
         centers = np.ascontiguousarray(centers, dtype=self.X.dtype)
         half = 0.5 * np.einsum("ij,ij->i", centers, centers)
         if self.strategy == "fused":
-            self.fused_pass(self.X, self.panels, centers, half, labels, self.dist, self.partial_sums,
-                            self.partial_counts, self.totals, update, self.largest)
+            self._fused(self.X, self.panels, centers, half, labels, self.dist, self.partial_sums,
+                        self.partial_counts, self.totals, update)
             return
         if self.strategy == "rowdot":
             self.rowdot.rowdot_pass(self.X, centers, half, labels, self.dist, self.partial_sums,
@@ -431,6 +432,16 @@ class NumbaKMeans(HostLloyd):
             return
         self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist, self.partial_sums,
                                self.partial_counts, self.totals, self.chunk, update)
+
+    def _fused(self, X, panels, C, half, labels, dist, sums, counts, totals, update):
+        """The fused tile's pass. From panels the tile only labels the rows, and a second pass
+        over X in order adds them up: it ran 1.04-1.67x faster than adding each row inside
+        the tile, where the reads of X interleave with the panel's (0.93-0.96x without
+        panels, where the tile has just read each row itself; Zen 4)."""
+        split = update and panels.shape[0] > 0
+        self.fused_pass(X, panels, C, half, labels, dist, sums, counts, totals, update and not split, self.largest)
+        if split:
+            self.kernels.sums_by_label(X, labels, dist, sums, counts, totals)
 
     def run(self, max_iter, tol):
         # the final assignment and the inertia's distances are passes too

@@ -25,6 +25,11 @@ FAST = {"nnan", "ninf", "nsz", "arcp", "contract", "afn", "reassoc"}
 # Without "reassoc": with it LLVM vectorises each accumulator's sum over d instead of
 # packing the tile's scalar accumulators into SIMD registers, 10x slower.
 FUSED_FAST = {"nnan", "ninf", "nsz", "contract"}
+#: copies of each thread's sums that consecutive rows alternate between, while k x d is at
+#: most COPIES_MAX_KD (a power of two: a row picks its copy with a mask): consecutive rows
+#: of one cluster then add to different addresses instead of waiting on each other's store
+COPIES = 4
+COPIES_MAX_KD = 4096
 
 
 @contextmanager
@@ -146,6 +151,41 @@ def gemm_pass(X, C, half_norms, x_norms, labels, dist, sums, counts, totals, row
             sums[p] = own_sums
             counts[p] = own_counts
             totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def sums_by_label(X, labels, dist, sums, counts, totals):
+    """Each part's float64 cluster sums, counts and sum of distances, from labels a pass wrote.
+
+    The fused tile's second half where it reads X from panels (see ``NumbaKMeans._fused``;
+    1.35x at 101760 x 53, k=12, float32, Zen 4).
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64
+    labels : (n,) int32
+    dist : (n,) X's dtype, each row's squared distance to its centre
+    sums : (parts, k, d) float64, out
+    counts : (parts, k) int64, out
+    totals : (parts,) float64, out
+    """
+    n, d = X.shape
+    parts, k = counts.shape
+    for p in prange(parts):
+        copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        own_sums = np.zeros((copies, k, d))
+        own_counts = np.zeros((copies, k), dtype=np.int64)
+        total = 0.0
+        for i in range(p * n // parts, (p + 1) * n // parts):
+            c = labels[i]
+            q = i & (copies - 1)
+            own_counts[q, c] += 1
+            total += dist[i]
+            for t in range(d):
+                own_sums[q, c, t] += X[i, t]
+        sums[p] = own_sums.sum(axis=0)
+        counts[p] = own_counts.sum(axis=0)
+        totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath={"nnan", "ninf", "contract", "reassoc"})

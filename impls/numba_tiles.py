@@ -6,9 +6,11 @@ It takes their (d, rows) panel: X's rows transposed, from ``panels`` where the c
 them once, else copied here. It computes the rows' squared norms from the panel, then for
 every ``group`` centres keeps ``||c||^2/2 - x.c`` for all rows x group pairs in registers
 while it runs over d, and folds them into each row's running minimum with vector compares
-and blends. Nothing of size n x k is written. Each row is added, from the panel (so X is
-read once), to its thread's own float64 sums, allocated in the thread: parts sharing cache
-lines of one (parts, k, d) array made every update a cache-line transfer between cores.
+and blends. Nothing of size n x k is written. With ``update``, each row is added to its
+thread's own float64 sums, allocated in the thread (parts sharing cache lines of one
+(parts, k, d) array made every update a cache-line transfer between cores). Where the caller
+built panels it labels the rows here without ``update`` and adds them up in a second pass
+over X (``numba_kernels.sums_by_label``), which ran faster than adding each row in the tile.
 
 Ties go to the lowest centre index: centres are visited in ascending order with a
 strict ``<``; past k, a group repeats the last centre, whose equal values never win.
@@ -18,12 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import FUSED_FAST
-
-#: copies of each thread's sums that consecutive rows alternate between, while k x d is at
-#: most COPIES_MAX_KD (a power of two: a row picks its copy with a mask)
-COPIES = 4
-COPIES_MAX_KD = 4096
+from .numba_kernels import COPIES, COPIES_MAX_KD, FUSED_FAST
 #: rows are added to the sums from the panel up to this many features, from X beyond: one
 #: feature at a time from the panel costs more than reading X's row again, contiguously and
 #: in vectors. Panel over X, whole passes interleaved (float32, Zen 4): 1.20 at 50k x 8, k=32;

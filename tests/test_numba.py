@@ -53,7 +53,7 @@ def test_agrees_with_oracle_on_blobs(dtype, options):
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_agrees_with_oracle_with_one_copy_of_the_sums(dtype):
     # k x d = 4200 is past COPIES_MAX_KD: each thread keeps a single copy of its sums.
-    from impls.numba_tiles import COPIES_MAX_KD
+    from impls.numba_kernels import COPIES_MAX_KD
 
     X, _ = data.blobs(900, 70, 60, seed=9)
     assert 60 * 70 > COPIES_MAX_KD
@@ -392,6 +392,26 @@ def test_panels_need_room_unless_they_are_a_sliver_of_the_memory(monkeypatch, to
     monkeypatch.setattr(psutil, "virtual_memory", free)
     backend = prepared(X, X[:4].copy(), strategy="fused")
     assert (backend.panels.shape[0] > 0) is room
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fused_from_panels_adds_up_in_a_second_pass_what_the_tile_would(dtype):
+    from impls.lloyd import cluster_sums
+
+    X = np.random.default_rng(4).standard_normal((3001, 20)).astype(dtype)
+    C = X[:7].copy()
+    backend = prepared(X, C, strategy="fused")
+    assert backend.panels.shape[0] > 0  # k=7, d=20: X kept in panels, so the sums come second
+    labels, totals, sums, counts = (np.copy(a) for a in backend.step(C))
+    backend.panels = backend.panels[:0]  # now the tile copies the rows and adds them itself
+    in_tile = backend.step(C)
+    np.testing.assert_array_equal(labels, in_tile[0])
+    np.testing.assert_array_equal(counts, in_tile[3])
+    np.testing.assert_allclose(sums, in_tile[2], rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(totals.sum(), in_tile[1].sum(), rtol=1e-6)
+    expected_sums, expected_counts = cluster_sums(X, labels, 7)
+    np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-9)
+    np.testing.assert_array_equal(counts, expected_counts)
 
 
 @pytest.mark.parametrize("k", [5, 130])
