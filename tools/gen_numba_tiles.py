@@ -173,10 +173,30 @@ def kernel(isa: str, dtype: str) -> str:
         emit(5, f"w{g} = C[j{g}, t]")
         for r in range(rows):
             emit(5, f"a{g}_{r} -= x{r} * w{g}")
-    for g in range(group):
-        for r in range(rows):
-            emit(4, f"best{r} = j{g} if a{g}_{r} < low{r} else best{r}")
-            emit(4, f"low{r} = min(a{g}_{r}, low{r})")
+    # The group's minimum by a pairwise tree (ties keep the left, lower index), then one
+    # compare with the running minimum: a chain of `group` compares through it made each
+    # group wait on the last, most of the pass where d is small and k large.
+    level = [(f"a{g}_{{r}}", f"j{g}") for g in range(group)]
+    depth = 0
+    while len(level) > 1:
+        merged = []
+        for node in range(len(level) // 2):
+            (left, li), (right, ri) = level[2 * node], level[2 * node + 1]
+            value, index = f"m{depth}_{node}_{{r}}", f"i{depth}_{node}_{{r}}"
+            for r in range(rows):
+                emit(4, f"{index.format(r=r)} = {ri.format(r=r)} if {right.format(r=r)} < {left.format(r=r)} "
+                        f"else {li.format(r=r)}")
+            for r in range(rows):
+                emit(4, f"{value.format(r=r)} = min({left.format(r=r)}, {right.format(r=r)})")
+            merged.append((value, index))
+        if len(level) % 2:
+            merged.append(level[-1])
+        level, depth = merged, depth + 1
+    (value, index), = level
+    for r in range(rows):
+        emit(4, f"best{r} = {index.format(r=r)} if {value.format(r=r)} < low{r} else best{r}")
+    for r in range(rows):
+        emit(4, f"low{r} = min({value.format(r=r)}, low{r})")
     # ||x||^2 after the centres, from the panel still in L1: its accumulators would
     # otherwise hold registers through the tile.
     for r in range(rows):
