@@ -1,7 +1,8 @@
 """Numba kernels for ``impls.numba_fused``; imported only from ``prepare``/``warm_up``.
 
 The fused passes themselves are generated into ``impls.numba_tiles``; this module holds
-what they share, the BLAS-block pass and the rows' parallel distances to their centres.
+what they share, the second pass that adds up the rows a tile labelled from panels, the
+BLAS-block pass and the rows' parallel distances to their centres.
 
 Every pass splits its rows into ``sums.shape[0]`` contiguous parts, one per Numba
 thread, and each part accumulates its own float64 cluster sums and counts: no atomics,
