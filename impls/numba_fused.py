@@ -435,7 +435,7 @@ class NumbaKMeans(HostLloyd):
 
     def _fused(self, X, panels, C, half, labels, dist, sums, counts, totals, update):
         """The fused tile's pass. From panels the tile only labels the rows, and a second pass
-        over X in order adds them up: it ran 1.04-1.67x faster than adding each row inside
+        over X in order adds them up: it ran 1.00-1.67x faster than adding each row inside
         the tile, where the reads of X interleave with the panel's (0.93-0.96x without
         panels, where the tile has just read each row itself; Zen 4)."""
         split = update and panels.shape[0] > 0
