@@ -33,8 +33,10 @@ QUICK_SHAPES = [(20_000, 16, 16), (20_000, 64, 256)]
 ITERATIONS = 10
 #: project backends that wrap a peer library: shown, but not counted as "project best"
 WRAPPERS = ("sklearn", "sklearnex", "faiss", "dask-ml")
-#: numba's two strategies forced, extra rows beside its default (the plan's choice)
-VARIANTS = {"numba[fused]": ("numba", {"strategy": "fused"}), "numba[gemm]": ("numba", {"strategy": "gemm"})}
+#: extra rows beside a backend's default: numba's two strategies forced (beside the plan's choice),
+#: torch-cuda's sums in a fixed order (beside index_add_'s atomics)
+VARIANTS = {"numba[fused]": ("numba", {"strategy": "fused"}), "numba[gemm]": ("numba", {"strategy": "gemm"}),
+            "torch-cuda[deterministic]": ("torch-cuda", {"deterministic": True})}
 
 
 def parse_shape(text: str):
@@ -128,14 +130,14 @@ def faiss_run(X, C, threads):
 
 
 def contenders(names):
-    """(row label, callable(X, C, threads)) for every project backend, numba variant and peer."""
+    """(row label, callable(X, C, threads)) for every project backend, variant and peer."""
     import importlib.util
 
     rows = []
     for name in names:
         rows.append((name, lambda X, C, t, name=name: project_run(name, {}, X, C, t)))
-        if name == "numba":
-            for label, (base, options) in VARIANTS.items():
+        for label, (base, options) in VARIANTS.items():
+            if base == name:
                 rows.append((label, lambda X, C, t, base=base, options=options: project_run(base, options, X, C, t)))
     rows.append(("scikit-learn (direct)", sklearn_run))
     if importlib.util.find_spec("sklearnex") is not None:

@@ -58,6 +58,9 @@ class Backend(CoreBackend):
 
     #: True where the backend stops at label stability even when ``tol < 0``
     stops_early: bool = False
+    #: False where two identical calls may differ in the last bits of the centres (sums added
+    #: by atomics in a varying order, as on a GPU); labels and the oracle check still agree
+    repeatable: bool = True
     #: input containers taken as they are ("torch", "dask"); others arrive as NumPy arrays
     native_inputs: tuple = ()
 

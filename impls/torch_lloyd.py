@@ -8,9 +8,12 @@ convergence tests when ``tol >= 0``) are read back.
 
 Memory is bounded by a row chunk: the assignment never holds more than a
 (chunk, k) block of distances. Cluster sums accumulate in float64 with
-``index_add_``, as ``impls.lloyd.cluster_sums`` does with ``bincount``; on CUDA,
-``index_add_`` adds in a nondeterministic order, which float64 keeps far below
-the contract's float32 and float64 tolerances.
+``index_add_``, as ``impls.lloyd.cluster_sums`` does with ``bincount``. On CUDA,
+``index_add_`` adds with atomics in an order that changes from call to call: float64
+keeps the differences in the last bits, far below the contract's tolerances, but
+two identical calls need not return identical bits. ``deterministic=True`` adds
+them with ``index_put_(accumulate=True)`` instead, which PyTorch runs on CUDA by
+sorting the labels (a fixed order).
 
 torch is imported inside functions only: listing backends imports this module.
 """
@@ -184,8 +187,9 @@ def new_centers(X, old_centers, labels, sums, counts, rows: int = ROWS):
             del dist
             points = X[far].to(torch.float64)
             # The far points are assigned to non-empty clusters, so these rows never overlap `empty`.
-            sums.index_add_(0, labels[far], -points)
-            counts.index_add_(0, labels[far], torch.full_like(far, -1))
+            # index_put_ adds in a fixed order on CUDA too (index_add_ would use atomics).
+            sums.index_put_((labels[far],), -points, accumulate=True)
+            counts.index_put_((labels[far],), torch.full_like(far, -1), accumulate=True)
             sums[empty] = points
             counts[empty] = 1
             relocated = int(empty.numel())
@@ -210,6 +214,9 @@ class TorchLloyd(Backend):
         Compute the ``X C^T`` product with half-precision operands (True means "float16"),
         upcast before the argmin. Keeps a half copy of X. Labels then differ from the oracle
         far beyond near-ties: an explicit speed/accuracy trade, recorded in ``Fitted.info``.
+    deterministic : bool, default False
+        CUDA: add the cluster sums in a fixed order, so that identical calls return identical
+        bits (see the module's docstring for the cost). The CPU's sums are always in order.
     """
 
     requires = ("torch",)
@@ -217,20 +224,23 @@ class TorchLloyd(Backend):
     native_inputs = ("torch",)
 
     def __init__(self, *, threads: int = 1, device: str | None = None, chunk=None, allow_tf32=False,
-                 half=False):
+                 half=False, deterministic=False):
         from kmbench.core.validation import check_int
 
         super().__init__(threads=threads, device=device)
         self.chunk_option = None if chunk is None else check_int("chunk", chunk, 1)
         if not isinstance(allow_tf32, bool):
             raise ValueError(f"allow_tf32 must be True or False; got {allow_tf32!r}")
+        if not isinstance(deterministic, bool):
+            raise ValueError(f"deterministic must be True or False; got {deterministic!r}")
         if half is True:
             half = "float16"
         if half is not False and half not in HALF_TYPES:
             raise ValueError(f"half must be False, True, 'float16' or 'bfloat16'; got {half!r}")
         self.allow_tf32 = allow_tf32
         self.half = half or None
-        self.options = {"chunk": chunk, "allow_tf32": allow_tf32, "half": half}
+        self.deterministic = deterministic
+        self.options = {"chunk": chunk, "allow_tf32": allow_tf32, "half": half, "deterministic": deterministic}
 
     def _accepts_device(self) -> bool:
         return self.device in self.devices
@@ -364,7 +374,11 @@ class TorchLloyd(Backend):
             torch.min(block, dim=1, out=(self.block_min[:m], labels[start:stop]))
             torch.add(self.block_min[:m], self.row_norms[start:stop], out=self.dist[start:stop])
             if sums is not None:
-                sums.index_add_(0, labels[start:stop], self.X[start:stop].to(torch.float64))
+                rows = self.X[start:stop].to(torch.float64)
+                if self._ordered_sums:
+                    sums.index_put_((labels[start:stop],), rows, accumulate=True)
+                else:
+                    sums.index_add_(0, labels[start:stop], rows)
         self.dist.clamp_(min=0)
         return labels, self.dist
 
@@ -379,6 +393,11 @@ class TorchLloyd(Backend):
         return labels, dist, sums, counts
 
     # -- device settings ------------------------------------------------------------------------
+    @property
+    def _ordered_sums(self) -> bool:
+        """index_put_ where index_add_ would use atomics (CUDA); the CPU's index_add_ is in order."""
+        return self.deterministic and self.device.startswith("cuda")
+
     def _synchronize(self):
         if self.device.startswith("cuda"):
             import torch
@@ -397,7 +416,8 @@ class TorchLloyd(Backend):
             "allow_tf32": self.allow_tf32,
             "tf32_in_effect": self.allow_tf32 and self.device.startswith("cuda") and self.X.dtype == torch.float32,
             "half": self.half or False,
-            "sums": "float64 (index_add_)",
+            "sums": "float64 (index_put_, sorted)" if self._ordered_sums else "float64 (index_add_)",
+            "deterministic": self.deterministic or not self.device.startswith("cuda"),
             "input_copied": self.copied,
             "relocated": self.relocated,
             "torch": torch.__version__,
@@ -419,6 +439,7 @@ class TorchCUDAKMeans(TorchLloyd):
     color, marker = "#8c564b", "v"
     fallback_rank = 6
     devices = ("cuda",)
+    repeatable = False  # index_add_'s atomics; deterministic=True makes it so
 
     @classmethod
     def unavailable(cls):

@@ -199,6 +199,20 @@ def test_result_types_and_provenance(name, dtype, blobs_small):
         assert result.inertia <= history[-1] * slack
 
 
+def assert_same_fit(name, a, b, X):
+    """Identical bits; or, where the backend declares ``repeatable = False``, identical labels and
+    centres and inertia a few units of rounding apart."""
+    np.testing.assert_array_equal(np.asarray(a.labels), np.asarray(b.labels))
+    ca, cb = np.asarray(a.centers), np.asarray(b.centers)
+    if backend_class(name).repeatable:
+        np.testing.assert_array_equal(ca, cb)
+        assert a.inertia == b.inertia
+    else:
+        eps = np.finfo(ca.dtype).eps
+        np.testing.assert_allclose(ca, cb, rtol=0, atol=16 * eps * np.abs(X).max())
+        assert a.inertia == pytest.approx(b.inertia, rel=16 * eps)
+
+
 @pytest.mark.parametrize("name, dtype", BACKENDS)
 def test_run_is_repeatable_from_prepared_centres(name, dtype, blobs_small):
     """asv calls run() again on a prepared backend: each run restarts from the prepared centres."""
@@ -221,9 +235,8 @@ def test_run_is_repeatable_from_prepared_centres(name, dtype, blobs_small):
                 backend.run(2, -1.0)
             results.append(backend.result())
     once, twice = results
-    np.testing.assert_array_equal(np.asarray(once.centers), np.asarray(twice.centers))
-    np.testing.assert_array_equal(np.asarray(once.labels), np.asarray(twice.labels))
-    assert once.inertia == twice.inertia and once.n_iter == twice.n_iter == 2
+    assert_same_fit(name, once, twice, Xd)
+    assert once.n_iter == twice.n_iter == 2
     error = np.max(np.abs(np.asarray(twice.centers, dtype=np.float64) - two.centers)) / np.abs(Xd).max()
     assert error <= TOLERANCES[dtype]["centers"], "the second run() continued from the first one's centres"
 
@@ -237,8 +250,7 @@ def test_same_call_same_result(name, dtype, blobs_small):
     except BackendUnavailable as exc:
         pytest.skip(str(exc))
     b = kmbench.fit(Xd, k, backend=name, seed=3, max_iter=5, tol=-1.0, threads=THREADS)
-    np.testing.assert_array_equal(a.centers, b.centers)
-    np.testing.assert_array_equal(a.labels, b.labels)
+    assert_same_fit(name, a, b, Xd)
 
 
 @pytest.mark.slow

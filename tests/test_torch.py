@@ -210,6 +210,7 @@ def test_float16_overflow_is_refused_with_the_value():
     ({"chunk": 2.5}, "chunk must be an integer"),
     ({"half": "fp8"}, "half must be False, True, 'float16' or 'bfloat16'; got 'fp8'"),
     ({"allow_tf32": "yes"}, "allow_tf32 must be True or False; got 'yes'"),
+    ({"deterministic": 1}, "deterministic must be True or False; got 1"),
 ])
 def test_bad_options_are_named(options, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -277,6 +278,39 @@ def test_the_device_agnostic_driver_runs_on_cpu_through_the_cuda_class():
     ref = oracle.lloyd(X, C, 8, -1.0)
     np.testing.assert_array_equal(out.labels, ref.labels)
     assert abs(out.inertia - ref.inertia) / ref.inertia < 1e-5
+
+
+def _spread_rows(n=20_000, d=3, seed=0):
+    """float64 rows whose sums round differently in every order: magnitudes over 12 decades."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)) * 10.0 ** rng.integers(-6, 6, size=(n, 1))
+
+
+def test_ordered_sums_agree_with_index_add_on_cpu(monkeypatch):
+    # The path deterministic=True takes on CUDA, run on the CPU: the same sums as index_add_'s,
+    # up to the order of the additions.
+    X = _spread_rows()
+    C = X[:5].copy()
+    b, plain = _fit(X, C, 4)
+    assert plain.info["sums"] == "float64 (index_add_)" and plain.info["deterministic"] is True
+    monkeypatch.setattr(torch_lloyd.TorchLloyd, "_ordered_sums", property(lambda self: True))
+    _, ordered = _fit(X, C, 4)
+    assert ordered.info["sums"] == "float64 (index_put_, sorted)"
+    np.testing.assert_array_equal(ordered.labels, plain.labels)
+    np.testing.assert_allclose(ordered.centers, plain.centers, rtol=1e-12, atol=1e-12 * np.abs(X).max())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_cuda_deterministic_repeats_its_bits():
+    X = _spread_rows(200_000, 4)
+    C = X[:8].copy()
+    fits = [kmbench.fit(X, 8, backend="torch-cuda", init=C, max_iter=6, tol=-1.0, deterministic=True)
+            for _ in range(3)]
+    assert all(f.info["sums"] == "float64 (index_put_, sorted)" for f in fits)
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.centers, fits[0].centers)
+        np.testing.assert_array_equal(other.labels, fits[0].labels)
+    assert compare(fits[0], oracle.lloyd(X, C, 6, -1.0), X, "float64").ok
 
 
 def test_kmbench_check_passes_for_torch_cpu(monkeypatch):

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Everything that needs a CUDA device, in one call: the tests that touch torch (torch-cuda runs
+# instead of skipping where a GPU is visible), the GPU's own rates, and torch-cuda side by side
+# with the CPU peers on the same host. CI has no GPU; run this by hand where one is at hand:
+#
+#     bash tools/gpu_check.sh [tests] [rates] [kmeans] [linkage]   # default: all four
+#
+# Logs go under $OUT (default: a new temporary folder).
+#
+# It uses the host's python3 as it finds it (torch with CUDA, NumPy, scikit-learn). Wheels in
+# .whl/ (scikit-learn-intelex, faiss-cpu, fastcluster for a machine that cannot reach a registry)
+# are installed to a temporary folder first.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$(mktemp -d)}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if compgen -G ".whl/*.whl" >/dev/null; then
+    # --prefix, not --target: oneDAL's and TBB's wheels put their libraries in the data scheme (lib/).
+    site=$(python3 -c 'import sysconfig; print(sysconfig.get_path("purelib", vars={"base": "/tmp/kmbench-site"}))')
+    python3 -m pip install --no-index --no-deps --no-compile --no-cache-dir --prefix /tmp/kmbench-site \
+        .whl/*.whl >"$OUT/pip.log" 2>&1 && export PYTHONPATH="$PYTHONPATH:$site" \
+        LD_LIBRARY_PATH="/tmp/kmbench-site/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    tail -2 "$OUT/pip.log"
+fi
+parts=" ${*:-tests rates kmeans linkage} "
+want() { [[ $parts == *" $1 "* ]]; }
+echo "logs: $OUT"
+{
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+    lscpu | grep -E "^Model name|^CPU\(s\)"
+    for module in sklearnex faiss fastcluster; do
+        python3 -c "import $module; print('$module', getattr($module, '__version__', ''))" 2>&1 | tail -1
+    done
+    python3 -c "import sys, torch, numpy, sklearn; print('python', sys.version.split()[0], 'torch', torch.__version__,
+'cuda', torch.version.cuda, 'numpy', numpy.__version__, 'scikit-learn', sklearn.__version__)"
+} 2>&1 | tee "$OUT/machine.log"
+
+# torch-cuda's oracle, contract, property and error tests (they skip with "no CUDA device" elsewhere).
+want tests && python3 -m pytest tests -q -k "cuda or torch" -p no:cacheprovider --continue-on-collection-errors -rs 2>&1 \
+    | tee "$OUT/tests.log" | tail -25
+
+# The GPU's ceilings: float32 matmul without TF32 (the contract's arithmetic) and a device copy.
+want rates && python3 - <<'EOF' 2>&1 | tee "$OUT/rates.log"
+import torch
+torch.backends.cuda.matmul.allow_tf32 = False
+a, b = (torch.randn(8192, 8192, device="cuda") for _ in range(2))
+start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+def median_ms(fn, repeats=10):
+    fn(); torch.cuda.synchronize(); runs = []
+    for _ in range(repeats):
+        start.record(); fn(); end.record(); end.synchronize(); runs.append(start.elapsed_time(end))
+    return sorted(runs)[len(runs) // 2]
+ms = median_ms(lambda: a @ b)
+print(f"GPU float32 matmul (8192^3, no TF32): {2 * 8192 ** 3 / ms / 1e9:.1f} TFLOP/s")
+x = torch.empty(1 << 30, device="cuda"); y = torch.empty_like(x)
+ms = median_ms(lambda: y.copy_(x))
+print(f"GPU device copy (4 GiB read + 4 GiB written): {2 * x.numel() * 4 / ms / 1e6:.0f} GB/s")
+EOF
+
+# Do two identical calls return identical bits? index_add_'s atomics, then the ordered sums.
+want kmeans && python3 - <<'EOF' 2>&1 | tee "$OUT/repeat.log"
+import numpy as np
+import kmbench
+rng = np.random.default_rng(0)
+X = rng.standard_normal((1_000_000, 4)) * 10.0 ** rng.integers(-6, 6, size=(1_000_000, 1))
+for deterministic in (False, True):
+    a, b = (kmbench.fit(X, 8, backend="torch-cuda", init=X[:8], max_iter=6, tol=-1.0, deterministic=deterministic)
+            for _ in range(2))
+    print(f"1M x 4 float64, k=8, deterministic={deterministic}: centres identical: {np.array_equal(a.centers, b.centers)}, "
+          f"largest difference {np.abs(a.centers - b.centers).max():.1e}; labels identical: {np.array_equal(a.labels, b.labels)}")
+EOF
+
+# torch-cuda against scikit-learn, scikit-learn-intelex and faiss on this host's cores: the wide
+# benchmark's float32 shapes, then two of GPU size.
+want kmeans && python3 benchmarks/side_by_side.py --backends torch-cuda --repeats 3 --shapes \
+    2000000,2,8 2000000,3,5 1000000,4,64 500000,8,32 1000000,16,16 100000,32,64 200000,64,256 \
+    50000,128,1024 100000,300,100 20000,256,2048 20000,64,4096 50000,512,2 10000000,32,256 1000000,128,1024 \
+    2>&1 | tee "$OUT/side_by_side.log"
+
+# Single linkage (Prim's tree on the device) against fastcluster and SciPy, float64 blobs.
+want linkage && python3 - <<'EOF' 2>&1 | tee "$OUT/linkage.log"
+import statistics, time
+import kmbench
+from kmbench.check.data import blobs
+for n in (20_000, 50_000):
+    X = blobs(n, 16, 10, seed=0)[0]
+    Z = {}
+    for backend in ("torch-cuda", "fastcluster", "scipy"):
+        if backend == "scipy" and n > 20_000:
+            continue
+        runs = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            Z[backend] = kmbench.linkage(X, "single", backend=backend).Z
+            runs.append(time.perf_counter() - t0)
+        print(f"single linkage n={n} d=16 float64 {backend}: {statistics.median(runs):.3f} s (median of 3)")
+    same = abs(Z["torch-cuda"][:, 2] - Z["fastcluster"][:, 2]).max()
+    print(f"  largest merge-height difference torch-cuda vs fastcluster: {same:.2e}")
+EOF
