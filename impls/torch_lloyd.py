@@ -12,8 +12,7 @@ Memory is bounded by a row chunk: the assignment never holds more than a
 ``index_add_`` adds with atomics in an order that changes from call to call: float64
 keeps the differences in the last bits, far below the contract's tolerances, but
 two identical calls need not return identical bits. ``deterministic=True`` adds
-them with ``index_put_(accumulate=True)`` instead, which PyTorch runs on CUDA by
-sorting the labels (a fixed order).
+them in a fixed order instead (``sum_method``).
 
 torch is imported inside functions only: listing backends imports this module.
 """
@@ -39,6 +38,9 @@ MIN_CHUNK = 256
 #: largest float16 value: a half-precision product beyond it overflows to inf
 FLOAT16_MAX = 65504.0
 HALF_TYPES = ("float16", "bfloat16")
+#: deterministic sums on CUDA: PyTorch's sorted ``index_put_`` walks each cluster's rows of a chunk
+#: in one warp, so it slows as rows per cluster grow; past this many, a one-hot product instead
+SORTED_SUMS_MAX_ROWS = 512
 
 
 def last_level_cache_bytes() -> int | None:
@@ -86,6 +88,20 @@ def device_bytes_needed(n: int, k: int, d: int, itemsize: int, half: str | None 
         per_point += 2 * d
     per_cluster = d * (itemsize + 3 * 8) + 8
     return n * per_point + k * per_cluster + MIN_CHUNK * (k * itemsize + d * 8)
+
+
+def sum_method(deterministic: bool, device: str, chunk: int, k: int) -> str:
+    """How a pass adds its rows to the float64 cluster sums.
+
+    "index_add_" everywhere unless ``deterministic`` on CUDA (the CPU's index_add_ adds in
+    order already); then "sorted" (``index_put_(accumulate=True)``: PyTorch sorts the labels
+    and adds each cluster's rows in their order) while a chunk holds at most
+    ``SORTED_SUMS_MAX_ROWS`` rows per cluster, else "product" (a float64 one-hot
+    matrix times the rows: cuBLAS adds in a fixed order, at 2 chunk k d flops).
+    """
+    if not (deterministic and device.startswith("cuda")):
+        return "index_add_"
+    return "sorted" if chunk <= SORTED_SUMS_MAX_ROWS * k else "product"
 
 
 @contextmanager
@@ -294,6 +310,9 @@ class TorchLloyd(Backend):
         self.dist = torch.empty(n, dtype=dtype, device=self.device)
         self.block = torch.empty((self.chunk, k), dtype=dtype, device=self.device)
         self.block_min = torch.empty(self.chunk, dtype=dtype, device=self.device)
+        self.sum_method = sum_method(self.deterministic, self.device, self.chunk, k)
+        self.one_hot = (torch.empty((self.chunk, k), dtype=torch.float64, device=self.device)
+                        if self.sum_method == "product" else None)
 
     def warm_up(self):
         import torch
@@ -375,7 +394,10 @@ class TorchLloyd(Backend):
             torch.add(self.block_min[:m], self.row_norms[start:stop], out=self.dist[start:stop])
             if sums is not None:
                 rows = self.X[start:stop].to(torch.float64)
-                if self._ordered_sums:
+                if self.sum_method == "product":
+                    one_hot = self.one_hot[:m].zero_().scatter_(1, labels[start:stop, None], 1.0)
+                    sums.addmm_(one_hot.T, rows)
+                elif self.sum_method == "sorted":
                     sums.index_put_((labels[start:stop],), rows, accumulate=True)
                 else:
                     sums.index_add_(0, labels[start:stop], rows)
@@ -393,11 +415,6 @@ class TorchLloyd(Backend):
         return labels, dist, sums, counts
 
     # -- device settings ------------------------------------------------------------------------
-    @property
-    def _ordered_sums(self) -> bool:
-        """index_put_ where index_add_ would use atomics (CUDA); the CPU's index_add_ is in order."""
-        return self.deterministic and self.device.startswith("cuda")
-
     def _synchronize(self):
         if self.device.startswith("cuda"):
             import torch
@@ -416,7 +433,7 @@ class TorchLloyd(Backend):
             "allow_tf32": self.allow_tf32,
             "tf32_in_effect": self.allow_tf32 and self.device.startswith("cuda") and self.X.dtype == torch.float32,
             "half": self.half or False,
-            "sums": "float64 (index_put_, sorted)" if self._ordered_sums else "float64 (index_add_)",
+            "sums": f"float64 ({self.sum_method})",
             "deterministic": self.deterministic or not self.device.startswith("cuda"),
             "input_copied": self.copied,
             "relocated": self.relocated,

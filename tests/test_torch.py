@@ -286,27 +286,38 @@ def _spread_rows(n=20_000, d=3, seed=0):
     return rng.standard_normal((n, d)) * 10.0 ** rng.integers(-6, 6, size=(n, 1))
 
 
-def test_ordered_sums_agree_with_index_add_on_cpu(monkeypatch):
-    # The path deterministic=True takes on CUDA, run on the CPU: the same sums as index_add_'s,
+@pytest.mark.parametrize("method", ["sorted", "product"])
+def test_ordered_sums_agree_with_index_add_on_cpu(monkeypatch, method):
+    # The paths deterministic=True takes on CUDA, run on the CPU: the same sums as index_add_'s,
     # up to the order of the additions.
     X = _spread_rows()
     C = X[:5].copy()
-    b, plain = _fit(X, C, 4)
+    _, plain = _fit(X, C, 4, chunk=3000)
     assert plain.info["sums"] == "float64 (index_add_)" and plain.info["deterministic"] is True
-    monkeypatch.setattr(torch_lloyd.TorchLloyd, "_ordered_sums", property(lambda self: True))
-    _, ordered = _fit(X, C, 4)
-    assert ordered.info["sums"] == "float64 (index_put_, sorted)"
+    monkeypatch.setattr(torch_lloyd, "sum_method", lambda *args: method)
+    _, ordered = _fit(X, C, 4, chunk=3000)
+    assert ordered.info["sums"] == f"float64 ({method})"
     np.testing.assert_array_equal(ordered.labels, plain.labels)
     np.testing.assert_allclose(ordered.centers, plain.centers, rtol=1e-12, atol=1e-12 * np.abs(X).max())
 
 
+def test_deterministic_sums_sort_while_clusters_are_small_then_multiply():
+    assert torch_lloyd.sum_method(False, "cuda", 10**6, 8) == "index_add_"
+    assert torch_lloyd.sum_method(True, "cpu", 10**6, 8) == "index_add_"
+    rows = torch_lloyd.SORTED_SUMS_MAX_ROWS
+    assert torch_lloyd.sum_method(True, "cuda:0", rows * 100, 100) == "sorted"
+    assert torch_lloyd.sum_method(True, "cuda:0", rows * 100 + 1, 100) == "product"
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
-def test_torch_cuda_deterministic_repeats_its_bits():
-    X = _spread_rows(200_000, 4)
-    C = X[:8].copy()
-    fits = [kmbench.fit(X, 8, backend="torch-cuda", init=C, max_iter=6, tol=-1.0, deterministic=True)
+@pytest.mark.parametrize("n, k", [(200_000, 8), (100_000, 512)])
+def test_torch_cuda_deterministic_repeats_its_bits(n, k):
+    X = _spread_rows(n, 4)
+    C = X[:k].copy()
+    fits = [kmbench.fit(X, k, backend="torch-cuda", init=C, max_iter=6, tol=-1.0, deterministic=True)
             for _ in range(3)]
-    assert all(f.info["sums"] == "float64 (index_put_, sorted)" for f in fits)
+    chunk = fits[0].info["chunk"]
+    assert all(f.info["sums"] == f"float64 ({torch_lloyd.sum_method(True, 'cuda', chunk, k)})" for f in fits)
     for other in fits[1:]:
         np.testing.assert_array_equal(other.centers, fits[0].centers)
         np.testing.assert_array_equal(other.labels, fits[0].labels)

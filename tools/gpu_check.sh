@@ -3,7 +3,7 @@
 # instead of skipping where a GPU is visible), the GPU's own rates, and torch-cuda side by side
 # with the CPU peers on the same host. CI has no GPU; run this by hand where one is at hand:
 #
-#     bash tools/gpu_check.sh [tests] [rates] [kmeans] [linkage]   # default: all four
+#     bash tools/gpu_check.sh [tests] [rates] [sums] [kmeans] [linkage]   # default: all five
 #
 # Logs go under $OUT (default: a new temporary folder).
 #
@@ -22,7 +22,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
         LD_LIBRARY_PATH="/tmp/kmbench-site/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     tail -2 "$OUT/pip.log"
 fi
-parts=" ${*:-tests rates kmeans linkage} "
+parts=" ${*:-tests rates sums kmeans linkage} "
 want() { [[ $parts == *" $1 "* ]]; }
 echo "logs: $OUT"
 {
@@ -36,8 +36,12 @@ echo "logs: $OUT"
 } 2>&1 | tee "$OUT/machine.log"
 
 # torch-cuda's oracle, contract, property and error tests (they skip with "no CUDA device" elsewhere).
-want tests && python3 -m pytest tests -q -k "cuda or torch" -p no:cacheprovider --continue-on-collection-errors -rs 2>&1 \
-    | tee "$OUT/tests.log" | tail -25
+status=0
+if want tests; then
+    python3 -m pytest tests -q -k "cuda or torch" -p no:cacheprovider --continue-on-collection-errors -rs \
+        >"$OUT/tests.log" 2>&1 || status=1
+    tail -25 "$OUT/tests.log"
+fi
 
 # The GPU's ceilings: float32 matmul without TF32 (the contract's arithmetic) and a device copy.
 want rates && python3 - <<'EOF' 2>&1 | tee "$OUT/rates.log"
@@ -55,6 +59,31 @@ print(f"GPU float32 matmul (8192^3, no TF32): {2 * 8192 ** 3 / ms / 1e9:.1f} TFL
 x = torch.empty(1 << 30, device="cuda"); y = torch.empty_like(x)
 ms = median_ms(lambda: y.copy_(x))
 print(f"GPU device copy (4 GiB read + 4 GiB written): {2 * x.numel() * 4 / ms / 1e6:.0f} GB/s")
+EOF
+
+# deterministic=True's two ways of adding the sums, and index_add_'s atomics, per iteration.
+want sums && python3 - <<'EOF' 2>&1 | tee "$OUT/sums.log"
+import statistics
+import torch
+import kmbench
+from impls import torch_lloyd
+shapes = [(2_000_000, 2, 8), (2_000_000, 3, 5), (1_000_000, 4, 64), (500_000, 8, 32), (1_000_000, 16, 16),
+          (100_000, 32, 64), (200_000, 64, 256), (50_000, 128, 1024), (100_000, 300, 100), (20_000, 256, 2048),
+          (20_000, 64, 4096), (50_000, 512, 2), (10_000_000, 32, 256), (1_000_000, 128, 1024)]
+print("ms per timed iteration, float32, deterministic=True with each way of adding the sums, median of 3:\n")
+print("| n, d, k | rows per cluster in a chunk | index_add_ | sorted | product |")
+print("|---|---|---|---|---|")
+for n, d, k in shapes:
+    X = torch.randn(n, d, device="cuda")
+    C = X[torch.randperm(n, device="cuda")[:k]].cpu().numpy()
+    cells = {}
+    for method in ("index_add_", "sorted", "product"):
+        torch_lloyd.sum_method = lambda *args, method=method: method
+        runs = [kmbench.fit(X, k, backend="torch-cuda", init=C, max_iter=10, tol=-1.0, deterministic=True)
+                for _ in range(4)]
+        cells[method] = 1e3 * statistics.median(r.timings["per_iter"] for r in runs[1:])
+    chunk = runs[0].info["chunk"]
+    print(f"| {n}, {d}, {k} | {chunk // k} | " + " | ".join(f"{cells[m]:.2f}" for m in cells) + " |", flush=True)
 EOF
 
 # Do two identical calls return identical bits? index_add_'s atomics, then the ordered sums.
@@ -97,3 +126,4 @@ for n in (20_000, 50_000):
     same = abs(Z["torch-cuda"][:, 2] - Z["fastcluster"][:, 2]).max()
     print(f"  largest merge-height difference torch-cuda vs fastcluster: {same:.2e}")
 EOF
+exit $status
