@@ -39,8 +39,10 @@ MIN_CHUNK = 256
 FLOAT16_MAX = 65504.0
 HALF_TYPES = ("float16", "bfloat16")
 #: deterministic sums on CUDA: PyTorch's sorted ``index_put_`` walks each cluster's rows of a chunk
-#: in one warp, so it slows as rows per cluster grow; past this many, a one-hot product instead
-SORTED_SUMS_MAX_ROWS = 512
+#: in one warp, so it slows as rows per cluster grow; past this many, a one-hot product instead.
+#: On an H200 the sorted path won at 4-186 rows per cluster (1.15-1.25x), the product from 781 up
+#: (1.6-75x): tools/gpu_check.sh's "sums" table.
+SORTED_SUMS_MAX_ROWS = 256
 
 
 def last_level_cache_bytes() -> int | None:
