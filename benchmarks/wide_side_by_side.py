@@ -80,7 +80,8 @@ def numba_run(X, C, threads):
     result = kmbench.fit(X, C.shape[0], backend="numba", init=C, max_iter=ITERATIONS, tol=-1.0, threads=threads)
     elapsed = time.perf_counter() - t0
     plan = result.info.get("plan", {})
-    how = {"fused": result.info.get("tile"), "gemm": "BLAS blocks", "rowdot": "rows four at a time",
+    how = {"fused": result.info.get("tile"), "grouped": f"{result.info.get('tile')}, argmin by groups",
+           "gemm": "BLAS blocks", "rowdot": "rows four at a time",
            "stream": f"blocks of {result.info.get('block_rows')} rows"}
     return (1e3 * elapsed / result.n_iter, result.n_iter, result.dtype, 1e3 * result.timings["per_iter"],
             f"{result.info['strategy']} ({plan.get('source', '?').split(' ')[0]}), {how[result.info['strategy']]}")

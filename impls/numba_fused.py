@@ -1,6 +1,6 @@
 """Lloyd with Numba kernels: a fused distance+argmin+update pass, or BLAS blocks + a Numba argmin.
 
-Four strategies, ``strategy="fused"``, ``"gemm"``, ``"rowdot"`` and ``"stream"``; by default a
+Five strategies, ``strategy="fused"``, ``"grouped"``, ``"gemm"``, ``"rowdot"`` and ``"stream"``; by default a
 *plan* picks one per shape class on this machine (``impls.numba_plan``):
 
 ``fused``
@@ -13,6 +13,11 @@ Four strategies, ``strategy="fused"``, ``"gemm"``, ``"rowdot"`` and ``"stream"``
     copied the rows from X itself, else in a second pass over X by label
     (``numba_kernels.sums_by_label``). Nothing of size n x k is ever written; the inner loop
     is FMA-bound.
+``grouped``
+    The fused tile for few features and many centres (d <= 8, k >= 512), where folding each
+    group's distances into the rows' minima costs as much as computing them: the tile keeps
+    only each row's best group of centres, and the centre inside that group is found per row
+    afterwards with the tile's own arithmetic (the same values, so the same labels).
 ``gemm``
     The same arithmetic by BLAS, for machines and shapes where it beats the generated kernel
     (large d and k): one Numba thread per part, each computing cache-sized blocks
@@ -45,7 +50,12 @@ import numpy as np
 
 from .lloyd import HostLloyd
 
-STRATEGIES = ("fused", "gemm", "rowdot", "stream")
+STRATEGIES = ("fused", "grouped", "gemm", "rowdot", "stream")
+#: the plan races ``grouped`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): its
+#: per-row search inside the best group costs a group's d-long dot products, which the tile's
+#: savings repay only at small d (grouped over fused per pass, float32, Zen 4: 1.41x at
+#: 66668 x 3, k=2723; 1.00x at 23741 x 15, k=1092; 0.90x at 149314 x 10, k=2203)
+GROUPED_MAX_D = 8
 #: the plan races ``rowdot`` only up to this many centres: beyond, the tile's padding is small
 ROWDOT_MAX_K = 16
 #: the plan races ``stream`` only up to this many centres: its sums cost k x d masked
@@ -58,6 +68,8 @@ STREAM_MAX_K = 128
 #: fits, Zen 4 VM, wake 5.5 ms: one thread 1.9x faster at 20058 x 12, k=61 (3.0 ms of
 #: passes saved by a second thread), two threads 1.7x faster at 255579 x 4, k=14 (4.9 ms)
 WAKE_SHARE = 0.75
+#: the strategies that run a register tile (``impls.numba_tiles``)
+TILED = ("fused", "grouped")
 #: threads idle for less than this are still awake: a parallel region after 5 ms of idleness
 #: cost 11 us, after 20 ms up to 8 ms (Zen 4 VM)
 WAKE_IDLE_AFTER_S = 0.01
@@ -200,12 +212,14 @@ class NumbaKMeans(HostLloyd):
                              f"{', '.join(sorted(f for f, on in numba_plan.cpu_features().items() if on and 'avx' in f))}")
         numba_plan.use_wide_vectors(self.isa)
         self.fused_pass = numba_tiles.FUSED_PASS[(self.isa, dtype)]
+        self.grouped_pass = numba_tiles.GROUPED_PASS[(self.isa, dtype)]
         self.rows, self.group = numba_tiles.TILES[(self.isa, dtype)]
         self.largest = np.finfo(self.X.dtype).max
         # One part per Numba thread: each owns a slice of rows and its own float64 sums.
         self.parts = max(1, min(numba.get_num_threads(), n))
         self.plan = self._plan(n, d, k, centers)
         self.strategy = self.plan["strategy"]
+        self.tile_pass = self.grouped_pass if self.strategy == "grouped" else self.fused_pass
         self.partial_sums = np.zeros((self.parts, k, d))
         self.partial_counts = np.zeros((self.parts, k), dtype=np.int64)
         self.totals = np.zeros(self.parts)
@@ -236,7 +250,7 @@ class NumbaKMeans(HostLloyd):
         self.panels = np.empty((0, d, self.rows), dtype=self.X.dtype)
         # a copy of X is cheaper than a pass: on one thread wherever a pass is cheaper than the wake-up
         with self._threads(1 if self._one_thread_pays(1) else self.parts):
-            if self.strategy == "fused" and self._panels_pay(d, k):
+            if self.strategy in TILED and self._panels_pay(d, k):
                 self.panels = transposed_panels(self.X, self.rows, reuse=True)
             elif self.strategy == "stream":
                 self.panels = transposed_panels(self.X, numba_stream.STREAM_ROWS, reuse=True)
@@ -317,6 +331,8 @@ class NumbaKMeans(HostLloyd):
         candidates, copies = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
         ms_per_pass = {s: round(1e3 * t, 3) for s, t in numba_plan.race(candidates).items()}
         copy_ms = {s: round(1e3 * t, 3) for s, t in numba_plan.race(copies).items()}
+        if "grouped" in ms_per_pass and "fused" in copy_ms:  # the same panels
+            copy_ms["grouped"] = copy_ms["fused"]
         cost = numba_plan.fit_cost(ms_per_pass, copy_ms)
         best = min(cost, key=cost.get)
         plan = {"strategy": best, "sample": [m, d, k], "ms_per_pass": ms_per_pass, "copy_ms": copy_ms}
@@ -345,7 +361,11 @@ class NumbaKMeans(HostLloyd):
 
         def fused():
             with kernels.slp_vectorize():
-                self._fused(Xs, panels, C, half, labels, dist, sums, counts, totals, True)
+                self._fused(Xs, panels, C, half, labels, dist, sums, counts, totals, True, self.fused_pass)
+
+        def grouped():
+            with kernels.slp_vectorize():
+                self._fused(Xs, panels, C, half, labels, dist, sums, counts, totals, True, self.grouped_pass)
 
         def gemm():
             with blas.limit(limits=1, user_api="blas"):
@@ -359,6 +379,8 @@ class NumbaKMeans(HostLloyd):
         candidates = {"fused": fused}
         if needs_measuring(d, k):  # the classes where BLAS can win
             candidates["gemm"] = gemm
+            if d <= GROUPED_MAX_D:
+                candidates["grouped"] = grouped
             if k <= ROWDOT_MAX_K:
                 candidates["rowdot"] = rowdot
         if self._stream_fits(d, k):
@@ -395,7 +417,7 @@ class NumbaKMeans(HostLloyd):
         # The empty-cluster rule's kernel too: loading it inside a timed run cost more than a pass.
         self.kernels.distances_to_own(tiny, centers.astype(np.float64), np.zeros(2, dtype=np.int32), np.empty(2))
         with self.kernels.slp_vectorize():
-            if self.strategy == "fused":
+            if self.strategy in TILED:
                 self._fused(tiny, transposed_panels(tiny, self.rows), centers, half, labels, dist, sums, counts,
                             totals, True)
             elif self.strategy == "rowdot":
@@ -416,7 +438,7 @@ class NumbaKMeans(HostLloyd):
     def _kernel_pass(self, centers, labels, update):
         centers = np.ascontiguousarray(centers, dtype=self.X.dtype)
         half = 0.5 * np.einsum("ij,ij->i", centers, centers)
-        if self.strategy == "fused":
+        if self.strategy in TILED:
             self._fused(self.X, self.panels, centers, half, labels, self.dist, self.partial_sums,
                         self.partial_counts, self.totals, update)
             return
@@ -433,13 +455,14 @@ class NumbaKMeans(HostLloyd):
         self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist, self.partial_sums,
                                self.partial_counts, self.totals, self.chunk, update)
 
-    def _fused(self, X, panels, C, half, labels, dist, sums, counts, totals, update):
+    def _fused(self, X, panels, C, half, labels, dist, sums, counts, totals, update, tile_pass=None):
         """The fused tile's pass. From panels the tile only labels the rows, and a second pass
         over X in order adds them up: it ran 1.00-1.67x faster than adding each row inside
         the tile, where the reads of X interleave with the panel's (0.93-0.96x without
         panels, where the tile has just read each row itself; Zen 4)."""
         split = update and panels.shape[0] > 0
-        self.fused_pass(X, panels, C, half, labels, dist, sums, counts, totals, update and not split, self.largest)
+        tile_pass = tile_pass or self.tile_pass
+        tile_pass(X, panels, C, half, labels, dist, sums, counts, totals, update and not split, self.largest)
         if split:
             self.kernels.sums_by_label(X, labels, dist, sums, counts, totals)
 
@@ -495,7 +518,7 @@ class NumbaKMeans(HostLloyd):
             out.info["wake_ms"] = round(self.wake_ms, 3)
         if self.chunk is not None:
             out.info["chunk"] = self.chunk
-        if self.strategy == "fused":
+        if self.strategy in TILED:
             out.info["panels"] = self.panels.shape[0] > 0  # before _release empties them
             out.info["tile"] = self.plan["tile"]
         if self.strategy == "stream":

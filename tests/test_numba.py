@@ -19,7 +19,8 @@ from kmbench.core.kmeans import create, execute  # noqa: E402
 from kmbench.core.seeding import initial_centers  # noqa: E402
 
 STRATEGIES = [{"strategy": "fused"}, {"strategy": "fused", "panels": False}, {"strategy": "gemm", "chunk": 97},
-              {"strategy": "rowdot"}, {"strategy": "stream"}]
+              {"strategy": "rowdot"}, {"strategy": "stream"}, {"strategy": "grouped"},
+              {"strategy": "grouped", "panels": False}]
 DTYPES = ["float64", "float32"]
 
 
@@ -192,14 +193,14 @@ def test_the_other_tile_agrees_too(dtype):
     assert result.info["tile"].startswith("avx2")
 
 
-@pytest.mark.parametrize("strategy", ["fused", "gemm", "stream"])
+@pytest.mark.parametrize("strategy", ["fused", "grouped", "gemm", "stream"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
     from impls import numba_kernels, numba_stream
 
     X = np.random.default_rng(0).random((50, 4)).astype(dtype)
     backend = prepared(X, X[:3].copy(), strategy=strategy)
-    kernel = {"fused": backend.fused_pass, "gemm": numba_kernels.gemm_pass,
+    kernel = {"fused": backend.fused_pass, "grouped": backend.grouped_pass, "gemm": numba_kernels.gemm_pass,
               "stream": numba_stream.stream_pass}[strategy]
     compiled = [sig[0].dtype for sig in kernel.signatures]
     assert getattr(numba, dtype) in compiled
@@ -337,6 +338,33 @@ def test_plan_races_the_stream_pass_at_small_d(tmp_path, monkeypatch):
     assert set(plan["copy_ms"]) == {"fused", "stream"}
     cost = numba_plan.fit_cost(plan["ms_per_pass"], plan["copy_ms"])
     assert plan["strategy"] == min(cost, key=cost.get)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_grouped_argmin_gives_the_fused_tiles_labels(dtype):
+    """Finding the centre inside each row's best group afterwards reproduces the tile's values:
+    the same labels and sums, not merely labels within the contract's tie width."""
+    X = np.random.default_rng(4).standard_normal((5000, 3)).astype(dtype)
+    C = X[:700].copy()  # many groups of centres, and near-ties between them
+    fused = kmbench.fit(X, 700, backend="numba", init=C, max_iter=3, tol=-1.0, strategy="fused")
+    grouped = kmbench.fit(X, 700, backend="numba", init=C, max_iter=3, tol=-1.0, strategy="grouped")
+    assert grouped.info["strategy"] == "grouped" and fused.info["strategy"] == "fused"
+    np.testing.assert_array_equal(grouped.labels, fused.labels)
+    np.testing.assert_array_equal(grouped.centers, fused.centers)
+
+
+def test_the_plan_races_the_grouped_tile_at_small_d_and_many_centres(tmp_path, monkeypatch):
+    from impls import numba_plan
+    from impls.numba_fused import GROUPED_MAX_D
+
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    X = np.random.default_rng(5).standard_normal((6000, 3)).astype(np.float32)
+    plan = kmbench.fit(X, numba_plan.MEASURE_MIN_K, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "grouped", "gemm"}
+    assert plan["copy_ms"].get("grouped") == plan["copy_ms"].get("fused")
+    wide = np.random.default_rng(5).standard_normal((6000, GROUPED_MAX_D + 1)).astype(np.float32)
+    plan = kmbench.fit(wide, numba_plan.MEASURE_MIN_K, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
+    assert "grouped" not in plan["ms_per_pass"]
 
 
 @pytest.mark.parametrize("passes, copies", [(1e-6, False), (1e6, None)])
