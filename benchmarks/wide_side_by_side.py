@@ -81,6 +81,7 @@ def numba_run(X, C, threads):
     elapsed = time.perf_counter() - t0
     plan = result.info.get("plan", {})
     how = {"fused": result.info.get("tile"), "grouped": f"{result.info.get('tile')}, argmin by groups",
+           "pruned": f"{result.info.get('tile')}, rows and centres in space",
            "gemm": "BLAS blocks", "rowdot": "rows four at a time",
            "stream": f"blocks of {result.info.get('block_rows')} rows"}
     return (1e3 * elapsed / result.n_iter, result.n_iter, result.dtype, 1e3 * result.timings["per_iter"],

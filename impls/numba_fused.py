@@ -1,6 +1,7 @@
 """Lloyd with Numba kernels: a fused distance+argmin+update pass, or BLAS blocks + a Numba argmin.
 
-Five strategies, ``strategy="fused"``, ``"grouped"``, ``"gemm"``, ``"rowdot"`` and ``"stream"``; by default a
+Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, ``"rowdot"`` and ``"stream"``; by
+default a
 *plan* picks one per shape class on this machine (``impls.numba_plan``):
 
 ``fused``
@@ -18,6 +19,12 @@ Five strategies, ``strategy="fused"``, ``"grouped"``, ``"gemm"``, ``"rowdot"`` a
     group's distances into the rows' minima costs as much as computing them: the tile keeps
     only each row's best group of centres, and the centre inside that group is found per row
     afterwards with the tile's own arithmetic (the same values, so the same labels).
+``pruned``
+    The grouped tile over rows and centres sorted in space (``impls.numba_pruned``: a Z-order
+    curve), for few features and many centres: each tile of nearby rows visits the nearest
+    group of centres, then only the groups whose bounding box is nearer than its rows' worst
+    best distance so far (plus a bound on rounding), so the same labels as the fused tile.
+    It labels the rows; a second pass over X adds them up.
 ``gemm``
     The same arithmetic by BLAS, for machines and shapes where it beats the generated kernel
     (large d and k): one Numba thread per part, each computing cache-sized blocks
@@ -50,12 +57,16 @@ import numpy as np
 
 from .lloyd import HostLloyd
 
-STRATEGIES = ("fused", "grouped", "gemm", "rowdot", "stream")
+STRATEGIES = ("fused", "grouped", "pruned", "gemm", "rowdot", "stream")
 #: the plan races ``grouped`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): its
 #: per-row search inside the best group costs a group's d-long dot products, which the tile's
 #: savings repay only at small d (grouped over fused per pass, float32, Zen 4: 1.41x at
 #: 66668 x 3, k=2723; 1.00x at 23741 x 15, k=1092; 0.90x at 149314 x 10, k=2203)
 GROUPED_MAX_D = 8
+#: the plan races ``pruned`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): a
+#: box of nearby rows excludes fewer groups of centres as d grows (pruned over fused per pass,
+#: float32, Zen 4: 3.2x at 66668 x 3, k=2723, visiting 50 of 341 groups per tile)
+PRUNED_MAX_D = 8
 #: the plan races ``rowdot`` only up to this many centres: beyond, the tile's padding is small
 ROWDOT_MAX_K = 16
 #: the plan races ``stream`` only up to this many centres: its sums cost k x d masked
@@ -111,6 +122,19 @@ def _total_memory() -> int:
     import psutil
 
     return psutil.virtual_memory().total
+
+
+class SpatialRows:
+    """X's rows in spatial order for the pruned tile: ``order`` (n,) int64, ``panels``
+    (ceil(n / rows), d, rows) of those rows transposed, each panel's box ``lo``, ``hi``, and
+    the largest row norm (for the rounding margin). One more copy of X, made once per fit."""
+
+    def __init__(self, X: np.ndarray, rows: int):
+        from . import numba_pruned
+
+        self.order = numba_pruned.spatial_order(X)
+        self.panels, self.lo, self.hi = numba_pruned.panels_in_order(X, self.order, rows)
+        self.largest_norm = float(np.sqrt(np.einsum("ij,ij->i", X, X).max()))
 
 
 def narrow_labels(k: int) -> type:
@@ -213,6 +237,7 @@ class NumbaKMeans(HostLloyd):
         numba_plan.use_wide_vectors(self.isa)
         self.fused_pass = numba_tiles.FUSED_PASS[(self.isa, dtype)]
         self.grouped_pass = numba_tiles.GROUPED_PASS[(self.isa, dtype)]
+        self.pruned_pass = numba_tiles.PRUNED_PASS[(self.isa, dtype)]
         self.rows, self.group = numba_tiles.TILES[(self.isa, dtype)]
         self.largest = np.finfo(self.X.dtype).max
         # One part per Numba thread: each owns a slice of rows and its own float64 sums.
@@ -248,9 +273,12 @@ class NumbaKMeans(HostLloyd):
             self.wake_ms = 1e3 * numba_plan.wake_seconds(self.isa, self.parts, self._touch_threads)
         self.threads_used = self.parts
         self.panels = np.empty((0, d, self.rows), dtype=self.X.dtype)
+        self.spatial = None
         # a copy of X is cheaper than a pass: on one thread wherever a pass is cheaper than the wake-up
         with self._threads(1 if self._one_thread_pays(1) else self.parts):
-            if self.strategy in TILED and self._panels_pay(d, k):
+            if self.strategy == "pruned":
+                self.spatial = SpatialRows(self.X, self.rows)
+            elif self.strategy in TILED and self._panels_pay(d, k):
                 self.panels = transposed_panels(self.X, self.rows, reuse=True)
             elif self.strategy == "stream":
                 self.panels = transposed_panels(self.X, numba_stream.STREAM_ROWS, reuse=True)
@@ -374,6 +402,10 @@ class NumbaKMeans(HostLloyd):
         def rowdot():
             self.rowdot.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True)
 
+        def pruned():
+            with kernels.slp_vectorize():
+                self._pruned(spatial, Xs, C, labels, dist, sums, counts, totals, True)
+
         from .numba_plan import needs_measuring
 
         candidates = {"fused": fused}
@@ -381,6 +413,10 @@ class NumbaKMeans(HostLloyd):
             candidates["gemm"] = gemm
             if d <= GROUPED_MAX_D:
                 candidates["grouped"] = grouped
+            if d <= PRUNED_MAX_D:
+                copies["pruned"] = functools.partial(SpatialRows, Xs, self.rows)
+                spatial = copies["pruned"]()
+                candidates["pruned"] = pruned
             if k <= ROWDOT_MAX_K:
                 candidates["rowdot"] = rowdot
         if self._stream_fits(d, k):
@@ -422,6 +458,8 @@ class NumbaKMeans(HostLloyd):
                             totals, True)
             elif self.strategy == "rowdot":
                 self.rowdot.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True)
+            elif self.strategy == "pruned":
+                self._pruned(SpatialRows(tiny, self.rows), tiny, centers, labels, dist, sums, counts, totals, True)
             elif self.strategy == "stream":
                 self.stream.stream_pass(transposed_panels(tiny, self.stream.STREAM_ROWS), 2, centers, half,
                                         labels.astype(self.label_dtype), dist, sums, counts, totals, self.changes[:1],
@@ -441,6 +479,12 @@ class NumbaKMeans(HostLloyd):
         if self.strategy in TILED:
             self._fused(self.X, self.panels, centers, half, labels, self.dist, self.partial_sums,
                         self.partial_counts, self.totals, update)
+            return
+        if self.strategy == "pruned":
+            if self.spatial is None:  # released by result(); a later assign needs it again
+                self.spatial = SpatialRows(self.X, self.rows)
+            self._pruned(self.spatial, self.X, centers, labels, self.dist, self.partial_sums, self.partial_counts,
+                         self.totals, update)
             return
         if self.strategy == "rowdot":
             self.rowdot.rowdot_pass(self.X, centers, half, labels, self.dist, self.partial_sums,
@@ -464,6 +508,19 @@ class NumbaKMeans(HostLloyd):
         tile_pass = tile_pass or self.tile_pass
         tile_pass(X, panels, C, half, labels, dist, sums, counts, totals, update and not split, self.largest)
         if split:
+            self.kernels.sums_by_label(X, labels, dist, sums, counts, totals)
+
+    def _pruned(self, spatial, X, C, labels, dist, sums, counts, totals, update):
+        """The pruned tile's pass: labels and distances, then (``update``) the sums in a second pass over X."""
+        from . import numba_pruned
+
+        C = np.ascontiguousarray(C, dtype=X.dtype)
+        centres, half, index, lo, hi = numba_pruned.arrange_centres(C, self.group)
+        margin = numba_pruned.rounding_margin(X.dtype, X.shape[1], spatial.largest_norm,
+                                              float(np.sqrt(2 * half.max())))
+        self.pruned_pass(spatial.panels, spatial.order, spatial.lo, spatial.hi, centres, half, index, lo, hi,
+                         labels, dist, len(totals), margin, self.largest)
+        if update:
             self.kernels.sums_by_label(X, labels, dist, sums, counts, totals)
 
     def run(self, max_iter, tol):
@@ -518,9 +575,10 @@ class NumbaKMeans(HostLloyd):
             out.info["wake_ms"] = round(self.wake_ms, 3)
         if self.chunk is not None:
             out.info["chunk"] = self.chunk
+        if self.strategy in TILED + ("pruned",):
+            out.info["tile"] = self.plan["tile"]
         if self.strategy in TILED:
             out.info["panels"] = self.panels.shape[0] > 0  # before _release empties them
-            out.info["tile"] = self.plan["tile"]
         if self.strategy == "stream":
             out.info["block_rows"] = self.stream.STREAM_ROWS
         # the fit is over: its panels serve the next fit of this shape (one X of memory, kept
@@ -529,6 +587,7 @@ class NumbaKMeans(HostLloyd):
         return out
 
     def _release(self):
+        self.spatial = None
         panels, self.panels = self.panels, np.empty((0,) + self.panels.shape[1:], dtype=self.panels.dtype)
         release_panels(panels if self._room_for_copy() else None)
 

@@ -8,12 +8,13 @@ tile
     CPU has AVX-512F and VL, else ``avx2`` (16 registers; also the safe shape for older CPUs,
     since every tile is plain code that Numba compiles for the host).
 plan
-    ``fused``, ``gemm``, ``rowdot`` or ``stream`` for a (dtype, n class, d class, k class) on this machine and thread count,
-    measured once, briefly, on the first call's own rows, and kept on disk in
+    ``fused``, ``grouped``, ``pruned``, ``gemm``, ``rowdot`` or ``stream`` for a (dtype, n class,
+    d class, k class) on this machine and thread count, measured once, briefly, on the first
+    call's own rows, and kept on disk in
     ``$KMBENCH_CACHE/numba-plans.json`` (default ``~/.cache/kmbench``) like FFTW's wisdom;
     later calls with the same kernels (their source's hash is part of the key) reuse it. Only classes
-    where another strategy can win are measured: BLAS where d >= 64 or k >= 512, the stream
-    pass where d <= 8 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose plan
+    where another strategy can win are measured: BLAS where d >= 64 or k >= 512 (and there, at
+    d <= 8, the grouped and pruned tiles), the stream pass where d <= 8 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose plan
     also times its winner on one thread (see ``wake_seconds``); elsewhere the fused tile is
     taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). A race
     times each strategy's pass and any copy of X it makes once per fit, and picks the least
@@ -110,7 +111,7 @@ def kernels_stamp() -> str:
         import numba
 
         digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES}".encode())
-        for name in ("numba_tiles.py", "numba_stream.py", "numba_rowdot.py", "numba_kernels.py"):
+        for name in ("numba_tiles.py", "numba_stream.py", "numba_rowdot.py", "numba_kernels.py", "numba_pruned.py"):
             digest.update((Path(__file__).parent / name).read_bytes())
         _stamp = digest.hexdigest()[:10]
     return _stamp

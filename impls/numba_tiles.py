@@ -5312,9 +5312,2731 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts,
             totals[p] = lane_totals.sum()
 
 
+@njit(parallel=True, cache=True, fastmath=FUSED_FAST)
+def pruned_avx2_float32(panels, order, box_lo, box_hi, C, half_norms, centre_index, group_lo, group_hi, labels, dist, parts, margin, largest):
+    """One pruned pass over float32 X, 16 rows x 6 centres per tile (avx2): labels and distances.
+
+    The rows come in the order ``order`` (near rows together: ``numba_pruned.spatial_order``),
+    the centres sorted likewise and padded to whole groups (``numba_pruned.arrange_centres``).
+    Each tile visits first the group of centres nearest its rows' bounding box, then the groups
+    whose box is nearer to the tile's box than ``bound``: the largest squared distance of
+    a tile row to its best centre so far, plus ``margin`` (a bound on the rounding of the
+    tile's values). A skipped group cannot hold a centre whose value would be as small as a
+    row's best: the labels are the fused tile's. A row whose best value another group's
+    minimum equals exactly is looked up against every centre, for the lowest index.
+
+    Parameters
+    ----------
+    panels : (ceil(n / 16), d, 16) float32: rows ``order[16 b ...]`` transposed
+    order : (n,) int64, the row of X each panel column holds
+    box_lo, box_hi : (ceil(n / 16), d) float32, each panel's bounding box
+    C : (groups x 6, d) float32, the centres in their spatial order, padded
+    half_norms : (groups x 6,) float32, ``||c||^2 / 2``
+    centre_index : (groups x 6,) int32, each sorted centre's index
+    group_lo, group_hi : (d, groups) float32, each group's bounding box
+    labels : (n,) int32, out
+    dist : (n,) float32, out: squared distance to the assigned centre, clipped at 0
+    parts : int, the parallel parts
+    margin : float, added to every bound (see above)
+    largest : float32, the dtype's largest finite value
+    """
+    nb, d, _ = panels.shape
+    n = order.shape[0]
+    k = C.shape[0]
+    groups = group_lo.shape[1]
+    zero = largest - largest
+    for p in prange(parts):
+        source = panels
+        lb = np.empty(groups, dtype=panels.dtype)
+        visit = np.empty(groups, dtype=np.int64)
+        lows = np.empty(16, dtype=panels.dtype)
+        norms = np.empty(16, dtype=panels.dtype)
+        bests = np.empty(16, dtype=np.int32)
+        ties = np.zeros(16, dtype=np.bool_)
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            i = b * 16
+            norm0 = zero
+            norm1 = zero
+            norm2 = zero
+            norm3 = zero
+            norm4 = zero
+            norm5 = zero
+            norm6 = zero
+            norm7 = zero
+            norm8 = zero
+            norm9 = zero
+            norm10 = zero
+            norm11 = zero
+            norm12 = zero
+            norm13 = zero
+            norm14 = zero
+            norm15 = zero
+            for t in range(d):
+                x0 = source[b, t, 0]
+                norm0 += x0 * x0
+                x1 = source[b, t, 1]
+                norm1 += x1 * x1
+                x2 = source[b, t, 2]
+                norm2 += x2 * x2
+                x3 = source[b, t, 3]
+                norm3 += x3 * x3
+                x4 = source[b, t, 4]
+                norm4 += x4 * x4
+                x5 = source[b, t, 5]
+                norm5 += x5 * x5
+                x6 = source[b, t, 6]
+                norm6 += x6 * x6
+                x7 = source[b, t, 7]
+                norm7 += x7 * x7
+                x8 = source[b, t, 8]
+                norm8 += x8 * x8
+                x9 = source[b, t, 9]
+                norm9 += x9 * x9
+                x10 = source[b, t, 10]
+                norm10 += x10 * x10
+                x11 = source[b, t, 11]
+                norm11 += x11 * x11
+                x12 = source[b, t, 12]
+                norm12 += x12 * x12
+                x13 = source[b, t, 13]
+                norm13 += x13 * x13
+                x14 = source[b, t, 14]
+                norm14 += x14 * x14
+                x15 = source[b, t, 15]
+                norm15 += x15 * x15
+            # Squared distance from the tile's box to each group's box, a lower bound for every pair:
+            # feature by feature, so the loop over the groups runs in SIMD lanes.
+            lb[:] = zero
+            for t in range(d):
+                below, above = box_lo[b, t], box_hi[b, t]
+                for g in range(groups):
+                    gap = max(group_lo[t, g] - above, below - group_hi[t, g])
+                    gap = max(gap, zero)
+                    lb[g] += gap * gap
+            g0 = np.argmin(lb)
+            low0 = largest
+            best0 = np.int32(0)
+            tie0 = False
+            low1 = largest
+            best1 = np.int32(0)
+            tie1 = False
+            low2 = largest
+            best2 = np.int32(0)
+            tie2 = False
+            low3 = largest
+            best3 = np.int32(0)
+            tie3 = False
+            low4 = largest
+            best4 = np.int32(0)
+            tie4 = False
+            low5 = largest
+            best5 = np.int32(0)
+            tie5 = False
+            low6 = largest
+            best6 = np.int32(0)
+            tie6 = False
+            low7 = largest
+            best7 = np.int32(0)
+            tie7 = False
+            low8 = largest
+            best8 = np.int32(0)
+            tie8 = False
+            low9 = largest
+            best9 = np.int32(0)
+            tie9 = False
+            low10 = largest
+            best10 = np.int32(0)
+            tie10 = False
+            low11 = largest
+            best11 = np.int32(0)
+            tie11 = False
+            low12 = largest
+            best12 = np.int32(0)
+            tie12 = False
+            low13 = largest
+            best13 = np.int32(0)
+            tie13 = False
+            low14 = largest
+            best14 = np.int32(0)
+            tie14 = False
+            low15 = largest
+            best15 = np.int32(0)
+            tie15 = False
+            # The nearest group first. Its visit bounds every row's nearest centre; then the list of the
+            # other groups within that bound, those within a quarter of it first (the near ones, which
+            # tighten the bound most), each visited unless the bound has fallen below it. A loop over
+            # every group instead, carrying the tile's state through the skipped ones, cost more than
+            # the visits (66668 x 3, k=2723, Zen 4).
+            visit[0] = g0
+            count = 1
+            bound = np.inf
+            q = 0
+            while q < count:
+                g = visit[q]
+                q += 1
+                if lb[g] > bound:
+                    continue
+                j = g * 6
+                j0 = np.int32(min(j + 0, k - 1))
+                h0 = half_norms[j0]
+                j1 = np.int32(min(j + 1, k - 1))
+                h1 = half_norms[j1]
+                j2 = np.int32(min(j + 2, k - 1))
+                h2 = half_norms[j2]
+                j3 = np.int32(min(j + 3, k - 1))
+                h3 = half_norms[j3]
+                j4 = np.int32(min(j + 4, k - 1))
+                h4 = half_norms[j4]
+                j5 = np.int32(min(j + 5, k - 1))
+                h5 = half_norms[j5]
+                a0_0 = h0
+                a0_1 = h0
+                a0_2 = h0
+                a0_3 = h0
+                a0_4 = h0
+                a0_5 = h0
+                a0_6 = h0
+                a0_7 = h0
+                a0_8 = h0
+                a0_9 = h0
+                a0_10 = h0
+                a0_11 = h0
+                a0_12 = h0
+                a0_13 = h0
+                a0_14 = h0
+                a0_15 = h0
+                a1_0 = h1
+                a1_1 = h1
+                a1_2 = h1
+                a1_3 = h1
+                a1_4 = h1
+                a1_5 = h1
+                a1_6 = h1
+                a1_7 = h1
+                a1_8 = h1
+                a1_9 = h1
+                a1_10 = h1
+                a1_11 = h1
+                a1_12 = h1
+                a1_13 = h1
+                a1_14 = h1
+                a1_15 = h1
+                a2_0 = h2
+                a2_1 = h2
+                a2_2 = h2
+                a2_3 = h2
+                a2_4 = h2
+                a2_5 = h2
+                a2_6 = h2
+                a2_7 = h2
+                a2_8 = h2
+                a2_9 = h2
+                a2_10 = h2
+                a2_11 = h2
+                a2_12 = h2
+                a2_13 = h2
+                a2_14 = h2
+                a2_15 = h2
+                a3_0 = h3
+                a3_1 = h3
+                a3_2 = h3
+                a3_3 = h3
+                a3_4 = h3
+                a3_5 = h3
+                a3_6 = h3
+                a3_7 = h3
+                a3_8 = h3
+                a3_9 = h3
+                a3_10 = h3
+                a3_11 = h3
+                a3_12 = h3
+                a3_13 = h3
+                a3_14 = h3
+                a3_15 = h3
+                a4_0 = h4
+                a4_1 = h4
+                a4_2 = h4
+                a4_3 = h4
+                a4_4 = h4
+                a4_5 = h4
+                a4_6 = h4
+                a4_7 = h4
+                a4_8 = h4
+                a4_9 = h4
+                a4_10 = h4
+                a4_11 = h4
+                a4_12 = h4
+                a4_13 = h4
+                a4_14 = h4
+                a4_15 = h4
+                a5_0 = h5
+                a5_1 = h5
+                a5_2 = h5
+                a5_3 = h5
+                a5_4 = h5
+                a5_5 = h5
+                a5_6 = h5
+                a5_7 = h5
+                a5_8 = h5
+                a5_9 = h5
+                a5_10 = h5
+                a5_11 = h5
+                a5_12 = h5
+                a5_13 = h5
+                a5_14 = h5
+                a5_15 = h5
+                for t in range(d):
+                    x0 = source[b, t, 0]
+                    x1 = source[b, t, 1]
+                    x2 = source[b, t, 2]
+                    x3 = source[b, t, 3]
+                    x4 = source[b, t, 4]
+                    x5 = source[b, t, 5]
+                    x6 = source[b, t, 6]
+                    x7 = source[b, t, 7]
+                    x8 = source[b, t, 8]
+                    x9 = source[b, t, 9]
+                    x10 = source[b, t, 10]
+                    x11 = source[b, t, 11]
+                    x12 = source[b, t, 12]
+                    x13 = source[b, t, 13]
+                    x14 = source[b, t, 14]
+                    x15 = source[b, t, 15]
+                    w0 = C[j0, t]
+                    a0_0 -= x0 * w0
+                    a0_1 -= x1 * w0
+                    a0_2 -= x2 * w0
+                    a0_3 -= x3 * w0
+                    a0_4 -= x4 * w0
+                    a0_5 -= x5 * w0
+                    a0_6 -= x6 * w0
+                    a0_7 -= x7 * w0
+                    a0_8 -= x8 * w0
+                    a0_9 -= x9 * w0
+                    a0_10 -= x10 * w0
+                    a0_11 -= x11 * w0
+                    a0_12 -= x12 * w0
+                    a0_13 -= x13 * w0
+                    a0_14 -= x14 * w0
+                    a0_15 -= x15 * w0
+                    w1 = C[j1, t]
+                    a1_0 -= x0 * w1
+                    a1_1 -= x1 * w1
+                    a1_2 -= x2 * w1
+                    a1_3 -= x3 * w1
+                    a1_4 -= x4 * w1
+                    a1_5 -= x5 * w1
+                    a1_6 -= x6 * w1
+                    a1_7 -= x7 * w1
+                    a1_8 -= x8 * w1
+                    a1_9 -= x9 * w1
+                    a1_10 -= x10 * w1
+                    a1_11 -= x11 * w1
+                    a1_12 -= x12 * w1
+                    a1_13 -= x13 * w1
+                    a1_14 -= x14 * w1
+                    a1_15 -= x15 * w1
+                    w2 = C[j2, t]
+                    a2_0 -= x0 * w2
+                    a2_1 -= x1 * w2
+                    a2_2 -= x2 * w2
+                    a2_3 -= x3 * w2
+                    a2_4 -= x4 * w2
+                    a2_5 -= x5 * w2
+                    a2_6 -= x6 * w2
+                    a2_7 -= x7 * w2
+                    a2_8 -= x8 * w2
+                    a2_9 -= x9 * w2
+                    a2_10 -= x10 * w2
+                    a2_11 -= x11 * w2
+                    a2_12 -= x12 * w2
+                    a2_13 -= x13 * w2
+                    a2_14 -= x14 * w2
+                    a2_15 -= x15 * w2
+                    w3 = C[j3, t]
+                    a3_0 -= x0 * w3
+                    a3_1 -= x1 * w3
+                    a3_2 -= x2 * w3
+                    a3_3 -= x3 * w3
+                    a3_4 -= x4 * w3
+                    a3_5 -= x5 * w3
+                    a3_6 -= x6 * w3
+                    a3_7 -= x7 * w3
+                    a3_8 -= x8 * w3
+                    a3_9 -= x9 * w3
+                    a3_10 -= x10 * w3
+                    a3_11 -= x11 * w3
+                    a3_12 -= x12 * w3
+                    a3_13 -= x13 * w3
+                    a3_14 -= x14 * w3
+                    a3_15 -= x15 * w3
+                    w4 = C[j4, t]
+                    a4_0 -= x0 * w4
+                    a4_1 -= x1 * w4
+                    a4_2 -= x2 * w4
+                    a4_3 -= x3 * w4
+                    a4_4 -= x4 * w4
+                    a4_5 -= x5 * w4
+                    a4_6 -= x6 * w4
+                    a4_7 -= x7 * w4
+                    a4_8 -= x8 * w4
+                    a4_9 -= x9 * w4
+                    a4_10 -= x10 * w4
+                    a4_11 -= x11 * w4
+                    a4_12 -= x12 * w4
+                    a4_13 -= x13 * w4
+                    a4_14 -= x14 * w4
+                    a4_15 -= x15 * w4
+                    w5 = C[j5, t]
+                    a5_0 -= x0 * w5
+                    a5_1 -= x1 * w5
+                    a5_2 -= x2 * w5
+                    a5_3 -= x3 * w5
+                    a5_4 -= x4 * w5
+                    a5_5 -= x5 * w5
+                    a5_6 -= x6 * w5
+                    a5_7 -= x7 * w5
+                    a5_8 -= x8 * w5
+                    a5_9 -= x9 * w5
+                    a5_10 -= x10 * w5
+                    a5_11 -= x11 * w5
+                    a5_12 -= x12 * w5
+                    a5_13 -= x13 * w5
+                    a5_14 -= x14 * w5
+                    a5_15 -= x15 * w5
+                m0_0_0 = min(a0_0, a1_0)
+                m0_0_1 = min(a0_1, a1_1)
+                m0_0_2 = min(a0_2, a1_2)
+                m0_0_3 = min(a0_3, a1_3)
+                m0_0_4 = min(a0_4, a1_4)
+                m0_0_5 = min(a0_5, a1_5)
+                m0_0_6 = min(a0_6, a1_6)
+                m0_0_7 = min(a0_7, a1_7)
+                m0_0_8 = min(a0_8, a1_8)
+                m0_0_9 = min(a0_9, a1_9)
+                m0_0_10 = min(a0_10, a1_10)
+                m0_0_11 = min(a0_11, a1_11)
+                m0_0_12 = min(a0_12, a1_12)
+                m0_0_13 = min(a0_13, a1_13)
+                m0_0_14 = min(a0_14, a1_14)
+                m0_0_15 = min(a0_15, a1_15)
+                m0_1_0 = min(a2_0, a3_0)
+                m0_1_1 = min(a2_1, a3_1)
+                m0_1_2 = min(a2_2, a3_2)
+                m0_1_3 = min(a2_3, a3_3)
+                m0_1_4 = min(a2_4, a3_4)
+                m0_1_5 = min(a2_5, a3_5)
+                m0_1_6 = min(a2_6, a3_6)
+                m0_1_7 = min(a2_7, a3_7)
+                m0_1_8 = min(a2_8, a3_8)
+                m0_1_9 = min(a2_9, a3_9)
+                m0_1_10 = min(a2_10, a3_10)
+                m0_1_11 = min(a2_11, a3_11)
+                m0_1_12 = min(a2_12, a3_12)
+                m0_1_13 = min(a2_13, a3_13)
+                m0_1_14 = min(a2_14, a3_14)
+                m0_1_15 = min(a2_15, a3_15)
+                m0_2_0 = min(a4_0, a5_0)
+                m0_2_1 = min(a4_1, a5_1)
+                m0_2_2 = min(a4_2, a5_2)
+                m0_2_3 = min(a4_3, a5_3)
+                m0_2_4 = min(a4_4, a5_4)
+                m0_2_5 = min(a4_5, a5_5)
+                m0_2_6 = min(a4_6, a5_6)
+                m0_2_7 = min(a4_7, a5_7)
+                m0_2_8 = min(a4_8, a5_8)
+                m0_2_9 = min(a4_9, a5_9)
+                m0_2_10 = min(a4_10, a5_10)
+                m0_2_11 = min(a4_11, a5_11)
+                m0_2_12 = min(a4_12, a5_12)
+                m0_2_13 = min(a4_13, a5_13)
+                m0_2_14 = min(a4_14, a5_14)
+                m0_2_15 = min(a4_15, a5_15)
+                m1_0_0 = min(m0_0_0, m0_1_0)
+                m1_0_1 = min(m0_0_1, m0_1_1)
+                m1_0_2 = min(m0_0_2, m0_1_2)
+                m1_0_3 = min(m0_0_3, m0_1_3)
+                m1_0_4 = min(m0_0_4, m0_1_4)
+                m1_0_5 = min(m0_0_5, m0_1_5)
+                m1_0_6 = min(m0_0_6, m0_1_6)
+                m1_0_7 = min(m0_0_7, m0_1_7)
+                m1_0_8 = min(m0_0_8, m0_1_8)
+                m1_0_9 = min(m0_0_9, m0_1_9)
+                m1_0_10 = min(m0_0_10, m0_1_10)
+                m1_0_11 = min(m0_0_11, m0_1_11)
+                m1_0_12 = min(m0_0_12, m0_1_12)
+                m1_0_13 = min(m0_0_13, m0_1_13)
+                m1_0_14 = min(m0_0_14, m0_1_14)
+                m1_0_15 = min(m0_0_15, m0_1_15)
+                m2_0_0 = min(m1_0_0, m0_2_0)
+                m2_0_1 = min(m1_0_1, m0_2_1)
+                m2_0_2 = min(m1_0_2, m0_2_2)
+                m2_0_3 = min(m1_0_3, m0_2_3)
+                m2_0_4 = min(m1_0_4, m0_2_4)
+                m2_0_5 = min(m1_0_5, m0_2_5)
+                m2_0_6 = min(m1_0_6, m0_2_6)
+                m2_0_7 = min(m1_0_7, m0_2_7)
+                m2_0_8 = min(m1_0_8, m0_2_8)
+                m2_0_9 = min(m1_0_9, m0_2_9)
+                m2_0_10 = min(m1_0_10, m0_2_10)
+                m2_0_11 = min(m1_0_11, m0_2_11)
+                m2_0_12 = min(m1_0_12, m0_2_12)
+                m2_0_13 = min(m1_0_13, m0_2_13)
+                m2_0_14 = min(m1_0_14, m0_2_14)
+                m2_0_15 = min(m1_0_15, m0_2_15)
+                first = np.int32(j)
+                tie0 = m2_0_0 == low0 or (tie0 and m2_0_0 > low0)
+                tie1 = m2_0_1 == low1 or (tie1 and m2_0_1 > low1)
+                tie2 = m2_0_2 == low2 or (tie2 and m2_0_2 > low2)
+                tie3 = m2_0_3 == low3 or (tie3 and m2_0_3 > low3)
+                tie4 = m2_0_4 == low4 or (tie4 and m2_0_4 > low4)
+                tie5 = m2_0_5 == low5 or (tie5 and m2_0_5 > low5)
+                tie6 = m2_0_6 == low6 or (tie6 and m2_0_6 > low6)
+                tie7 = m2_0_7 == low7 or (tie7 and m2_0_7 > low7)
+                tie8 = m2_0_8 == low8 or (tie8 and m2_0_8 > low8)
+                tie9 = m2_0_9 == low9 or (tie9 and m2_0_9 > low9)
+                tie10 = m2_0_10 == low10 or (tie10 and m2_0_10 > low10)
+                tie11 = m2_0_11 == low11 or (tie11 and m2_0_11 > low11)
+                tie12 = m2_0_12 == low12 or (tie12 and m2_0_12 > low12)
+                tie13 = m2_0_13 == low13 or (tie13 and m2_0_13 > low13)
+                tie14 = m2_0_14 == low14 or (tie14 and m2_0_14 > low14)
+                tie15 = m2_0_15 == low15 or (tie15 and m2_0_15 > low15)
+                best0 = first if m2_0_0 < low0 else best0
+                best1 = first if m2_0_1 < low1 else best1
+                best2 = first if m2_0_2 < low2 else best2
+                best3 = first if m2_0_3 < low3 else best3
+                best4 = first if m2_0_4 < low4 else best4
+                best5 = first if m2_0_5 < low5 else best5
+                best6 = first if m2_0_6 < low6 else best6
+                best7 = first if m2_0_7 < low7 else best7
+                best8 = first if m2_0_8 < low8 else best8
+                best9 = first if m2_0_9 < low9 else best9
+                best10 = first if m2_0_10 < low10 else best10
+                best11 = first if m2_0_11 < low11 else best11
+                best12 = first if m2_0_12 < low12 else best12
+                best13 = first if m2_0_13 < low13 else best13
+                best14 = first if m2_0_14 < low14 else best14
+                best15 = first if m2_0_15 < low15 else best15
+                low0 = min(m2_0_0, low0)
+                low1 = min(m2_0_1, low1)
+                low2 = min(m2_0_2, low2)
+                low3 = min(m2_0_3, low3)
+                low4 = min(m2_0_4, low4)
+                low5 = min(m2_0_5, low5)
+                low6 = min(m2_0_6, low6)
+                low7 = min(m2_0_7, low7)
+                low8 = min(m2_0_8, low8)
+                low9 = min(m2_0_9, low9)
+                low10 = min(m2_0_10, low10)
+                low11 = min(m2_0_11, low11)
+                low12 = min(m2_0_12, low12)
+                low13 = min(m2_0_13, low13)
+                low14 = min(m2_0_14, low14)
+                low15 = min(m2_0_15, low15)
+                top2_0 = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7)))
+                top2_1 = max(max(max(norm8 + low8 + low8, norm9 + low9 + low9), max(norm10 + low10 + low10, norm11 + low11 + low11)), max(max(norm12 + low12 + low12, norm13 + low13 + low13), max(norm14 + low14 + low14, norm15 + low15 + low15)))
+                bound = max(top2_0, top2_1) + margin
+                if q == 1:
+                    quarter = 0.25 * bound
+                    for other in range(groups):
+                        if other != g0 and lb[other] <= quarter:
+                            visit[count] = other
+                            count += 1
+                    for other in range(groups):
+                        if other != g0 and quarter < lb[other] <= bound:
+                            visit[count] = other
+                            count += 1
+            lows[0] = low0
+            norms[0] = norm0
+            bests[0] = best0
+            ties[0] = tie0
+            lows[1] = low1
+            norms[1] = norm1
+            bests[1] = best1
+            ties[1] = tie1
+            lows[2] = low2
+            norms[2] = norm2
+            bests[2] = best2
+            ties[2] = tie2
+            lows[3] = low3
+            norms[3] = norm3
+            bests[3] = best3
+            ties[3] = tie3
+            lows[4] = low4
+            norms[4] = norm4
+            bests[4] = best4
+            ties[4] = tie4
+            lows[5] = low5
+            norms[5] = norm5
+            bests[5] = best5
+            ties[5] = tie5
+            lows[6] = low6
+            norms[6] = norm6
+            bests[6] = best6
+            ties[6] = tie6
+            lows[7] = low7
+            norms[7] = norm7
+            bests[7] = best7
+            ties[7] = tie7
+            lows[8] = low8
+            norms[8] = norm8
+            bests[8] = best8
+            ties[8] = tie8
+            lows[9] = low9
+            norms[9] = norm9
+            bests[9] = best9
+            ties[9] = tie9
+            lows[10] = low10
+            norms[10] = norm10
+            bests[10] = best10
+            ties[10] = tie10
+            lows[11] = low11
+            norms[11] = norm11
+            bests[11] = best11
+            ties[11] = tie11
+            lows[12] = low12
+            norms[12] = norm12
+            bests[12] = best12
+            ties[12] = tie12
+            lows[13] = low13
+            norms[13] = norm13
+            bests[13] = best13
+            ties[13] = tie13
+            lows[14] = low14
+            norms[14] = norm14
+            bests[14] = best14
+            ties[14] = tie14
+            lows[15] = low15
+            norms[15] = norm15
+            bests[15] = best15
+            ties[15] = tie15
+            for r in range(16):
+                # inside the best group, or against every centre where another group tied it
+                first, last = (0, k) if ties[r] else (bests[r], bests[r] + 6)
+                top = largest
+                pick = first
+                for jc in range(first, last):
+                    a = half_norms[jc]
+                    for t in range(d):
+                        a -= source[b, t, r] * C[jc, t]
+                    if a < top or (a == top and centre_index[jc] < centre_index[pick]):
+                        top = a
+                        pick = jc
+                if i + r < n:
+                    o = order[i + r]
+                    labels[o] = centre_index[pick]
+                    value = norms[r] + (lows[r] + lows[r])
+                    dist[o] = value if value > zero else zero
+
+
+@njit(parallel=True, cache=True, fastmath=FUSED_FAST)
+def pruned_avx2_float64(panels, order, box_lo, box_hi, C, half_norms, centre_index, group_lo, group_hi, labels, dist, parts, margin, largest):
+    """One pruned pass over float64 X, 8 rows x 6 centres per tile (avx2): labels and distances.
+
+    The rows come in the order ``order`` (near rows together: ``numba_pruned.spatial_order``),
+    the centres sorted likewise and padded to whole groups (``numba_pruned.arrange_centres``).
+    Each tile visits first the group of centres nearest its rows' bounding box, then the groups
+    whose box is nearer to the tile's box than ``bound``: the largest squared distance of
+    a tile row to its best centre so far, plus ``margin`` (a bound on the rounding of the
+    tile's values). A skipped group cannot hold a centre whose value would be as small as a
+    row's best: the labels are the fused tile's. A row whose best value another group's
+    minimum equals exactly is looked up against every centre, for the lowest index.
+
+    Parameters
+    ----------
+    panels : (ceil(n / 8), d, 8) float64: rows ``order[8 b ...]`` transposed
+    order : (n,) int64, the row of X each panel column holds
+    box_lo, box_hi : (ceil(n / 8), d) float64, each panel's bounding box
+    C : (groups x 6, d) float64, the centres in their spatial order, padded
+    half_norms : (groups x 6,) float64, ``||c||^2 / 2``
+    centre_index : (groups x 6,) int32, each sorted centre's index
+    group_lo, group_hi : (d, groups) float64, each group's bounding box
+    labels : (n,) int32, out
+    dist : (n,) float64, out: squared distance to the assigned centre, clipped at 0
+    parts : int, the parallel parts
+    margin : float, added to every bound (see above)
+    largest : float64, the dtype's largest finite value
+    """
+    nb, d, _ = panels.shape
+    n = order.shape[0]
+    k = C.shape[0]
+    groups = group_lo.shape[1]
+    zero = largest - largest
+    for p in prange(parts):
+        source = panels
+        lb = np.empty(groups, dtype=panels.dtype)
+        visit = np.empty(groups, dtype=np.int64)
+        lows = np.empty(8, dtype=panels.dtype)
+        norms = np.empty(8, dtype=panels.dtype)
+        bests = np.empty(8, dtype=np.int32)
+        ties = np.zeros(8, dtype=np.bool_)
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            i = b * 8
+            norm0 = zero
+            norm1 = zero
+            norm2 = zero
+            norm3 = zero
+            norm4 = zero
+            norm5 = zero
+            norm6 = zero
+            norm7 = zero
+            for t in range(d):
+                x0 = source[b, t, 0]
+                norm0 += x0 * x0
+                x1 = source[b, t, 1]
+                norm1 += x1 * x1
+                x2 = source[b, t, 2]
+                norm2 += x2 * x2
+                x3 = source[b, t, 3]
+                norm3 += x3 * x3
+                x4 = source[b, t, 4]
+                norm4 += x4 * x4
+                x5 = source[b, t, 5]
+                norm5 += x5 * x5
+                x6 = source[b, t, 6]
+                norm6 += x6 * x6
+                x7 = source[b, t, 7]
+                norm7 += x7 * x7
+            # Squared distance from the tile's box to each group's box, a lower bound for every pair:
+            # feature by feature, so the loop over the groups runs in SIMD lanes.
+            lb[:] = zero
+            for t in range(d):
+                below, above = box_lo[b, t], box_hi[b, t]
+                for g in range(groups):
+                    gap = max(group_lo[t, g] - above, below - group_hi[t, g])
+                    gap = max(gap, zero)
+                    lb[g] += gap * gap
+            g0 = np.argmin(lb)
+            low0 = largest
+            best0 = np.int32(0)
+            tie0 = False
+            low1 = largest
+            best1 = np.int32(0)
+            tie1 = False
+            low2 = largest
+            best2 = np.int32(0)
+            tie2 = False
+            low3 = largest
+            best3 = np.int32(0)
+            tie3 = False
+            low4 = largest
+            best4 = np.int32(0)
+            tie4 = False
+            low5 = largest
+            best5 = np.int32(0)
+            tie5 = False
+            low6 = largest
+            best6 = np.int32(0)
+            tie6 = False
+            low7 = largest
+            best7 = np.int32(0)
+            tie7 = False
+            # The nearest group first. Its visit bounds every row's nearest centre; then the list of the
+            # other groups within that bound, those within a quarter of it first (the near ones, which
+            # tighten the bound most), each visited unless the bound has fallen below it. A loop over
+            # every group instead, carrying the tile's state through the skipped ones, cost more than
+            # the visits (66668 x 3, k=2723, Zen 4).
+            visit[0] = g0
+            count = 1
+            bound = np.inf
+            q = 0
+            while q < count:
+                g = visit[q]
+                q += 1
+                if lb[g] > bound:
+                    continue
+                j = g * 6
+                j0 = np.int32(min(j + 0, k - 1))
+                h0 = half_norms[j0]
+                j1 = np.int32(min(j + 1, k - 1))
+                h1 = half_norms[j1]
+                j2 = np.int32(min(j + 2, k - 1))
+                h2 = half_norms[j2]
+                j3 = np.int32(min(j + 3, k - 1))
+                h3 = half_norms[j3]
+                j4 = np.int32(min(j + 4, k - 1))
+                h4 = half_norms[j4]
+                j5 = np.int32(min(j + 5, k - 1))
+                h5 = half_norms[j5]
+                a0_0 = h0
+                a0_1 = h0
+                a0_2 = h0
+                a0_3 = h0
+                a0_4 = h0
+                a0_5 = h0
+                a0_6 = h0
+                a0_7 = h0
+                a1_0 = h1
+                a1_1 = h1
+                a1_2 = h1
+                a1_3 = h1
+                a1_4 = h1
+                a1_5 = h1
+                a1_6 = h1
+                a1_7 = h1
+                a2_0 = h2
+                a2_1 = h2
+                a2_2 = h2
+                a2_3 = h2
+                a2_4 = h2
+                a2_5 = h2
+                a2_6 = h2
+                a2_7 = h2
+                a3_0 = h3
+                a3_1 = h3
+                a3_2 = h3
+                a3_3 = h3
+                a3_4 = h3
+                a3_5 = h3
+                a3_6 = h3
+                a3_7 = h3
+                a4_0 = h4
+                a4_1 = h4
+                a4_2 = h4
+                a4_3 = h4
+                a4_4 = h4
+                a4_5 = h4
+                a4_6 = h4
+                a4_7 = h4
+                a5_0 = h5
+                a5_1 = h5
+                a5_2 = h5
+                a5_3 = h5
+                a5_4 = h5
+                a5_5 = h5
+                a5_6 = h5
+                a5_7 = h5
+                for t in range(d):
+                    x0 = source[b, t, 0]
+                    x1 = source[b, t, 1]
+                    x2 = source[b, t, 2]
+                    x3 = source[b, t, 3]
+                    x4 = source[b, t, 4]
+                    x5 = source[b, t, 5]
+                    x6 = source[b, t, 6]
+                    x7 = source[b, t, 7]
+                    w0 = C[j0, t]
+                    a0_0 -= x0 * w0
+                    a0_1 -= x1 * w0
+                    a0_2 -= x2 * w0
+                    a0_3 -= x3 * w0
+                    a0_4 -= x4 * w0
+                    a0_5 -= x5 * w0
+                    a0_6 -= x6 * w0
+                    a0_7 -= x7 * w0
+                    w1 = C[j1, t]
+                    a1_0 -= x0 * w1
+                    a1_1 -= x1 * w1
+                    a1_2 -= x2 * w1
+                    a1_3 -= x3 * w1
+                    a1_4 -= x4 * w1
+                    a1_5 -= x5 * w1
+                    a1_6 -= x6 * w1
+                    a1_7 -= x7 * w1
+                    w2 = C[j2, t]
+                    a2_0 -= x0 * w2
+                    a2_1 -= x1 * w2
+                    a2_2 -= x2 * w2
+                    a2_3 -= x3 * w2
+                    a2_4 -= x4 * w2
+                    a2_5 -= x5 * w2
+                    a2_6 -= x6 * w2
+                    a2_7 -= x7 * w2
+                    w3 = C[j3, t]
+                    a3_0 -= x0 * w3
+                    a3_1 -= x1 * w3
+                    a3_2 -= x2 * w3
+                    a3_3 -= x3 * w3
+                    a3_4 -= x4 * w3
+                    a3_5 -= x5 * w3
+                    a3_6 -= x6 * w3
+                    a3_7 -= x7 * w3
+                    w4 = C[j4, t]
+                    a4_0 -= x0 * w4
+                    a4_1 -= x1 * w4
+                    a4_2 -= x2 * w4
+                    a4_3 -= x3 * w4
+                    a4_4 -= x4 * w4
+                    a4_5 -= x5 * w4
+                    a4_6 -= x6 * w4
+                    a4_7 -= x7 * w4
+                    w5 = C[j5, t]
+                    a5_0 -= x0 * w5
+                    a5_1 -= x1 * w5
+                    a5_2 -= x2 * w5
+                    a5_3 -= x3 * w5
+                    a5_4 -= x4 * w5
+                    a5_5 -= x5 * w5
+                    a5_6 -= x6 * w5
+                    a5_7 -= x7 * w5
+                m0_0_0 = min(a0_0, a1_0)
+                m0_0_1 = min(a0_1, a1_1)
+                m0_0_2 = min(a0_2, a1_2)
+                m0_0_3 = min(a0_3, a1_3)
+                m0_0_4 = min(a0_4, a1_4)
+                m0_0_5 = min(a0_5, a1_5)
+                m0_0_6 = min(a0_6, a1_6)
+                m0_0_7 = min(a0_7, a1_7)
+                m0_1_0 = min(a2_0, a3_0)
+                m0_1_1 = min(a2_1, a3_1)
+                m0_1_2 = min(a2_2, a3_2)
+                m0_1_3 = min(a2_3, a3_3)
+                m0_1_4 = min(a2_4, a3_4)
+                m0_1_5 = min(a2_5, a3_5)
+                m0_1_6 = min(a2_6, a3_6)
+                m0_1_7 = min(a2_7, a3_7)
+                m0_2_0 = min(a4_0, a5_0)
+                m0_2_1 = min(a4_1, a5_1)
+                m0_2_2 = min(a4_2, a5_2)
+                m0_2_3 = min(a4_3, a5_3)
+                m0_2_4 = min(a4_4, a5_4)
+                m0_2_5 = min(a4_5, a5_5)
+                m0_2_6 = min(a4_6, a5_6)
+                m0_2_7 = min(a4_7, a5_7)
+                m1_0_0 = min(m0_0_0, m0_1_0)
+                m1_0_1 = min(m0_0_1, m0_1_1)
+                m1_0_2 = min(m0_0_2, m0_1_2)
+                m1_0_3 = min(m0_0_3, m0_1_3)
+                m1_0_4 = min(m0_0_4, m0_1_4)
+                m1_0_5 = min(m0_0_5, m0_1_5)
+                m1_0_6 = min(m0_0_6, m0_1_6)
+                m1_0_7 = min(m0_0_7, m0_1_7)
+                m2_0_0 = min(m1_0_0, m0_2_0)
+                m2_0_1 = min(m1_0_1, m0_2_1)
+                m2_0_2 = min(m1_0_2, m0_2_2)
+                m2_0_3 = min(m1_0_3, m0_2_3)
+                m2_0_4 = min(m1_0_4, m0_2_4)
+                m2_0_5 = min(m1_0_5, m0_2_5)
+                m2_0_6 = min(m1_0_6, m0_2_6)
+                m2_0_7 = min(m1_0_7, m0_2_7)
+                first = np.int32(j)
+                tie0 = m2_0_0 == low0 or (tie0 and m2_0_0 > low0)
+                tie1 = m2_0_1 == low1 or (tie1 and m2_0_1 > low1)
+                tie2 = m2_0_2 == low2 or (tie2 and m2_0_2 > low2)
+                tie3 = m2_0_3 == low3 or (tie3 and m2_0_3 > low3)
+                tie4 = m2_0_4 == low4 or (tie4 and m2_0_4 > low4)
+                tie5 = m2_0_5 == low5 or (tie5 and m2_0_5 > low5)
+                tie6 = m2_0_6 == low6 or (tie6 and m2_0_6 > low6)
+                tie7 = m2_0_7 == low7 or (tie7 and m2_0_7 > low7)
+                best0 = first if m2_0_0 < low0 else best0
+                best1 = first if m2_0_1 < low1 else best1
+                best2 = first if m2_0_2 < low2 else best2
+                best3 = first if m2_0_3 < low3 else best3
+                best4 = first if m2_0_4 < low4 else best4
+                best5 = first if m2_0_5 < low5 else best5
+                best6 = first if m2_0_6 < low6 else best6
+                best7 = first if m2_0_7 < low7 else best7
+                low0 = min(m2_0_0, low0)
+                low1 = min(m2_0_1, low1)
+                low2 = min(m2_0_2, low2)
+                low3 = min(m2_0_3, low3)
+                low4 = min(m2_0_4, low4)
+                low5 = min(m2_0_5, low5)
+                low6 = min(m2_0_6, low6)
+                low7 = min(m2_0_7, low7)
+                bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
+                if q == 1:
+                    quarter = 0.25 * bound
+                    for other in range(groups):
+                        if other != g0 and lb[other] <= quarter:
+                            visit[count] = other
+                            count += 1
+                    for other in range(groups):
+                        if other != g0 and quarter < lb[other] <= bound:
+                            visit[count] = other
+                            count += 1
+            lows[0] = low0
+            norms[0] = norm0
+            bests[0] = best0
+            ties[0] = tie0
+            lows[1] = low1
+            norms[1] = norm1
+            bests[1] = best1
+            ties[1] = tie1
+            lows[2] = low2
+            norms[2] = norm2
+            bests[2] = best2
+            ties[2] = tie2
+            lows[3] = low3
+            norms[3] = norm3
+            bests[3] = best3
+            ties[3] = tie3
+            lows[4] = low4
+            norms[4] = norm4
+            bests[4] = best4
+            ties[4] = tie4
+            lows[5] = low5
+            norms[5] = norm5
+            bests[5] = best5
+            ties[5] = tie5
+            lows[6] = low6
+            norms[6] = norm6
+            bests[6] = best6
+            ties[6] = tie6
+            lows[7] = low7
+            norms[7] = norm7
+            bests[7] = best7
+            ties[7] = tie7
+            for r in range(8):
+                # inside the best group, or against every centre where another group tied it
+                first, last = (0, k) if ties[r] else (bests[r], bests[r] + 6)
+                top = largest
+                pick = first
+                for jc in range(first, last):
+                    a = half_norms[jc]
+                    for t in range(d):
+                        a -= source[b, t, r] * C[jc, t]
+                    if a < top or (a == top and centre_index[jc] < centre_index[pick]):
+                        top = a
+                        pick = jc
+                if i + r < n:
+                    o = order[i + r]
+                    labels[o] = centre_index[pick]
+                    value = norms[r] + (lows[r] + lows[r])
+                    dist[o] = value if value > zero else zero
+
+
+@njit(parallel=True, cache=True, fastmath=FUSED_FAST)
+def pruned_avx512_float32(panels, order, box_lo, box_hi, C, half_norms, centre_index, group_lo, group_hi, labels, dist, parts, margin, largest):
+    """One pruned pass over float32 X, 32 rows x 8 centres per tile (avx512): labels and distances.
+
+    The rows come in the order ``order`` (near rows together: ``numba_pruned.spatial_order``),
+    the centres sorted likewise and padded to whole groups (``numba_pruned.arrange_centres``).
+    Each tile visits first the group of centres nearest its rows' bounding box, then the groups
+    whose box is nearer to the tile's box than ``bound``: the largest squared distance of
+    a tile row to its best centre so far, plus ``margin`` (a bound on the rounding of the
+    tile's values). A skipped group cannot hold a centre whose value would be as small as a
+    row's best: the labels are the fused tile's. A row whose best value another group's
+    minimum equals exactly is looked up against every centre, for the lowest index.
+
+    Parameters
+    ----------
+    panels : (ceil(n / 32), d, 32) float32: rows ``order[32 b ...]`` transposed
+    order : (n,) int64, the row of X each panel column holds
+    box_lo, box_hi : (ceil(n / 32), d) float32, each panel's bounding box
+    C : (groups x 8, d) float32, the centres in their spatial order, padded
+    half_norms : (groups x 8,) float32, ``||c||^2 / 2``
+    centre_index : (groups x 8,) int32, each sorted centre's index
+    group_lo, group_hi : (d, groups) float32, each group's bounding box
+    labels : (n,) int32, out
+    dist : (n,) float32, out: squared distance to the assigned centre, clipped at 0
+    parts : int, the parallel parts
+    margin : float, added to every bound (see above)
+    largest : float32, the dtype's largest finite value
+    """
+    nb, d, _ = panels.shape
+    n = order.shape[0]
+    k = C.shape[0]
+    groups = group_lo.shape[1]
+    zero = largest - largest
+    for p in prange(parts):
+        source = panels
+        lb = np.empty(groups, dtype=panels.dtype)
+        visit = np.empty(groups, dtype=np.int64)
+        lows = np.empty(32, dtype=panels.dtype)
+        norms = np.empty(32, dtype=panels.dtype)
+        bests = np.empty(32, dtype=np.int32)
+        ties = np.zeros(32, dtype=np.bool_)
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            i = b * 32
+            norm0 = zero
+            norm1 = zero
+            norm2 = zero
+            norm3 = zero
+            norm4 = zero
+            norm5 = zero
+            norm6 = zero
+            norm7 = zero
+            norm8 = zero
+            norm9 = zero
+            norm10 = zero
+            norm11 = zero
+            norm12 = zero
+            norm13 = zero
+            norm14 = zero
+            norm15 = zero
+            norm16 = zero
+            norm17 = zero
+            norm18 = zero
+            norm19 = zero
+            norm20 = zero
+            norm21 = zero
+            norm22 = zero
+            norm23 = zero
+            norm24 = zero
+            norm25 = zero
+            norm26 = zero
+            norm27 = zero
+            norm28 = zero
+            norm29 = zero
+            norm30 = zero
+            norm31 = zero
+            for t in range(d):
+                x0 = source[b, t, 0]
+                norm0 += x0 * x0
+                x1 = source[b, t, 1]
+                norm1 += x1 * x1
+                x2 = source[b, t, 2]
+                norm2 += x2 * x2
+                x3 = source[b, t, 3]
+                norm3 += x3 * x3
+                x4 = source[b, t, 4]
+                norm4 += x4 * x4
+                x5 = source[b, t, 5]
+                norm5 += x5 * x5
+                x6 = source[b, t, 6]
+                norm6 += x6 * x6
+                x7 = source[b, t, 7]
+                norm7 += x7 * x7
+                x8 = source[b, t, 8]
+                norm8 += x8 * x8
+                x9 = source[b, t, 9]
+                norm9 += x9 * x9
+                x10 = source[b, t, 10]
+                norm10 += x10 * x10
+                x11 = source[b, t, 11]
+                norm11 += x11 * x11
+                x12 = source[b, t, 12]
+                norm12 += x12 * x12
+                x13 = source[b, t, 13]
+                norm13 += x13 * x13
+                x14 = source[b, t, 14]
+                norm14 += x14 * x14
+                x15 = source[b, t, 15]
+                norm15 += x15 * x15
+                x16 = source[b, t, 16]
+                norm16 += x16 * x16
+                x17 = source[b, t, 17]
+                norm17 += x17 * x17
+                x18 = source[b, t, 18]
+                norm18 += x18 * x18
+                x19 = source[b, t, 19]
+                norm19 += x19 * x19
+                x20 = source[b, t, 20]
+                norm20 += x20 * x20
+                x21 = source[b, t, 21]
+                norm21 += x21 * x21
+                x22 = source[b, t, 22]
+                norm22 += x22 * x22
+                x23 = source[b, t, 23]
+                norm23 += x23 * x23
+                x24 = source[b, t, 24]
+                norm24 += x24 * x24
+                x25 = source[b, t, 25]
+                norm25 += x25 * x25
+                x26 = source[b, t, 26]
+                norm26 += x26 * x26
+                x27 = source[b, t, 27]
+                norm27 += x27 * x27
+                x28 = source[b, t, 28]
+                norm28 += x28 * x28
+                x29 = source[b, t, 29]
+                norm29 += x29 * x29
+                x30 = source[b, t, 30]
+                norm30 += x30 * x30
+                x31 = source[b, t, 31]
+                norm31 += x31 * x31
+            # Squared distance from the tile's box to each group's box, a lower bound for every pair:
+            # feature by feature, so the loop over the groups runs in SIMD lanes.
+            lb[:] = zero
+            for t in range(d):
+                below, above = box_lo[b, t], box_hi[b, t]
+                for g in range(groups):
+                    gap = max(group_lo[t, g] - above, below - group_hi[t, g])
+                    gap = max(gap, zero)
+                    lb[g] += gap * gap
+            g0 = np.argmin(lb)
+            low0 = largest
+            best0 = np.int32(0)
+            tie0 = False
+            low1 = largest
+            best1 = np.int32(0)
+            tie1 = False
+            low2 = largest
+            best2 = np.int32(0)
+            tie2 = False
+            low3 = largest
+            best3 = np.int32(0)
+            tie3 = False
+            low4 = largest
+            best4 = np.int32(0)
+            tie4 = False
+            low5 = largest
+            best5 = np.int32(0)
+            tie5 = False
+            low6 = largest
+            best6 = np.int32(0)
+            tie6 = False
+            low7 = largest
+            best7 = np.int32(0)
+            tie7 = False
+            low8 = largest
+            best8 = np.int32(0)
+            tie8 = False
+            low9 = largest
+            best9 = np.int32(0)
+            tie9 = False
+            low10 = largest
+            best10 = np.int32(0)
+            tie10 = False
+            low11 = largest
+            best11 = np.int32(0)
+            tie11 = False
+            low12 = largest
+            best12 = np.int32(0)
+            tie12 = False
+            low13 = largest
+            best13 = np.int32(0)
+            tie13 = False
+            low14 = largest
+            best14 = np.int32(0)
+            tie14 = False
+            low15 = largest
+            best15 = np.int32(0)
+            tie15 = False
+            low16 = largest
+            best16 = np.int32(0)
+            tie16 = False
+            low17 = largest
+            best17 = np.int32(0)
+            tie17 = False
+            low18 = largest
+            best18 = np.int32(0)
+            tie18 = False
+            low19 = largest
+            best19 = np.int32(0)
+            tie19 = False
+            low20 = largest
+            best20 = np.int32(0)
+            tie20 = False
+            low21 = largest
+            best21 = np.int32(0)
+            tie21 = False
+            low22 = largest
+            best22 = np.int32(0)
+            tie22 = False
+            low23 = largest
+            best23 = np.int32(0)
+            tie23 = False
+            low24 = largest
+            best24 = np.int32(0)
+            tie24 = False
+            low25 = largest
+            best25 = np.int32(0)
+            tie25 = False
+            low26 = largest
+            best26 = np.int32(0)
+            tie26 = False
+            low27 = largest
+            best27 = np.int32(0)
+            tie27 = False
+            low28 = largest
+            best28 = np.int32(0)
+            tie28 = False
+            low29 = largest
+            best29 = np.int32(0)
+            tie29 = False
+            low30 = largest
+            best30 = np.int32(0)
+            tie30 = False
+            low31 = largest
+            best31 = np.int32(0)
+            tie31 = False
+            # The nearest group first. Its visit bounds every row's nearest centre; then the list of the
+            # other groups within that bound, those within a quarter of it first (the near ones, which
+            # tighten the bound most), each visited unless the bound has fallen below it. A loop over
+            # every group instead, carrying the tile's state through the skipped ones, cost more than
+            # the visits (66668 x 3, k=2723, Zen 4).
+            visit[0] = g0
+            count = 1
+            bound = np.inf
+            q = 0
+            while q < count:
+                g = visit[q]
+                q += 1
+                if lb[g] > bound:
+                    continue
+                j = g * 8
+                j0 = np.int32(min(j + 0, k - 1))
+                h0 = half_norms[j0]
+                j1 = np.int32(min(j + 1, k - 1))
+                h1 = half_norms[j1]
+                j2 = np.int32(min(j + 2, k - 1))
+                h2 = half_norms[j2]
+                j3 = np.int32(min(j + 3, k - 1))
+                h3 = half_norms[j3]
+                j4 = np.int32(min(j + 4, k - 1))
+                h4 = half_norms[j4]
+                j5 = np.int32(min(j + 5, k - 1))
+                h5 = half_norms[j5]
+                j6 = np.int32(min(j + 6, k - 1))
+                h6 = half_norms[j6]
+                j7 = np.int32(min(j + 7, k - 1))
+                h7 = half_norms[j7]
+                a0_0 = h0
+                a0_1 = h0
+                a0_2 = h0
+                a0_3 = h0
+                a0_4 = h0
+                a0_5 = h0
+                a0_6 = h0
+                a0_7 = h0
+                a0_8 = h0
+                a0_9 = h0
+                a0_10 = h0
+                a0_11 = h0
+                a0_12 = h0
+                a0_13 = h0
+                a0_14 = h0
+                a0_15 = h0
+                a0_16 = h0
+                a0_17 = h0
+                a0_18 = h0
+                a0_19 = h0
+                a0_20 = h0
+                a0_21 = h0
+                a0_22 = h0
+                a0_23 = h0
+                a0_24 = h0
+                a0_25 = h0
+                a0_26 = h0
+                a0_27 = h0
+                a0_28 = h0
+                a0_29 = h0
+                a0_30 = h0
+                a0_31 = h0
+                a1_0 = h1
+                a1_1 = h1
+                a1_2 = h1
+                a1_3 = h1
+                a1_4 = h1
+                a1_5 = h1
+                a1_6 = h1
+                a1_7 = h1
+                a1_8 = h1
+                a1_9 = h1
+                a1_10 = h1
+                a1_11 = h1
+                a1_12 = h1
+                a1_13 = h1
+                a1_14 = h1
+                a1_15 = h1
+                a1_16 = h1
+                a1_17 = h1
+                a1_18 = h1
+                a1_19 = h1
+                a1_20 = h1
+                a1_21 = h1
+                a1_22 = h1
+                a1_23 = h1
+                a1_24 = h1
+                a1_25 = h1
+                a1_26 = h1
+                a1_27 = h1
+                a1_28 = h1
+                a1_29 = h1
+                a1_30 = h1
+                a1_31 = h1
+                a2_0 = h2
+                a2_1 = h2
+                a2_2 = h2
+                a2_3 = h2
+                a2_4 = h2
+                a2_5 = h2
+                a2_6 = h2
+                a2_7 = h2
+                a2_8 = h2
+                a2_9 = h2
+                a2_10 = h2
+                a2_11 = h2
+                a2_12 = h2
+                a2_13 = h2
+                a2_14 = h2
+                a2_15 = h2
+                a2_16 = h2
+                a2_17 = h2
+                a2_18 = h2
+                a2_19 = h2
+                a2_20 = h2
+                a2_21 = h2
+                a2_22 = h2
+                a2_23 = h2
+                a2_24 = h2
+                a2_25 = h2
+                a2_26 = h2
+                a2_27 = h2
+                a2_28 = h2
+                a2_29 = h2
+                a2_30 = h2
+                a2_31 = h2
+                a3_0 = h3
+                a3_1 = h3
+                a3_2 = h3
+                a3_3 = h3
+                a3_4 = h3
+                a3_5 = h3
+                a3_6 = h3
+                a3_7 = h3
+                a3_8 = h3
+                a3_9 = h3
+                a3_10 = h3
+                a3_11 = h3
+                a3_12 = h3
+                a3_13 = h3
+                a3_14 = h3
+                a3_15 = h3
+                a3_16 = h3
+                a3_17 = h3
+                a3_18 = h3
+                a3_19 = h3
+                a3_20 = h3
+                a3_21 = h3
+                a3_22 = h3
+                a3_23 = h3
+                a3_24 = h3
+                a3_25 = h3
+                a3_26 = h3
+                a3_27 = h3
+                a3_28 = h3
+                a3_29 = h3
+                a3_30 = h3
+                a3_31 = h3
+                a4_0 = h4
+                a4_1 = h4
+                a4_2 = h4
+                a4_3 = h4
+                a4_4 = h4
+                a4_5 = h4
+                a4_6 = h4
+                a4_7 = h4
+                a4_8 = h4
+                a4_9 = h4
+                a4_10 = h4
+                a4_11 = h4
+                a4_12 = h4
+                a4_13 = h4
+                a4_14 = h4
+                a4_15 = h4
+                a4_16 = h4
+                a4_17 = h4
+                a4_18 = h4
+                a4_19 = h4
+                a4_20 = h4
+                a4_21 = h4
+                a4_22 = h4
+                a4_23 = h4
+                a4_24 = h4
+                a4_25 = h4
+                a4_26 = h4
+                a4_27 = h4
+                a4_28 = h4
+                a4_29 = h4
+                a4_30 = h4
+                a4_31 = h4
+                a5_0 = h5
+                a5_1 = h5
+                a5_2 = h5
+                a5_3 = h5
+                a5_4 = h5
+                a5_5 = h5
+                a5_6 = h5
+                a5_7 = h5
+                a5_8 = h5
+                a5_9 = h5
+                a5_10 = h5
+                a5_11 = h5
+                a5_12 = h5
+                a5_13 = h5
+                a5_14 = h5
+                a5_15 = h5
+                a5_16 = h5
+                a5_17 = h5
+                a5_18 = h5
+                a5_19 = h5
+                a5_20 = h5
+                a5_21 = h5
+                a5_22 = h5
+                a5_23 = h5
+                a5_24 = h5
+                a5_25 = h5
+                a5_26 = h5
+                a5_27 = h5
+                a5_28 = h5
+                a5_29 = h5
+                a5_30 = h5
+                a5_31 = h5
+                a6_0 = h6
+                a6_1 = h6
+                a6_2 = h6
+                a6_3 = h6
+                a6_4 = h6
+                a6_5 = h6
+                a6_6 = h6
+                a6_7 = h6
+                a6_8 = h6
+                a6_9 = h6
+                a6_10 = h6
+                a6_11 = h6
+                a6_12 = h6
+                a6_13 = h6
+                a6_14 = h6
+                a6_15 = h6
+                a6_16 = h6
+                a6_17 = h6
+                a6_18 = h6
+                a6_19 = h6
+                a6_20 = h6
+                a6_21 = h6
+                a6_22 = h6
+                a6_23 = h6
+                a6_24 = h6
+                a6_25 = h6
+                a6_26 = h6
+                a6_27 = h6
+                a6_28 = h6
+                a6_29 = h6
+                a6_30 = h6
+                a6_31 = h6
+                a7_0 = h7
+                a7_1 = h7
+                a7_2 = h7
+                a7_3 = h7
+                a7_4 = h7
+                a7_5 = h7
+                a7_6 = h7
+                a7_7 = h7
+                a7_8 = h7
+                a7_9 = h7
+                a7_10 = h7
+                a7_11 = h7
+                a7_12 = h7
+                a7_13 = h7
+                a7_14 = h7
+                a7_15 = h7
+                a7_16 = h7
+                a7_17 = h7
+                a7_18 = h7
+                a7_19 = h7
+                a7_20 = h7
+                a7_21 = h7
+                a7_22 = h7
+                a7_23 = h7
+                a7_24 = h7
+                a7_25 = h7
+                a7_26 = h7
+                a7_27 = h7
+                a7_28 = h7
+                a7_29 = h7
+                a7_30 = h7
+                a7_31 = h7
+                for t in range(d):
+                    x0 = source[b, t, 0]
+                    x1 = source[b, t, 1]
+                    x2 = source[b, t, 2]
+                    x3 = source[b, t, 3]
+                    x4 = source[b, t, 4]
+                    x5 = source[b, t, 5]
+                    x6 = source[b, t, 6]
+                    x7 = source[b, t, 7]
+                    x8 = source[b, t, 8]
+                    x9 = source[b, t, 9]
+                    x10 = source[b, t, 10]
+                    x11 = source[b, t, 11]
+                    x12 = source[b, t, 12]
+                    x13 = source[b, t, 13]
+                    x14 = source[b, t, 14]
+                    x15 = source[b, t, 15]
+                    x16 = source[b, t, 16]
+                    x17 = source[b, t, 17]
+                    x18 = source[b, t, 18]
+                    x19 = source[b, t, 19]
+                    x20 = source[b, t, 20]
+                    x21 = source[b, t, 21]
+                    x22 = source[b, t, 22]
+                    x23 = source[b, t, 23]
+                    x24 = source[b, t, 24]
+                    x25 = source[b, t, 25]
+                    x26 = source[b, t, 26]
+                    x27 = source[b, t, 27]
+                    x28 = source[b, t, 28]
+                    x29 = source[b, t, 29]
+                    x30 = source[b, t, 30]
+                    x31 = source[b, t, 31]
+                    w0 = C[j0, t]
+                    a0_0 -= x0 * w0
+                    a0_1 -= x1 * w0
+                    a0_2 -= x2 * w0
+                    a0_3 -= x3 * w0
+                    a0_4 -= x4 * w0
+                    a0_5 -= x5 * w0
+                    a0_6 -= x6 * w0
+                    a0_7 -= x7 * w0
+                    a0_8 -= x8 * w0
+                    a0_9 -= x9 * w0
+                    a0_10 -= x10 * w0
+                    a0_11 -= x11 * w0
+                    a0_12 -= x12 * w0
+                    a0_13 -= x13 * w0
+                    a0_14 -= x14 * w0
+                    a0_15 -= x15 * w0
+                    a0_16 -= x16 * w0
+                    a0_17 -= x17 * w0
+                    a0_18 -= x18 * w0
+                    a0_19 -= x19 * w0
+                    a0_20 -= x20 * w0
+                    a0_21 -= x21 * w0
+                    a0_22 -= x22 * w0
+                    a0_23 -= x23 * w0
+                    a0_24 -= x24 * w0
+                    a0_25 -= x25 * w0
+                    a0_26 -= x26 * w0
+                    a0_27 -= x27 * w0
+                    a0_28 -= x28 * w0
+                    a0_29 -= x29 * w0
+                    a0_30 -= x30 * w0
+                    a0_31 -= x31 * w0
+                    w1 = C[j1, t]
+                    a1_0 -= x0 * w1
+                    a1_1 -= x1 * w1
+                    a1_2 -= x2 * w1
+                    a1_3 -= x3 * w1
+                    a1_4 -= x4 * w1
+                    a1_5 -= x5 * w1
+                    a1_6 -= x6 * w1
+                    a1_7 -= x7 * w1
+                    a1_8 -= x8 * w1
+                    a1_9 -= x9 * w1
+                    a1_10 -= x10 * w1
+                    a1_11 -= x11 * w1
+                    a1_12 -= x12 * w1
+                    a1_13 -= x13 * w1
+                    a1_14 -= x14 * w1
+                    a1_15 -= x15 * w1
+                    a1_16 -= x16 * w1
+                    a1_17 -= x17 * w1
+                    a1_18 -= x18 * w1
+                    a1_19 -= x19 * w1
+                    a1_20 -= x20 * w1
+                    a1_21 -= x21 * w1
+                    a1_22 -= x22 * w1
+                    a1_23 -= x23 * w1
+                    a1_24 -= x24 * w1
+                    a1_25 -= x25 * w1
+                    a1_26 -= x26 * w1
+                    a1_27 -= x27 * w1
+                    a1_28 -= x28 * w1
+                    a1_29 -= x29 * w1
+                    a1_30 -= x30 * w1
+                    a1_31 -= x31 * w1
+                    w2 = C[j2, t]
+                    a2_0 -= x0 * w2
+                    a2_1 -= x1 * w2
+                    a2_2 -= x2 * w2
+                    a2_3 -= x3 * w2
+                    a2_4 -= x4 * w2
+                    a2_5 -= x5 * w2
+                    a2_6 -= x6 * w2
+                    a2_7 -= x7 * w2
+                    a2_8 -= x8 * w2
+                    a2_9 -= x9 * w2
+                    a2_10 -= x10 * w2
+                    a2_11 -= x11 * w2
+                    a2_12 -= x12 * w2
+                    a2_13 -= x13 * w2
+                    a2_14 -= x14 * w2
+                    a2_15 -= x15 * w2
+                    a2_16 -= x16 * w2
+                    a2_17 -= x17 * w2
+                    a2_18 -= x18 * w2
+                    a2_19 -= x19 * w2
+                    a2_20 -= x20 * w2
+                    a2_21 -= x21 * w2
+                    a2_22 -= x22 * w2
+                    a2_23 -= x23 * w2
+                    a2_24 -= x24 * w2
+                    a2_25 -= x25 * w2
+                    a2_26 -= x26 * w2
+                    a2_27 -= x27 * w2
+                    a2_28 -= x28 * w2
+                    a2_29 -= x29 * w2
+                    a2_30 -= x30 * w2
+                    a2_31 -= x31 * w2
+                    w3 = C[j3, t]
+                    a3_0 -= x0 * w3
+                    a3_1 -= x1 * w3
+                    a3_2 -= x2 * w3
+                    a3_3 -= x3 * w3
+                    a3_4 -= x4 * w3
+                    a3_5 -= x5 * w3
+                    a3_6 -= x6 * w3
+                    a3_7 -= x7 * w3
+                    a3_8 -= x8 * w3
+                    a3_9 -= x9 * w3
+                    a3_10 -= x10 * w3
+                    a3_11 -= x11 * w3
+                    a3_12 -= x12 * w3
+                    a3_13 -= x13 * w3
+                    a3_14 -= x14 * w3
+                    a3_15 -= x15 * w3
+                    a3_16 -= x16 * w3
+                    a3_17 -= x17 * w3
+                    a3_18 -= x18 * w3
+                    a3_19 -= x19 * w3
+                    a3_20 -= x20 * w3
+                    a3_21 -= x21 * w3
+                    a3_22 -= x22 * w3
+                    a3_23 -= x23 * w3
+                    a3_24 -= x24 * w3
+                    a3_25 -= x25 * w3
+                    a3_26 -= x26 * w3
+                    a3_27 -= x27 * w3
+                    a3_28 -= x28 * w3
+                    a3_29 -= x29 * w3
+                    a3_30 -= x30 * w3
+                    a3_31 -= x31 * w3
+                    w4 = C[j4, t]
+                    a4_0 -= x0 * w4
+                    a4_1 -= x1 * w4
+                    a4_2 -= x2 * w4
+                    a4_3 -= x3 * w4
+                    a4_4 -= x4 * w4
+                    a4_5 -= x5 * w4
+                    a4_6 -= x6 * w4
+                    a4_7 -= x7 * w4
+                    a4_8 -= x8 * w4
+                    a4_9 -= x9 * w4
+                    a4_10 -= x10 * w4
+                    a4_11 -= x11 * w4
+                    a4_12 -= x12 * w4
+                    a4_13 -= x13 * w4
+                    a4_14 -= x14 * w4
+                    a4_15 -= x15 * w4
+                    a4_16 -= x16 * w4
+                    a4_17 -= x17 * w4
+                    a4_18 -= x18 * w4
+                    a4_19 -= x19 * w4
+                    a4_20 -= x20 * w4
+                    a4_21 -= x21 * w4
+                    a4_22 -= x22 * w4
+                    a4_23 -= x23 * w4
+                    a4_24 -= x24 * w4
+                    a4_25 -= x25 * w4
+                    a4_26 -= x26 * w4
+                    a4_27 -= x27 * w4
+                    a4_28 -= x28 * w4
+                    a4_29 -= x29 * w4
+                    a4_30 -= x30 * w4
+                    a4_31 -= x31 * w4
+                    w5 = C[j5, t]
+                    a5_0 -= x0 * w5
+                    a5_1 -= x1 * w5
+                    a5_2 -= x2 * w5
+                    a5_3 -= x3 * w5
+                    a5_4 -= x4 * w5
+                    a5_5 -= x5 * w5
+                    a5_6 -= x6 * w5
+                    a5_7 -= x7 * w5
+                    a5_8 -= x8 * w5
+                    a5_9 -= x9 * w5
+                    a5_10 -= x10 * w5
+                    a5_11 -= x11 * w5
+                    a5_12 -= x12 * w5
+                    a5_13 -= x13 * w5
+                    a5_14 -= x14 * w5
+                    a5_15 -= x15 * w5
+                    a5_16 -= x16 * w5
+                    a5_17 -= x17 * w5
+                    a5_18 -= x18 * w5
+                    a5_19 -= x19 * w5
+                    a5_20 -= x20 * w5
+                    a5_21 -= x21 * w5
+                    a5_22 -= x22 * w5
+                    a5_23 -= x23 * w5
+                    a5_24 -= x24 * w5
+                    a5_25 -= x25 * w5
+                    a5_26 -= x26 * w5
+                    a5_27 -= x27 * w5
+                    a5_28 -= x28 * w5
+                    a5_29 -= x29 * w5
+                    a5_30 -= x30 * w5
+                    a5_31 -= x31 * w5
+                    w6 = C[j6, t]
+                    a6_0 -= x0 * w6
+                    a6_1 -= x1 * w6
+                    a6_2 -= x2 * w6
+                    a6_3 -= x3 * w6
+                    a6_4 -= x4 * w6
+                    a6_5 -= x5 * w6
+                    a6_6 -= x6 * w6
+                    a6_7 -= x7 * w6
+                    a6_8 -= x8 * w6
+                    a6_9 -= x9 * w6
+                    a6_10 -= x10 * w6
+                    a6_11 -= x11 * w6
+                    a6_12 -= x12 * w6
+                    a6_13 -= x13 * w6
+                    a6_14 -= x14 * w6
+                    a6_15 -= x15 * w6
+                    a6_16 -= x16 * w6
+                    a6_17 -= x17 * w6
+                    a6_18 -= x18 * w6
+                    a6_19 -= x19 * w6
+                    a6_20 -= x20 * w6
+                    a6_21 -= x21 * w6
+                    a6_22 -= x22 * w6
+                    a6_23 -= x23 * w6
+                    a6_24 -= x24 * w6
+                    a6_25 -= x25 * w6
+                    a6_26 -= x26 * w6
+                    a6_27 -= x27 * w6
+                    a6_28 -= x28 * w6
+                    a6_29 -= x29 * w6
+                    a6_30 -= x30 * w6
+                    a6_31 -= x31 * w6
+                    w7 = C[j7, t]
+                    a7_0 -= x0 * w7
+                    a7_1 -= x1 * w7
+                    a7_2 -= x2 * w7
+                    a7_3 -= x3 * w7
+                    a7_4 -= x4 * w7
+                    a7_5 -= x5 * w7
+                    a7_6 -= x6 * w7
+                    a7_7 -= x7 * w7
+                    a7_8 -= x8 * w7
+                    a7_9 -= x9 * w7
+                    a7_10 -= x10 * w7
+                    a7_11 -= x11 * w7
+                    a7_12 -= x12 * w7
+                    a7_13 -= x13 * w7
+                    a7_14 -= x14 * w7
+                    a7_15 -= x15 * w7
+                    a7_16 -= x16 * w7
+                    a7_17 -= x17 * w7
+                    a7_18 -= x18 * w7
+                    a7_19 -= x19 * w7
+                    a7_20 -= x20 * w7
+                    a7_21 -= x21 * w7
+                    a7_22 -= x22 * w7
+                    a7_23 -= x23 * w7
+                    a7_24 -= x24 * w7
+                    a7_25 -= x25 * w7
+                    a7_26 -= x26 * w7
+                    a7_27 -= x27 * w7
+                    a7_28 -= x28 * w7
+                    a7_29 -= x29 * w7
+                    a7_30 -= x30 * w7
+                    a7_31 -= x31 * w7
+                m0_0_0 = min(a0_0, a1_0)
+                m0_0_1 = min(a0_1, a1_1)
+                m0_0_2 = min(a0_2, a1_2)
+                m0_0_3 = min(a0_3, a1_3)
+                m0_0_4 = min(a0_4, a1_4)
+                m0_0_5 = min(a0_5, a1_5)
+                m0_0_6 = min(a0_6, a1_6)
+                m0_0_7 = min(a0_7, a1_7)
+                m0_0_8 = min(a0_8, a1_8)
+                m0_0_9 = min(a0_9, a1_9)
+                m0_0_10 = min(a0_10, a1_10)
+                m0_0_11 = min(a0_11, a1_11)
+                m0_0_12 = min(a0_12, a1_12)
+                m0_0_13 = min(a0_13, a1_13)
+                m0_0_14 = min(a0_14, a1_14)
+                m0_0_15 = min(a0_15, a1_15)
+                m0_0_16 = min(a0_16, a1_16)
+                m0_0_17 = min(a0_17, a1_17)
+                m0_0_18 = min(a0_18, a1_18)
+                m0_0_19 = min(a0_19, a1_19)
+                m0_0_20 = min(a0_20, a1_20)
+                m0_0_21 = min(a0_21, a1_21)
+                m0_0_22 = min(a0_22, a1_22)
+                m0_0_23 = min(a0_23, a1_23)
+                m0_0_24 = min(a0_24, a1_24)
+                m0_0_25 = min(a0_25, a1_25)
+                m0_0_26 = min(a0_26, a1_26)
+                m0_0_27 = min(a0_27, a1_27)
+                m0_0_28 = min(a0_28, a1_28)
+                m0_0_29 = min(a0_29, a1_29)
+                m0_0_30 = min(a0_30, a1_30)
+                m0_0_31 = min(a0_31, a1_31)
+                m0_1_0 = min(a2_0, a3_0)
+                m0_1_1 = min(a2_1, a3_1)
+                m0_1_2 = min(a2_2, a3_2)
+                m0_1_3 = min(a2_3, a3_3)
+                m0_1_4 = min(a2_4, a3_4)
+                m0_1_5 = min(a2_5, a3_5)
+                m0_1_6 = min(a2_6, a3_6)
+                m0_1_7 = min(a2_7, a3_7)
+                m0_1_8 = min(a2_8, a3_8)
+                m0_1_9 = min(a2_9, a3_9)
+                m0_1_10 = min(a2_10, a3_10)
+                m0_1_11 = min(a2_11, a3_11)
+                m0_1_12 = min(a2_12, a3_12)
+                m0_1_13 = min(a2_13, a3_13)
+                m0_1_14 = min(a2_14, a3_14)
+                m0_1_15 = min(a2_15, a3_15)
+                m0_1_16 = min(a2_16, a3_16)
+                m0_1_17 = min(a2_17, a3_17)
+                m0_1_18 = min(a2_18, a3_18)
+                m0_1_19 = min(a2_19, a3_19)
+                m0_1_20 = min(a2_20, a3_20)
+                m0_1_21 = min(a2_21, a3_21)
+                m0_1_22 = min(a2_22, a3_22)
+                m0_1_23 = min(a2_23, a3_23)
+                m0_1_24 = min(a2_24, a3_24)
+                m0_1_25 = min(a2_25, a3_25)
+                m0_1_26 = min(a2_26, a3_26)
+                m0_1_27 = min(a2_27, a3_27)
+                m0_1_28 = min(a2_28, a3_28)
+                m0_1_29 = min(a2_29, a3_29)
+                m0_1_30 = min(a2_30, a3_30)
+                m0_1_31 = min(a2_31, a3_31)
+                m0_2_0 = min(a4_0, a5_0)
+                m0_2_1 = min(a4_1, a5_1)
+                m0_2_2 = min(a4_2, a5_2)
+                m0_2_3 = min(a4_3, a5_3)
+                m0_2_4 = min(a4_4, a5_4)
+                m0_2_5 = min(a4_5, a5_5)
+                m0_2_6 = min(a4_6, a5_6)
+                m0_2_7 = min(a4_7, a5_7)
+                m0_2_8 = min(a4_8, a5_8)
+                m0_2_9 = min(a4_9, a5_9)
+                m0_2_10 = min(a4_10, a5_10)
+                m0_2_11 = min(a4_11, a5_11)
+                m0_2_12 = min(a4_12, a5_12)
+                m0_2_13 = min(a4_13, a5_13)
+                m0_2_14 = min(a4_14, a5_14)
+                m0_2_15 = min(a4_15, a5_15)
+                m0_2_16 = min(a4_16, a5_16)
+                m0_2_17 = min(a4_17, a5_17)
+                m0_2_18 = min(a4_18, a5_18)
+                m0_2_19 = min(a4_19, a5_19)
+                m0_2_20 = min(a4_20, a5_20)
+                m0_2_21 = min(a4_21, a5_21)
+                m0_2_22 = min(a4_22, a5_22)
+                m0_2_23 = min(a4_23, a5_23)
+                m0_2_24 = min(a4_24, a5_24)
+                m0_2_25 = min(a4_25, a5_25)
+                m0_2_26 = min(a4_26, a5_26)
+                m0_2_27 = min(a4_27, a5_27)
+                m0_2_28 = min(a4_28, a5_28)
+                m0_2_29 = min(a4_29, a5_29)
+                m0_2_30 = min(a4_30, a5_30)
+                m0_2_31 = min(a4_31, a5_31)
+                m0_3_0 = min(a6_0, a7_0)
+                m0_3_1 = min(a6_1, a7_1)
+                m0_3_2 = min(a6_2, a7_2)
+                m0_3_3 = min(a6_3, a7_3)
+                m0_3_4 = min(a6_4, a7_4)
+                m0_3_5 = min(a6_5, a7_5)
+                m0_3_6 = min(a6_6, a7_6)
+                m0_3_7 = min(a6_7, a7_7)
+                m0_3_8 = min(a6_8, a7_8)
+                m0_3_9 = min(a6_9, a7_9)
+                m0_3_10 = min(a6_10, a7_10)
+                m0_3_11 = min(a6_11, a7_11)
+                m0_3_12 = min(a6_12, a7_12)
+                m0_3_13 = min(a6_13, a7_13)
+                m0_3_14 = min(a6_14, a7_14)
+                m0_3_15 = min(a6_15, a7_15)
+                m0_3_16 = min(a6_16, a7_16)
+                m0_3_17 = min(a6_17, a7_17)
+                m0_3_18 = min(a6_18, a7_18)
+                m0_3_19 = min(a6_19, a7_19)
+                m0_3_20 = min(a6_20, a7_20)
+                m0_3_21 = min(a6_21, a7_21)
+                m0_3_22 = min(a6_22, a7_22)
+                m0_3_23 = min(a6_23, a7_23)
+                m0_3_24 = min(a6_24, a7_24)
+                m0_3_25 = min(a6_25, a7_25)
+                m0_3_26 = min(a6_26, a7_26)
+                m0_3_27 = min(a6_27, a7_27)
+                m0_3_28 = min(a6_28, a7_28)
+                m0_3_29 = min(a6_29, a7_29)
+                m0_3_30 = min(a6_30, a7_30)
+                m0_3_31 = min(a6_31, a7_31)
+                m1_0_0 = min(m0_0_0, m0_1_0)
+                m1_0_1 = min(m0_0_1, m0_1_1)
+                m1_0_2 = min(m0_0_2, m0_1_2)
+                m1_0_3 = min(m0_0_3, m0_1_3)
+                m1_0_4 = min(m0_0_4, m0_1_4)
+                m1_0_5 = min(m0_0_5, m0_1_5)
+                m1_0_6 = min(m0_0_6, m0_1_6)
+                m1_0_7 = min(m0_0_7, m0_1_7)
+                m1_0_8 = min(m0_0_8, m0_1_8)
+                m1_0_9 = min(m0_0_9, m0_1_9)
+                m1_0_10 = min(m0_0_10, m0_1_10)
+                m1_0_11 = min(m0_0_11, m0_1_11)
+                m1_0_12 = min(m0_0_12, m0_1_12)
+                m1_0_13 = min(m0_0_13, m0_1_13)
+                m1_0_14 = min(m0_0_14, m0_1_14)
+                m1_0_15 = min(m0_0_15, m0_1_15)
+                m1_0_16 = min(m0_0_16, m0_1_16)
+                m1_0_17 = min(m0_0_17, m0_1_17)
+                m1_0_18 = min(m0_0_18, m0_1_18)
+                m1_0_19 = min(m0_0_19, m0_1_19)
+                m1_0_20 = min(m0_0_20, m0_1_20)
+                m1_0_21 = min(m0_0_21, m0_1_21)
+                m1_0_22 = min(m0_0_22, m0_1_22)
+                m1_0_23 = min(m0_0_23, m0_1_23)
+                m1_0_24 = min(m0_0_24, m0_1_24)
+                m1_0_25 = min(m0_0_25, m0_1_25)
+                m1_0_26 = min(m0_0_26, m0_1_26)
+                m1_0_27 = min(m0_0_27, m0_1_27)
+                m1_0_28 = min(m0_0_28, m0_1_28)
+                m1_0_29 = min(m0_0_29, m0_1_29)
+                m1_0_30 = min(m0_0_30, m0_1_30)
+                m1_0_31 = min(m0_0_31, m0_1_31)
+                m1_1_0 = min(m0_2_0, m0_3_0)
+                m1_1_1 = min(m0_2_1, m0_3_1)
+                m1_1_2 = min(m0_2_2, m0_3_2)
+                m1_1_3 = min(m0_2_3, m0_3_3)
+                m1_1_4 = min(m0_2_4, m0_3_4)
+                m1_1_5 = min(m0_2_5, m0_3_5)
+                m1_1_6 = min(m0_2_6, m0_3_6)
+                m1_1_7 = min(m0_2_7, m0_3_7)
+                m1_1_8 = min(m0_2_8, m0_3_8)
+                m1_1_9 = min(m0_2_9, m0_3_9)
+                m1_1_10 = min(m0_2_10, m0_3_10)
+                m1_1_11 = min(m0_2_11, m0_3_11)
+                m1_1_12 = min(m0_2_12, m0_3_12)
+                m1_1_13 = min(m0_2_13, m0_3_13)
+                m1_1_14 = min(m0_2_14, m0_3_14)
+                m1_1_15 = min(m0_2_15, m0_3_15)
+                m1_1_16 = min(m0_2_16, m0_3_16)
+                m1_1_17 = min(m0_2_17, m0_3_17)
+                m1_1_18 = min(m0_2_18, m0_3_18)
+                m1_1_19 = min(m0_2_19, m0_3_19)
+                m1_1_20 = min(m0_2_20, m0_3_20)
+                m1_1_21 = min(m0_2_21, m0_3_21)
+                m1_1_22 = min(m0_2_22, m0_3_22)
+                m1_1_23 = min(m0_2_23, m0_3_23)
+                m1_1_24 = min(m0_2_24, m0_3_24)
+                m1_1_25 = min(m0_2_25, m0_3_25)
+                m1_1_26 = min(m0_2_26, m0_3_26)
+                m1_1_27 = min(m0_2_27, m0_3_27)
+                m1_1_28 = min(m0_2_28, m0_3_28)
+                m1_1_29 = min(m0_2_29, m0_3_29)
+                m1_1_30 = min(m0_2_30, m0_3_30)
+                m1_1_31 = min(m0_2_31, m0_3_31)
+                m2_0_0 = min(m1_0_0, m1_1_0)
+                m2_0_1 = min(m1_0_1, m1_1_1)
+                m2_0_2 = min(m1_0_2, m1_1_2)
+                m2_0_3 = min(m1_0_3, m1_1_3)
+                m2_0_4 = min(m1_0_4, m1_1_4)
+                m2_0_5 = min(m1_0_5, m1_1_5)
+                m2_0_6 = min(m1_0_6, m1_1_6)
+                m2_0_7 = min(m1_0_7, m1_1_7)
+                m2_0_8 = min(m1_0_8, m1_1_8)
+                m2_0_9 = min(m1_0_9, m1_1_9)
+                m2_0_10 = min(m1_0_10, m1_1_10)
+                m2_0_11 = min(m1_0_11, m1_1_11)
+                m2_0_12 = min(m1_0_12, m1_1_12)
+                m2_0_13 = min(m1_0_13, m1_1_13)
+                m2_0_14 = min(m1_0_14, m1_1_14)
+                m2_0_15 = min(m1_0_15, m1_1_15)
+                m2_0_16 = min(m1_0_16, m1_1_16)
+                m2_0_17 = min(m1_0_17, m1_1_17)
+                m2_0_18 = min(m1_0_18, m1_1_18)
+                m2_0_19 = min(m1_0_19, m1_1_19)
+                m2_0_20 = min(m1_0_20, m1_1_20)
+                m2_0_21 = min(m1_0_21, m1_1_21)
+                m2_0_22 = min(m1_0_22, m1_1_22)
+                m2_0_23 = min(m1_0_23, m1_1_23)
+                m2_0_24 = min(m1_0_24, m1_1_24)
+                m2_0_25 = min(m1_0_25, m1_1_25)
+                m2_0_26 = min(m1_0_26, m1_1_26)
+                m2_0_27 = min(m1_0_27, m1_1_27)
+                m2_0_28 = min(m1_0_28, m1_1_28)
+                m2_0_29 = min(m1_0_29, m1_1_29)
+                m2_0_30 = min(m1_0_30, m1_1_30)
+                m2_0_31 = min(m1_0_31, m1_1_31)
+                first = np.int32(j)
+                tie0 = m2_0_0 == low0 or (tie0 and m2_0_0 > low0)
+                tie1 = m2_0_1 == low1 or (tie1 and m2_0_1 > low1)
+                tie2 = m2_0_2 == low2 or (tie2 and m2_0_2 > low2)
+                tie3 = m2_0_3 == low3 or (tie3 and m2_0_3 > low3)
+                tie4 = m2_0_4 == low4 or (tie4 and m2_0_4 > low4)
+                tie5 = m2_0_5 == low5 or (tie5 and m2_0_5 > low5)
+                tie6 = m2_0_6 == low6 or (tie6 and m2_0_6 > low6)
+                tie7 = m2_0_7 == low7 or (tie7 and m2_0_7 > low7)
+                tie8 = m2_0_8 == low8 or (tie8 and m2_0_8 > low8)
+                tie9 = m2_0_9 == low9 or (tie9 and m2_0_9 > low9)
+                tie10 = m2_0_10 == low10 or (tie10 and m2_0_10 > low10)
+                tie11 = m2_0_11 == low11 or (tie11 and m2_0_11 > low11)
+                tie12 = m2_0_12 == low12 or (tie12 and m2_0_12 > low12)
+                tie13 = m2_0_13 == low13 or (tie13 and m2_0_13 > low13)
+                tie14 = m2_0_14 == low14 or (tie14 and m2_0_14 > low14)
+                tie15 = m2_0_15 == low15 or (tie15 and m2_0_15 > low15)
+                tie16 = m2_0_16 == low16 or (tie16 and m2_0_16 > low16)
+                tie17 = m2_0_17 == low17 or (tie17 and m2_0_17 > low17)
+                tie18 = m2_0_18 == low18 or (tie18 and m2_0_18 > low18)
+                tie19 = m2_0_19 == low19 or (tie19 and m2_0_19 > low19)
+                tie20 = m2_0_20 == low20 or (tie20 and m2_0_20 > low20)
+                tie21 = m2_0_21 == low21 or (tie21 and m2_0_21 > low21)
+                tie22 = m2_0_22 == low22 or (tie22 and m2_0_22 > low22)
+                tie23 = m2_0_23 == low23 or (tie23 and m2_0_23 > low23)
+                tie24 = m2_0_24 == low24 or (tie24 and m2_0_24 > low24)
+                tie25 = m2_0_25 == low25 or (tie25 and m2_0_25 > low25)
+                tie26 = m2_0_26 == low26 or (tie26 and m2_0_26 > low26)
+                tie27 = m2_0_27 == low27 or (tie27 and m2_0_27 > low27)
+                tie28 = m2_0_28 == low28 or (tie28 and m2_0_28 > low28)
+                tie29 = m2_0_29 == low29 or (tie29 and m2_0_29 > low29)
+                tie30 = m2_0_30 == low30 or (tie30 and m2_0_30 > low30)
+                tie31 = m2_0_31 == low31 or (tie31 and m2_0_31 > low31)
+                best0 = first if m2_0_0 < low0 else best0
+                best1 = first if m2_0_1 < low1 else best1
+                best2 = first if m2_0_2 < low2 else best2
+                best3 = first if m2_0_3 < low3 else best3
+                best4 = first if m2_0_4 < low4 else best4
+                best5 = first if m2_0_5 < low5 else best5
+                best6 = first if m2_0_6 < low6 else best6
+                best7 = first if m2_0_7 < low7 else best7
+                best8 = first if m2_0_8 < low8 else best8
+                best9 = first if m2_0_9 < low9 else best9
+                best10 = first if m2_0_10 < low10 else best10
+                best11 = first if m2_0_11 < low11 else best11
+                best12 = first if m2_0_12 < low12 else best12
+                best13 = first if m2_0_13 < low13 else best13
+                best14 = first if m2_0_14 < low14 else best14
+                best15 = first if m2_0_15 < low15 else best15
+                best16 = first if m2_0_16 < low16 else best16
+                best17 = first if m2_0_17 < low17 else best17
+                best18 = first if m2_0_18 < low18 else best18
+                best19 = first if m2_0_19 < low19 else best19
+                best20 = first if m2_0_20 < low20 else best20
+                best21 = first if m2_0_21 < low21 else best21
+                best22 = first if m2_0_22 < low22 else best22
+                best23 = first if m2_0_23 < low23 else best23
+                best24 = first if m2_0_24 < low24 else best24
+                best25 = first if m2_0_25 < low25 else best25
+                best26 = first if m2_0_26 < low26 else best26
+                best27 = first if m2_0_27 < low27 else best27
+                best28 = first if m2_0_28 < low28 else best28
+                best29 = first if m2_0_29 < low29 else best29
+                best30 = first if m2_0_30 < low30 else best30
+                best31 = first if m2_0_31 < low31 else best31
+                low0 = min(m2_0_0, low0)
+                low1 = min(m2_0_1, low1)
+                low2 = min(m2_0_2, low2)
+                low3 = min(m2_0_3, low3)
+                low4 = min(m2_0_4, low4)
+                low5 = min(m2_0_5, low5)
+                low6 = min(m2_0_6, low6)
+                low7 = min(m2_0_7, low7)
+                low8 = min(m2_0_8, low8)
+                low9 = min(m2_0_9, low9)
+                low10 = min(m2_0_10, low10)
+                low11 = min(m2_0_11, low11)
+                low12 = min(m2_0_12, low12)
+                low13 = min(m2_0_13, low13)
+                low14 = min(m2_0_14, low14)
+                low15 = min(m2_0_15, low15)
+                low16 = min(m2_0_16, low16)
+                low17 = min(m2_0_17, low17)
+                low18 = min(m2_0_18, low18)
+                low19 = min(m2_0_19, low19)
+                low20 = min(m2_0_20, low20)
+                low21 = min(m2_0_21, low21)
+                low22 = min(m2_0_22, low22)
+                low23 = min(m2_0_23, low23)
+                low24 = min(m2_0_24, low24)
+                low25 = min(m2_0_25, low25)
+                low26 = min(m2_0_26, low26)
+                low27 = min(m2_0_27, low27)
+                low28 = min(m2_0_28, low28)
+                low29 = min(m2_0_29, low29)
+                low30 = min(m2_0_30, low30)
+                low31 = min(m2_0_31, low31)
+                top4_0 = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7)))
+                top4_1 = max(max(max(norm8 + low8 + low8, norm9 + low9 + low9), max(norm10 + low10 + low10, norm11 + low11 + low11)), max(max(norm12 + low12 + low12, norm13 + low13 + low13), max(norm14 + low14 + low14, norm15 + low15 + low15)))
+                top4_2 = max(max(max(norm16 + low16 + low16, norm17 + low17 + low17), max(norm18 + low18 + low18, norm19 + low19 + low19)), max(max(norm20 + low20 + low20, norm21 + low21 + low21), max(norm22 + low22 + low22, norm23 + low23 + low23)))
+                top4_3 = max(max(max(norm24 + low24 + low24, norm25 + low25 + low25), max(norm26 + low26 + low26, norm27 + low27 + low27)), max(max(norm28 + low28 + low28, norm29 + low29 + low29), max(norm30 + low30 + low30, norm31 + low31 + low31)))
+                bound = max(max(top4_0, top4_1), max(top4_2, top4_3)) + margin
+                if q == 1:
+                    quarter = 0.25 * bound
+                    for other in range(groups):
+                        if other != g0 and lb[other] <= quarter:
+                            visit[count] = other
+                            count += 1
+                    for other in range(groups):
+                        if other != g0 and quarter < lb[other] <= bound:
+                            visit[count] = other
+                            count += 1
+            lows[0] = low0
+            norms[0] = norm0
+            bests[0] = best0
+            ties[0] = tie0
+            lows[1] = low1
+            norms[1] = norm1
+            bests[1] = best1
+            ties[1] = tie1
+            lows[2] = low2
+            norms[2] = norm2
+            bests[2] = best2
+            ties[2] = tie2
+            lows[3] = low3
+            norms[3] = norm3
+            bests[3] = best3
+            ties[3] = tie3
+            lows[4] = low4
+            norms[4] = norm4
+            bests[4] = best4
+            ties[4] = tie4
+            lows[5] = low5
+            norms[5] = norm5
+            bests[5] = best5
+            ties[5] = tie5
+            lows[6] = low6
+            norms[6] = norm6
+            bests[6] = best6
+            ties[6] = tie6
+            lows[7] = low7
+            norms[7] = norm7
+            bests[7] = best7
+            ties[7] = tie7
+            lows[8] = low8
+            norms[8] = norm8
+            bests[8] = best8
+            ties[8] = tie8
+            lows[9] = low9
+            norms[9] = norm9
+            bests[9] = best9
+            ties[9] = tie9
+            lows[10] = low10
+            norms[10] = norm10
+            bests[10] = best10
+            ties[10] = tie10
+            lows[11] = low11
+            norms[11] = norm11
+            bests[11] = best11
+            ties[11] = tie11
+            lows[12] = low12
+            norms[12] = norm12
+            bests[12] = best12
+            ties[12] = tie12
+            lows[13] = low13
+            norms[13] = norm13
+            bests[13] = best13
+            ties[13] = tie13
+            lows[14] = low14
+            norms[14] = norm14
+            bests[14] = best14
+            ties[14] = tie14
+            lows[15] = low15
+            norms[15] = norm15
+            bests[15] = best15
+            ties[15] = tie15
+            lows[16] = low16
+            norms[16] = norm16
+            bests[16] = best16
+            ties[16] = tie16
+            lows[17] = low17
+            norms[17] = norm17
+            bests[17] = best17
+            ties[17] = tie17
+            lows[18] = low18
+            norms[18] = norm18
+            bests[18] = best18
+            ties[18] = tie18
+            lows[19] = low19
+            norms[19] = norm19
+            bests[19] = best19
+            ties[19] = tie19
+            lows[20] = low20
+            norms[20] = norm20
+            bests[20] = best20
+            ties[20] = tie20
+            lows[21] = low21
+            norms[21] = norm21
+            bests[21] = best21
+            ties[21] = tie21
+            lows[22] = low22
+            norms[22] = norm22
+            bests[22] = best22
+            ties[22] = tie22
+            lows[23] = low23
+            norms[23] = norm23
+            bests[23] = best23
+            ties[23] = tie23
+            lows[24] = low24
+            norms[24] = norm24
+            bests[24] = best24
+            ties[24] = tie24
+            lows[25] = low25
+            norms[25] = norm25
+            bests[25] = best25
+            ties[25] = tie25
+            lows[26] = low26
+            norms[26] = norm26
+            bests[26] = best26
+            ties[26] = tie26
+            lows[27] = low27
+            norms[27] = norm27
+            bests[27] = best27
+            ties[27] = tie27
+            lows[28] = low28
+            norms[28] = norm28
+            bests[28] = best28
+            ties[28] = tie28
+            lows[29] = low29
+            norms[29] = norm29
+            bests[29] = best29
+            ties[29] = tie29
+            lows[30] = low30
+            norms[30] = norm30
+            bests[30] = best30
+            ties[30] = tie30
+            lows[31] = low31
+            norms[31] = norm31
+            bests[31] = best31
+            ties[31] = tie31
+            for r in range(32):
+                # inside the best group, or against every centre where another group tied it
+                first, last = (0, k) if ties[r] else (bests[r], bests[r] + 8)
+                top = largest
+                pick = first
+                for jc in range(first, last):
+                    a = half_norms[jc]
+                    for t in range(d):
+                        a -= source[b, t, r] * C[jc, t]
+                    if a < top or (a == top and centre_index[jc] < centre_index[pick]):
+                        top = a
+                        pick = jc
+                if i + r < n:
+                    o = order[i + r]
+                    labels[o] = centre_index[pick]
+                    value = norms[r] + (lows[r] + lows[r])
+                    dist[o] = value if value > zero else zero
+
+
+@njit(parallel=True, cache=True, fastmath=FUSED_FAST)
+def pruned_avx512_float64(panels, order, box_lo, box_hi, C, half_norms, centre_index, group_lo, group_hi, labels, dist, parts, margin, largest):
+    """One pruned pass over float64 X, 8 rows x 8 centres per tile (avx512): labels and distances.
+
+    The rows come in the order ``order`` (near rows together: ``numba_pruned.spatial_order``),
+    the centres sorted likewise and padded to whole groups (``numba_pruned.arrange_centres``).
+    Each tile visits first the group of centres nearest its rows' bounding box, then the groups
+    whose box is nearer to the tile's box than ``bound``: the largest squared distance of
+    a tile row to its best centre so far, plus ``margin`` (a bound on the rounding of the
+    tile's values). A skipped group cannot hold a centre whose value would be as small as a
+    row's best: the labels are the fused tile's. A row whose best value another group's
+    minimum equals exactly is looked up against every centre, for the lowest index.
+
+    Parameters
+    ----------
+    panels : (ceil(n / 8), d, 8) float64: rows ``order[8 b ...]`` transposed
+    order : (n,) int64, the row of X each panel column holds
+    box_lo, box_hi : (ceil(n / 8), d) float64, each panel's bounding box
+    C : (groups x 8, d) float64, the centres in their spatial order, padded
+    half_norms : (groups x 8,) float64, ``||c||^2 / 2``
+    centre_index : (groups x 8,) int32, each sorted centre's index
+    group_lo, group_hi : (d, groups) float64, each group's bounding box
+    labels : (n,) int32, out
+    dist : (n,) float64, out: squared distance to the assigned centre, clipped at 0
+    parts : int, the parallel parts
+    margin : float, added to every bound (see above)
+    largest : float64, the dtype's largest finite value
+    """
+    nb, d, _ = panels.shape
+    n = order.shape[0]
+    k = C.shape[0]
+    groups = group_lo.shape[1]
+    zero = largest - largest
+    for p in prange(parts):
+        source = panels
+        lb = np.empty(groups, dtype=panels.dtype)
+        visit = np.empty(groups, dtype=np.int64)
+        lows = np.empty(8, dtype=panels.dtype)
+        norms = np.empty(8, dtype=panels.dtype)
+        bests = np.empty(8, dtype=np.int32)
+        ties = np.zeros(8, dtype=np.bool_)
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            i = b * 8
+            norm0 = zero
+            norm1 = zero
+            norm2 = zero
+            norm3 = zero
+            norm4 = zero
+            norm5 = zero
+            norm6 = zero
+            norm7 = zero
+            for t in range(d):
+                x0 = source[b, t, 0]
+                norm0 += x0 * x0
+                x1 = source[b, t, 1]
+                norm1 += x1 * x1
+                x2 = source[b, t, 2]
+                norm2 += x2 * x2
+                x3 = source[b, t, 3]
+                norm3 += x3 * x3
+                x4 = source[b, t, 4]
+                norm4 += x4 * x4
+                x5 = source[b, t, 5]
+                norm5 += x5 * x5
+                x6 = source[b, t, 6]
+                norm6 += x6 * x6
+                x7 = source[b, t, 7]
+                norm7 += x7 * x7
+            # Squared distance from the tile's box to each group's box, a lower bound for every pair:
+            # feature by feature, so the loop over the groups runs in SIMD lanes.
+            lb[:] = zero
+            for t in range(d):
+                below, above = box_lo[b, t], box_hi[b, t]
+                for g in range(groups):
+                    gap = max(group_lo[t, g] - above, below - group_hi[t, g])
+                    gap = max(gap, zero)
+                    lb[g] += gap * gap
+            g0 = np.argmin(lb)
+            low0 = largest
+            best0 = np.int32(0)
+            tie0 = False
+            low1 = largest
+            best1 = np.int32(0)
+            tie1 = False
+            low2 = largest
+            best2 = np.int32(0)
+            tie2 = False
+            low3 = largest
+            best3 = np.int32(0)
+            tie3 = False
+            low4 = largest
+            best4 = np.int32(0)
+            tie4 = False
+            low5 = largest
+            best5 = np.int32(0)
+            tie5 = False
+            low6 = largest
+            best6 = np.int32(0)
+            tie6 = False
+            low7 = largest
+            best7 = np.int32(0)
+            tie7 = False
+            # The nearest group first. Its visit bounds every row's nearest centre; then the list of the
+            # other groups within that bound, those within a quarter of it first (the near ones, which
+            # tighten the bound most), each visited unless the bound has fallen below it. A loop over
+            # every group instead, carrying the tile's state through the skipped ones, cost more than
+            # the visits (66668 x 3, k=2723, Zen 4).
+            visit[0] = g0
+            count = 1
+            bound = np.inf
+            q = 0
+            while q < count:
+                g = visit[q]
+                q += 1
+                if lb[g] > bound:
+                    continue
+                j = g * 8
+                j0 = np.int32(min(j + 0, k - 1))
+                h0 = half_norms[j0]
+                j1 = np.int32(min(j + 1, k - 1))
+                h1 = half_norms[j1]
+                j2 = np.int32(min(j + 2, k - 1))
+                h2 = half_norms[j2]
+                j3 = np.int32(min(j + 3, k - 1))
+                h3 = half_norms[j3]
+                j4 = np.int32(min(j + 4, k - 1))
+                h4 = half_norms[j4]
+                j5 = np.int32(min(j + 5, k - 1))
+                h5 = half_norms[j5]
+                j6 = np.int32(min(j + 6, k - 1))
+                h6 = half_norms[j6]
+                j7 = np.int32(min(j + 7, k - 1))
+                h7 = half_norms[j7]
+                a0_0 = h0
+                a0_1 = h0
+                a0_2 = h0
+                a0_3 = h0
+                a0_4 = h0
+                a0_5 = h0
+                a0_6 = h0
+                a0_7 = h0
+                a1_0 = h1
+                a1_1 = h1
+                a1_2 = h1
+                a1_3 = h1
+                a1_4 = h1
+                a1_5 = h1
+                a1_6 = h1
+                a1_7 = h1
+                a2_0 = h2
+                a2_1 = h2
+                a2_2 = h2
+                a2_3 = h2
+                a2_4 = h2
+                a2_5 = h2
+                a2_6 = h2
+                a2_7 = h2
+                a3_0 = h3
+                a3_1 = h3
+                a3_2 = h3
+                a3_3 = h3
+                a3_4 = h3
+                a3_5 = h3
+                a3_6 = h3
+                a3_7 = h3
+                a4_0 = h4
+                a4_1 = h4
+                a4_2 = h4
+                a4_3 = h4
+                a4_4 = h4
+                a4_5 = h4
+                a4_6 = h4
+                a4_7 = h4
+                a5_0 = h5
+                a5_1 = h5
+                a5_2 = h5
+                a5_3 = h5
+                a5_4 = h5
+                a5_5 = h5
+                a5_6 = h5
+                a5_7 = h5
+                a6_0 = h6
+                a6_1 = h6
+                a6_2 = h6
+                a6_3 = h6
+                a6_4 = h6
+                a6_5 = h6
+                a6_6 = h6
+                a6_7 = h6
+                a7_0 = h7
+                a7_1 = h7
+                a7_2 = h7
+                a7_3 = h7
+                a7_4 = h7
+                a7_5 = h7
+                a7_6 = h7
+                a7_7 = h7
+                for t in range(d):
+                    x0 = source[b, t, 0]
+                    x1 = source[b, t, 1]
+                    x2 = source[b, t, 2]
+                    x3 = source[b, t, 3]
+                    x4 = source[b, t, 4]
+                    x5 = source[b, t, 5]
+                    x6 = source[b, t, 6]
+                    x7 = source[b, t, 7]
+                    w0 = C[j0, t]
+                    a0_0 -= x0 * w0
+                    a0_1 -= x1 * w0
+                    a0_2 -= x2 * w0
+                    a0_3 -= x3 * w0
+                    a0_4 -= x4 * w0
+                    a0_5 -= x5 * w0
+                    a0_6 -= x6 * w0
+                    a0_7 -= x7 * w0
+                    w1 = C[j1, t]
+                    a1_0 -= x0 * w1
+                    a1_1 -= x1 * w1
+                    a1_2 -= x2 * w1
+                    a1_3 -= x3 * w1
+                    a1_4 -= x4 * w1
+                    a1_5 -= x5 * w1
+                    a1_6 -= x6 * w1
+                    a1_7 -= x7 * w1
+                    w2 = C[j2, t]
+                    a2_0 -= x0 * w2
+                    a2_1 -= x1 * w2
+                    a2_2 -= x2 * w2
+                    a2_3 -= x3 * w2
+                    a2_4 -= x4 * w2
+                    a2_5 -= x5 * w2
+                    a2_6 -= x6 * w2
+                    a2_7 -= x7 * w2
+                    w3 = C[j3, t]
+                    a3_0 -= x0 * w3
+                    a3_1 -= x1 * w3
+                    a3_2 -= x2 * w3
+                    a3_3 -= x3 * w3
+                    a3_4 -= x4 * w3
+                    a3_5 -= x5 * w3
+                    a3_6 -= x6 * w3
+                    a3_7 -= x7 * w3
+                    w4 = C[j4, t]
+                    a4_0 -= x0 * w4
+                    a4_1 -= x1 * w4
+                    a4_2 -= x2 * w4
+                    a4_3 -= x3 * w4
+                    a4_4 -= x4 * w4
+                    a4_5 -= x5 * w4
+                    a4_6 -= x6 * w4
+                    a4_7 -= x7 * w4
+                    w5 = C[j5, t]
+                    a5_0 -= x0 * w5
+                    a5_1 -= x1 * w5
+                    a5_2 -= x2 * w5
+                    a5_3 -= x3 * w5
+                    a5_4 -= x4 * w5
+                    a5_5 -= x5 * w5
+                    a5_6 -= x6 * w5
+                    a5_7 -= x7 * w5
+                    w6 = C[j6, t]
+                    a6_0 -= x0 * w6
+                    a6_1 -= x1 * w6
+                    a6_2 -= x2 * w6
+                    a6_3 -= x3 * w6
+                    a6_4 -= x4 * w6
+                    a6_5 -= x5 * w6
+                    a6_6 -= x6 * w6
+                    a6_7 -= x7 * w6
+                    w7 = C[j7, t]
+                    a7_0 -= x0 * w7
+                    a7_1 -= x1 * w7
+                    a7_2 -= x2 * w7
+                    a7_3 -= x3 * w7
+                    a7_4 -= x4 * w7
+                    a7_5 -= x5 * w7
+                    a7_6 -= x6 * w7
+                    a7_7 -= x7 * w7
+                m0_0_0 = min(a0_0, a1_0)
+                m0_0_1 = min(a0_1, a1_1)
+                m0_0_2 = min(a0_2, a1_2)
+                m0_0_3 = min(a0_3, a1_3)
+                m0_0_4 = min(a0_4, a1_4)
+                m0_0_5 = min(a0_5, a1_5)
+                m0_0_6 = min(a0_6, a1_6)
+                m0_0_7 = min(a0_7, a1_7)
+                m0_1_0 = min(a2_0, a3_0)
+                m0_1_1 = min(a2_1, a3_1)
+                m0_1_2 = min(a2_2, a3_2)
+                m0_1_3 = min(a2_3, a3_3)
+                m0_1_4 = min(a2_4, a3_4)
+                m0_1_5 = min(a2_5, a3_5)
+                m0_1_6 = min(a2_6, a3_6)
+                m0_1_7 = min(a2_7, a3_7)
+                m0_2_0 = min(a4_0, a5_0)
+                m0_2_1 = min(a4_1, a5_1)
+                m0_2_2 = min(a4_2, a5_2)
+                m0_2_3 = min(a4_3, a5_3)
+                m0_2_4 = min(a4_4, a5_4)
+                m0_2_5 = min(a4_5, a5_5)
+                m0_2_6 = min(a4_6, a5_6)
+                m0_2_7 = min(a4_7, a5_7)
+                m0_3_0 = min(a6_0, a7_0)
+                m0_3_1 = min(a6_1, a7_1)
+                m0_3_2 = min(a6_2, a7_2)
+                m0_3_3 = min(a6_3, a7_3)
+                m0_3_4 = min(a6_4, a7_4)
+                m0_3_5 = min(a6_5, a7_5)
+                m0_3_6 = min(a6_6, a7_6)
+                m0_3_7 = min(a6_7, a7_7)
+                m1_0_0 = min(m0_0_0, m0_1_0)
+                m1_0_1 = min(m0_0_1, m0_1_1)
+                m1_0_2 = min(m0_0_2, m0_1_2)
+                m1_0_3 = min(m0_0_3, m0_1_3)
+                m1_0_4 = min(m0_0_4, m0_1_4)
+                m1_0_5 = min(m0_0_5, m0_1_5)
+                m1_0_6 = min(m0_0_6, m0_1_6)
+                m1_0_7 = min(m0_0_7, m0_1_7)
+                m1_1_0 = min(m0_2_0, m0_3_0)
+                m1_1_1 = min(m0_2_1, m0_3_1)
+                m1_1_2 = min(m0_2_2, m0_3_2)
+                m1_1_3 = min(m0_2_3, m0_3_3)
+                m1_1_4 = min(m0_2_4, m0_3_4)
+                m1_1_5 = min(m0_2_5, m0_3_5)
+                m1_1_6 = min(m0_2_6, m0_3_6)
+                m1_1_7 = min(m0_2_7, m0_3_7)
+                m2_0_0 = min(m1_0_0, m1_1_0)
+                m2_0_1 = min(m1_0_1, m1_1_1)
+                m2_0_2 = min(m1_0_2, m1_1_2)
+                m2_0_3 = min(m1_0_3, m1_1_3)
+                m2_0_4 = min(m1_0_4, m1_1_4)
+                m2_0_5 = min(m1_0_5, m1_1_5)
+                m2_0_6 = min(m1_0_6, m1_1_6)
+                m2_0_7 = min(m1_0_7, m1_1_7)
+                first = np.int32(j)
+                tie0 = m2_0_0 == low0 or (tie0 and m2_0_0 > low0)
+                tie1 = m2_0_1 == low1 or (tie1 and m2_0_1 > low1)
+                tie2 = m2_0_2 == low2 or (tie2 and m2_0_2 > low2)
+                tie3 = m2_0_3 == low3 or (tie3 and m2_0_3 > low3)
+                tie4 = m2_0_4 == low4 or (tie4 and m2_0_4 > low4)
+                tie5 = m2_0_5 == low5 or (tie5 and m2_0_5 > low5)
+                tie6 = m2_0_6 == low6 or (tie6 and m2_0_6 > low6)
+                tie7 = m2_0_7 == low7 or (tie7 and m2_0_7 > low7)
+                best0 = first if m2_0_0 < low0 else best0
+                best1 = first if m2_0_1 < low1 else best1
+                best2 = first if m2_0_2 < low2 else best2
+                best3 = first if m2_0_3 < low3 else best3
+                best4 = first if m2_0_4 < low4 else best4
+                best5 = first if m2_0_5 < low5 else best5
+                best6 = first if m2_0_6 < low6 else best6
+                best7 = first if m2_0_7 < low7 else best7
+                low0 = min(m2_0_0, low0)
+                low1 = min(m2_0_1, low1)
+                low2 = min(m2_0_2, low2)
+                low3 = min(m2_0_3, low3)
+                low4 = min(m2_0_4, low4)
+                low5 = min(m2_0_5, low5)
+                low6 = min(m2_0_6, low6)
+                low7 = min(m2_0_7, low7)
+                bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
+                if q == 1:
+                    quarter = 0.25 * bound
+                    for other in range(groups):
+                        if other != g0 and lb[other] <= quarter:
+                            visit[count] = other
+                            count += 1
+                    for other in range(groups):
+                        if other != g0 and quarter < lb[other] <= bound:
+                            visit[count] = other
+                            count += 1
+            lows[0] = low0
+            norms[0] = norm0
+            bests[0] = best0
+            ties[0] = tie0
+            lows[1] = low1
+            norms[1] = norm1
+            bests[1] = best1
+            ties[1] = tie1
+            lows[2] = low2
+            norms[2] = norm2
+            bests[2] = best2
+            ties[2] = tie2
+            lows[3] = low3
+            norms[3] = norm3
+            bests[3] = best3
+            ties[3] = tie3
+            lows[4] = low4
+            norms[4] = norm4
+            bests[4] = best4
+            ties[4] = tie4
+            lows[5] = low5
+            norms[5] = norm5
+            bests[5] = best5
+            ties[5] = tie5
+            lows[6] = low6
+            norms[6] = norm6
+            bests[6] = best6
+            ties[6] = tie6
+            lows[7] = low7
+            norms[7] = norm7
+            bests[7] = best7
+            ties[7] = tie7
+            for r in range(8):
+                # inside the best group, or against every centre where another group tied it
+                first, last = (0, k) if ties[r] else (bests[r], bests[r] + 8)
+                top = largest
+                pick = first
+                for jc in range(first, last):
+                    a = half_norms[jc]
+                    for t in range(d):
+                        a -= source[b, t, r] * C[jc, t]
+                    if a < top or (a == top and centre_index[jc] < centre_index[pick]):
+                        top = a
+                        pick = jc
+                if i + r < n:
+                    o = order[i + r]
+                    labels[o] = centre_index[pick]
+                    value = norms[r] + (lows[r] + lows[r])
+                    dist[o] = value if value > zero else zero
+
+
 #: the fused pass of each tile
 FUSED_PASS = {('avx2', 'float32'): fused_avx2_float32, ('avx2', 'float64'): fused_avx2_float64, ('avx512', 'float32'): fused_avx512_float32, ('avx512', 'float64'): fused_avx512_float64}
 
 
 #: the fused pass with the argmin by groups of each tile
 GROUPED_PASS = {('avx2', 'float32'): grouped_avx2_float32, ('avx2', 'float64'): grouped_avx2_float64, ('avx512', 'float32'): grouped_avx512_float32, ('avx512', 'float64'): grouped_avx512_float64}
+
+
+#: the pruned pass of each tile
+PRUNED_PASS = {('avx2', 'float32'): pruned_avx2_float32, ('avx2', 'float64'): pruned_avx2_float64, ('avx512', 'float32'): pruned_avx512_float32, ('avx512', 'float64'): pruned_avx512_float64}

@@ -20,7 +20,7 @@ from kmbench.core.seeding import initial_centers  # noqa: E402
 
 STRATEGIES = [{"strategy": "fused"}, {"strategy": "fused", "panels": False}, {"strategy": "gemm", "chunk": 97},
               {"strategy": "rowdot"}, {"strategy": "stream"}, {"strategy": "grouped"},
-              {"strategy": "grouped", "panels": False}]
+              {"strategy": "grouped", "panels": False}, {"strategy": "pruned"}]
 DTYPES = ["float64", "float32"]
 
 
@@ -193,14 +193,15 @@ def test_the_other_tile_agrees_too(dtype):
     assert result.info["tile"].startswith("avx2")
 
 
-@pytest.mark.parametrize("strategy", ["fused", "grouped", "gemm", "stream"])
+@pytest.mark.parametrize("strategy", ["fused", "grouped", "pruned", "gemm", "stream"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
     from impls import numba_kernels, numba_stream
 
     X = np.random.default_rng(0).random((50, 4)).astype(dtype)
     backend = prepared(X, X[:3].copy(), strategy=strategy)
-    kernel = {"fused": backend.fused_pass, "grouped": backend.grouped_pass, "gemm": numba_kernels.gemm_pass,
+    kernel = {"fused": backend.fused_pass, "grouped": backend.grouped_pass, "pruned": backend.pruned_pass,
+              "gemm": numba_kernels.gemm_pass,
               "stream": numba_stream.stream_pass}[strategy]
     compiled = [sig[0].dtype for sig in kernel.signatures]
     assert getattr(numba, dtype) in compiled
@@ -341,16 +342,31 @@ def test_plan_races_the_stream_pass_at_small_d(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_grouped_argmin_gives_the_fused_tiles_labels(dtype):
-    """Finding the centre inside each row's best group afterwards reproduces the tile's values:
-    the same labels and sums, not merely labels within the contract's tie width."""
-    X = np.random.default_rng(4).standard_normal((5000, 3)).astype(dtype)
+@pytest.mark.parametrize("strategy", ["grouped", "pruned"])
+def test_grouped_and_pruned_tiles_give_the_fused_tiles_labels(dtype, strategy):
+    """Finding the centre inside each row's best group afterwards reproduces the tile's values,
+    and the groups the pruned tile skips cannot hold a row's best: the same labels and sums,
+    not merely labels within the contract's tie width."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((5000, 3)).astype(dtype)
+    X[::7] *= 40  # a wide spread of norms: the rounding margin must hold for all of them
     C = X[:700].copy()  # many groups of centres, and near-ties between them
     fused = kmbench.fit(X, 700, backend="numba", init=C, max_iter=3, tol=-1.0, strategy="fused")
-    grouped = kmbench.fit(X, 700, backend="numba", init=C, max_iter=3, tol=-1.0, strategy="grouped")
-    assert grouped.info["strategy"] == "grouped" and fused.info["strategy"] == "fused"
-    np.testing.assert_array_equal(grouped.labels, fused.labels)
-    np.testing.assert_array_equal(grouped.centers, fused.centers)
+    other = kmbench.fit(X, 700, backend="numba", init=C, max_iter=3, tol=-1.0, strategy=strategy)
+    assert other.info["strategy"] == strategy and fused.info["strategy"] == "fused"
+    np.testing.assert_array_equal(other.labels, fused.labels)
+    np.testing.assert_array_equal(other.centers, fused.centers)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pruned_tile_breaks_exact_ties_to_the_lowest_index(dtype):
+    # Every centre twice, far apart in index and so in different groups once sorted in space:
+    # each row's best value is tied exactly, and the contract wants the lower index.
+    X = np.random.default_rng(6).standard_normal((3000, 2)).astype(dtype)
+    C = np.concatenate([X[:300], X[:300]])
+    labels = kmbench.fit(X, 600, backend="numba", init=C, max_iter=1, tol=-1.0, strategy="pruned").labels
+    fused = kmbench.fit(X, 600, backend="numba", init=C, max_iter=1, tol=-1.0, strategy="fused").labels
+    np.testing.assert_array_equal(labels, fused)
 
 
 def test_the_plan_races_the_grouped_tile_at_small_d_and_many_centres(tmp_path, monkeypatch):
@@ -360,11 +376,11 @@ def test_the_plan_races_the_grouped_tile_at_small_d_and_many_centres(tmp_path, m
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     X = np.random.default_rng(5).standard_normal((6000, 3)).astype(np.float32)
     plan = kmbench.fit(X, numba_plan.MEASURE_MIN_K, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
-    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "grouped", "gemm"}
-    assert plan["copy_ms"].get("grouped") == plan["copy_ms"].get("fused")
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "grouped", "pruned", "gemm"}
+    assert plan["copy_ms"].get("grouped") == plan["copy_ms"].get("fused") and plan["copy_ms"]["pruned"] > 0
     wide = np.random.default_rng(5).standard_normal((6000, GROUPED_MAX_D + 1)).astype(np.float32)
     plan = kmbench.fit(wide, numba_plan.MEASURE_MIN_K, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
-    assert "grouped" not in plan["ms_per_pass"]
+    assert not {"grouped", "pruned"} & set(plan["ms_per_pass"])
 
 
 @pytest.mark.parametrize("passes, copies", [(1e-6, False), (1e6, None)])

@@ -108,6 +108,23 @@ DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per
     """'''
 
 
+def group_values(emit, rows: int, group: int) -> None:
+    """``a{g}_{r}`` = ``||c||^2/2 - x.c`` for the tile's rows and the group's centres from ``j``."""
+    for g in range(group):
+        emit(4, f"j{g} = np.int32(min(j + {g}, k - 1))")
+        emit(4, f"h{g} = half_norms[j{g}]")
+    for g in range(group):
+        for r in range(rows):
+            emit(4, f"a{g}_{r} = h{g}")
+    emit(4, "for t in range(d):")
+    for r in range(rows):
+        emit(5, f"x{r} = source[b, t, {r}]")
+    for g in range(group):
+        emit(5, f"w{g} = C[j{g}, t]")
+        for r in range(rows):
+            emit(5, f"a{g}_{r} -= x{r} * w{g}")
+
+
 def indexed_minimum(emit, rows: int, group: int) -> None:
     """The group's minimum and its centre by a pairwise tree (ties keep the left, lower index),
     then one compare with the running minimum: a chain of `group` compares through it made each
@@ -135,7 +152,7 @@ def indexed_minimum(emit, rows: int, group: int) -> None:
         emit(4, f"low{r} = min({value.format(r=r)}, low{r})")
 
 
-def grouped_minimum(emit, rows: int, group: int) -> None:
+def grouped_minimum(emit, rows: int, group: int, ties: bool = False) -> None:
     """The group's minimum by a pairwise tree of values alone, and one compare with the running
     minimum that keeps the group's first centre: 1 + 2 vector operations per group where the
     indexed tree takes 2 (group - 1) + 3 (1.41x per pass at 66668 x 3, k=2723; Zen 4)."""
@@ -153,6 +170,9 @@ def grouped_minimum(emit, rows: int, group: int) -> None:
         level, depth = merged, depth + 1
     value, = level
     emit(4, "first = np.int32(j)")
+    if ties:  # whether another group's minimum equals the row's best exactly
+        for r in range(rows):
+            emit(4, f"tie{r} = {value.format(r=r)} == low{r} or (tie{r} and {value.format(r=r)} > low{r})")
     for r in range(rows):
         emit(4, f"best{r} = first if {value.format(r=r)} < low{r} else best{r}")
     for r in range(rows):
@@ -175,6 +195,142 @@ def resolve_groups(emit, rows: int, group: int) -> None:
     emit(6, "top = a")
     emit(6, "pick = jc")
     emit(4, "bests[r] = pick")
+
+
+PRUNED_DOC = '''    """One pruned pass over {dtype} X, {rows} rows x {group} centres per tile ({isa}): labels and distances.
+
+    The rows come in the order ``order`` (near rows together: ``numba_pruned.spatial_order``),
+    the centres sorted likewise and padded to whole groups (``numba_pruned.arrange_centres``).
+    Each tile visits first the group of centres nearest its rows' bounding box, then the groups
+    whose box is nearer to the tile's box than ``bound``: the largest squared distance of
+    a tile row to its best centre so far, plus ``margin`` (a bound on the rounding of the
+    tile's values). A skipped group cannot hold a centre whose value would be as small as a
+    row's best: the labels are the fused tile's. A row whose best value another group's
+    minimum equals exactly is looked up against every centre, for the lowest index.
+
+    Parameters
+    ----------
+    panels : (ceil(n / {rows}), d, {rows}) {dtype}: rows ``order[{rows} b ...]`` transposed
+    order : (n,) int64, the row of X each panel column holds
+    box_lo, box_hi : (ceil(n / {rows}), d) {dtype}, each panel's bounding box
+    C : (groups x {group}, d) {dtype}, the centres in their spatial order, padded
+    half_norms : (groups x {group},) {dtype}, ``||c||^2 / 2``
+    centre_index : (groups x {group},) int32, each sorted centre's index
+    group_lo, group_hi : (d, groups) {dtype}, each group's bounding box
+    labels : (n,) int32, out
+    dist : (n,) {dtype}, out: squared distance to the assigned centre, clipped at 0
+    parts : int, the parallel parts
+    margin : float, added to every bound (see above)
+    largest : {dtype}, the dtype's largest finite value
+    """'''
+
+
+def pruned_kernel(isa: str, dtype: str) -> str:
+    """The grouped tile over rows and centres in spatial order, skipping far groups of centres."""
+    rows, group = tile(isa, dtype)
+    out = []
+
+    def emit(indent: int, text: str) -> None:
+        out.append("    " * indent + text)
+
+    emit(0, "@njit(parallel=True, cache=True, fastmath=FUSED_FAST)")
+    emit(0, f"def pruned_{isa}_{dtype}(panels, order, box_lo, box_hi, C, half_norms, centre_index, group_lo, "
+            "group_hi, labels, dist, parts, margin, largest):")
+    out.append(PRUNED_DOC.format(dtype=dtype, rows=rows, group=group, isa=isa))
+    emit(1, "nb, d, _ = panels.shape")
+    emit(1, "n = order.shape[0]")
+    emit(1, "k = C.shape[0]")
+    emit(1, "groups = group_lo.shape[1]")
+    emit(1, "zero = largest - largest")
+    emit(1, "for p in prange(parts):")
+    emit(2, "source = panels")
+    emit(2, "lb = np.empty(groups, dtype=panels.dtype)")
+    emit(2, "visit = np.empty(groups, dtype=np.int64)")
+    emit(2, f"lows = np.empty({rows}, dtype=panels.dtype)")
+    emit(2, f"norms = np.empty({rows}, dtype=panels.dtype)")
+    emit(2, f"bests = np.empty({rows}, dtype=np.int32)")
+    emit(2, f"ties = np.zeros({rows}, dtype=np.bool_)")
+    emit(2, "for b in range(p * nb // parts, (p + 1) * nb // parts):")
+    emit(3, f"i = b * {rows}")
+    for r in range(rows):
+        emit(3, f"norm{r} = zero")
+    emit(3, "for t in range(d):")
+    for r in range(rows):
+        emit(4, f"x{r} = source[b, t, {r}]")
+        emit(4, f"norm{r} += x{r} * x{r}")
+    emit(3, "# Squared distance from the tile's box to each group's box, a lower bound for every pair:")
+    emit(3, "# feature by feature, so the loop over the groups runs in SIMD lanes.")
+    emit(3, "lb[:] = zero")
+    emit(3, "for t in range(d):")
+    emit(4, "below, above = box_lo[b, t], box_hi[b, t]")
+    emit(4, "for g in range(groups):")
+    emit(5, "gap = max(group_lo[t, g] - above, below - group_hi[t, g])")
+    emit(5, "gap = max(gap, zero)")
+    emit(5, "lb[g] += gap * gap")
+    emit(3, "g0 = np.argmin(lb)")
+    for r in range(rows):
+        emit(3, f"low{r} = largest")
+        emit(3, f"best{r} = np.int32(0)")
+        emit(3, f"tie{r} = False")
+    emit(3, "# The nearest group first. Its visit bounds every row's nearest centre; then the list of the")
+    emit(3, "# other groups within that bound, those within a quarter of it first (the near ones, which")
+    emit(3, "# tighten the bound most), each visited unless the bound has fallen below it. A loop over")
+    emit(3, "# every group instead, carrying the tile's state through the skipped ones, cost more than")
+    emit(3, "# the visits (66668 x 3, k=2723, Zen 4).")
+    emit(3, "visit[0] = g0")
+    emit(3, "count = 1")
+    emit(3, "bound = np.inf")
+    emit(3, "q = 0")
+    emit(3, "while q < count:")
+    emit(4, "g = visit[q]")
+    emit(4, "q += 1")
+    emit(4, "if lb[g] > bound:")
+    emit(5, "continue")
+    emit(4, f"j = g * {group}")
+    group_values(lambda indent, text: emit(indent, text), rows, group)
+    grouped_minimum(emit, rows, group, ties=True)
+    terms = [f"norm{r} + low{r} + low{r}" for r in range(rows)]
+    while len(terms) > 1:
+        terms = [f"max({terms[q]}, {terms[q + 1]})" if q + 1 < len(terms) else terms[q]
+                 for q in range(0, len(terms), 2)]
+        if len(terms) > 1 and len(terms[0]) > 200:  # name the partial maxima: short lines
+            for q, term in enumerate(terms):
+                emit(4, f"top{len(terms)}_{q} = {term}")
+            terms = [f"top{len(terms)}_{q}" for q in range(len(terms))]
+    emit(4, f"bound = {terms[0]} + margin")
+    emit(4, "if q == 1:")
+    emit(5, "quarter = 0.25 * bound")
+    emit(5, "for other in range(groups):")
+    emit(6, "if other != g0 and lb[other] <= quarter:")
+    emit(7, "visit[count] = other")
+    emit(7, "count += 1")
+    emit(5, "for other in range(groups):")
+    emit(6, "if other != g0 and quarter < lb[other] <= bound:")
+    emit(7, "visit[count] = other")
+    emit(7, "count += 1")
+    for r in range(rows):
+        emit(3, f"lows[{r}] = low{r}")
+        emit(3, f"norms[{r}] = norm{r}")
+        emit(3, f"bests[{r}] = best{r}")
+        emit(3, f"ties[{r}] = tie{r}")
+    emit(3, f"for r in range({rows}):")
+    emit(4, "# inside the best group, or against every centre where another group tied it")
+    emit(4, f"first, last = (0, k) if ties[r] else (bests[r], bests[r] + {group})")
+    emit(4, "top = largest")
+    emit(4, "pick = first")
+    emit(4, "for jc in range(first, last):")
+    emit(5, "a = half_norms[jc]")
+    emit(5, "for t in range(d):")
+    emit(6, "a -= source[b, t, r] * C[jc, t]")
+    emit(5, "if a < top or (a == top and centre_index[jc] < centre_index[pick]):")
+    emit(6, "top = a")
+    emit(6, "pick = jc")
+    emit(4, f"if i + r < n:")
+    emit(5, "o = order[i + r]")
+    emit(5, "labels[o] = centre_index[pick]")
+    emit(5, "value = norms[r] + (lows[r] + lows[r])")
+    emit(5, "dist[o] = value if value > zero else zero")
+    return "\n".join(out) + "\n"
 
 
 def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
@@ -233,19 +389,7 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
         emit(3, f"low{r} = largest")
         emit(3, f"best{r} = np.int32(0)")
     emit(3, f"for j in range(0, k, {group}):")
-    for g in range(group):
-        emit(4, f"j{g} = np.int32(min(j + {g}, k - 1))")
-        emit(4, f"h{g} = half_norms[j{g}]")
-    for g in range(group):
-        for r in range(rows):
-            emit(4, f"a{g}_{r} = h{g}")
-    emit(4, "for t in range(d):")
-    for r in range(rows):
-        emit(5, f"x{r} = source[b, t, {r}]")
-    for g in range(group):
-        emit(5, f"w{g} = C[j{g}, t]")
-        for r in range(rows):
-            emit(5, f"a{g}_{r} -= x{r} * w{g}")
+    group_values(emit, rows, group)
     if grouped:
         grouped_minimum(emit, rows, group)
     else:
@@ -314,7 +458,11 @@ def source() -> str:
         for isa in WIDTH:
             for dtype in DTYPES:
                 parts.append("\n\n" + kernel(isa, dtype, grouped))
-    for name, what in (("fused", "the fused pass"), ("grouped", "the fused pass with the argmin by groups")):
+    for isa in WIDTH:
+        for dtype in DTYPES:
+            parts.append("\n\n" + pruned_kernel(isa, dtype))
+    for name, what in (("fused", "the fused pass"), ("grouped", "the fused pass with the argmin by groups"),
+                       ("pruned", "the pruned pass")):
         entries = ", ".join(f"({isa!r}, {dtype!r}): {name}_{isa}_{dtype}" for isa in WIDTH for dtype in DTYPES)
         parts.append(f"\n\n#: {what} of each tile\n{name.upper()}_PASS = {{{entries}}}\n")
     return "".join(parts)

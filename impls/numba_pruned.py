@@ -1,0 +1,84 @@
+"""Rows and centres in spatial order, for the pruned tile (``numba_tiles.pruned_*``).
+
+Both are sorted along a Morton (Z-order) curve over their bounding box: near points get near
+positions, so a tile of consecutive rows and a group of consecutive centres each fill a small
+box, and a tile can skip every group whose box lies farther than its rows' best centres.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def morton_keys(X, lo, scale, bits):
+    """Each row's position on the Z-order curve: ``bits`` bits per feature, interleaved."""
+    n, d = X.shape
+    keys = np.empty(n, dtype=np.uint64)
+    top = (1 << bits) - 1
+    for i in prange(n):
+        key = np.uint64(0)
+        for t in range(d):
+            q = min(max(int((X[i, t] - lo[t]) * scale[t]), 0), top)
+            for bit in range(bits):
+                key |= np.uint64((q >> bit) & 1) << np.uint64(bit * d + t)
+        keys[i] = key
+    return keys
+
+
+def spatial_order(X: np.ndarray) -> np.ndarray:
+    """Row indices of X (n, d) along a Z-order curve over X's bounding box, int64 (n,)."""
+    d = X.shape[1]
+    bits = max(1, min(21, 64 // d))
+    lo = X.min(axis=0).astype(np.float64)
+    span = X.max(axis=0).astype(np.float64) - lo
+    scale = np.where(span > 0, ((1 << bits) - 1) / np.where(span > 0, span, 1.0), 0.0)
+    return np.argsort(morton_keys(X, lo, scale, bits), kind="stable")
+
+
+@njit(parallel=True, cache=True)
+def panels_in_order(X, order, rows):
+    """X's rows ``order`` as (ceil(n / rows), d, rows) panels, the last padded with its last row,
+    and each panel's bounding box (lo, hi), both (ceil(n / rows), d)."""
+    n, d = X.shape
+    nb = (n + rows - 1) // rows
+    panels = np.empty((nb, d, rows), dtype=X.dtype)
+    lo = np.empty((nb, d), dtype=X.dtype)
+    hi = np.empty((nb, d), dtype=X.dtype)
+    for b in prange(nb):
+        for r in range(rows):
+            i = order[min(b * rows + r, n - 1)]
+            for t in range(d):
+                panels[b, t, r] = X[i, t]
+        for t in range(d):
+            lo[b, t] = panels[b, t, 0]
+            hi[b, t] = panels[b, t, 0]
+            for r in range(1, rows):
+                lo[b, t] = min(lo[b, t], panels[b, t, r])
+                hi[b, t] = max(hi[b, t], panels[b, t, r])
+    return panels, lo, hi
+
+
+def arrange_centres(C: np.ndarray, group: int):
+    """The centres (k, d) in spatial order, padded with the last to whole groups of ``group``.
+
+    Returns ``sorted_c`` (groups x group, d) and ``half_norms`` in C's dtype, ``index`` (int32:
+    each sorted centre's row in C), and each group's box ``lo``, ``hi`` (d, groups).
+    """
+    k, d = C.shape
+    order = spatial_order(C)
+    groups = -(-k // group)
+    order = np.concatenate([order, np.full(groups * group - k, order[-1])])
+    sorted_c = np.ascontiguousarray(C[order])
+    half = (0.5 * np.einsum("ij,ij->i", sorted_c, sorted_c)).astype(C.dtype)
+    boxes = sorted_c.reshape(groups, group, d)
+    return (sorted_c, half, order.astype(np.int32), np.ascontiguousarray(boxes.min(axis=1).T),
+            np.ascontiguousarray(boxes.max(axis=1).T))
+
+
+def rounding_margin(dtype, d: int, largest_x: float, largest_c: float) -> float:
+    """A bound on how far the tile's value of a pair (``||c||^2/2 - x.c`` in ``dtype``, one
+    rounding per operation) and a box bound (in ``dtype``) can stray, in squared-distance
+    units: ``largest_x``, ``largest_c`` are the largest norms of a row and of a centre. Four
+    times a rounding of every term, so a skipped group's value cannot tie a row's best."""
+    return float(4 * (d + 4) * np.finfo(dtype).eps * (largest_x + largest_c) ** 2)
