@@ -60,12 +60,15 @@ from .lloyd import HostLloyd
 STRATEGIES = ("fused", "grouped", "pruned", "gemm", "rowdot", "stream")
 #: the plan races ``grouped`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): its
 #: per-row search inside the best group costs a group's d-long dot products, which the tile's
-#: savings repay only at small d (grouped over fused per pass, float32, Zen 4: 1.41x at
-#: 66668 x 3, k=2723; 1.00x at 23741 x 15, k=1092; 0.90x at 149314 x 10, k=2203)
+#: savings repay only at small d. Grouped over fused per pass, float32, Zen 4 VM: 1.41x at
+#: 66668 x 3, k=2723 in an A/B (0.87x in a plan race of a later, noisier run); 1.25x at
+#: 25725 x 2, k=1265; 1.00x at 23741 x 15, k=1092; 0.90x at 149314 x 10, k=2203
 GROUPED_MAX_D = 8
 #: the plan races ``pruned`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): a
-#: box of nearby rows excludes fewer groups of centres as d grows (pruned over fused per pass,
-#: float32, Zen 4: 3.2x at 66668 x 3, k=2723, visiting 50 of 341 groups per tile)
+#: box of nearby rows excludes fewer groups of centres as d grows. Pruned over fused per pass,
+#: Zen 4 VM: 1.38x at 62500 x 4, k=4000 float64; 1.0-1.1x at 66668 x 3, k=2723 float32, where a
+#: tile visits about 50 of 341 groups but each visit costs 2-3x a fused group (the bound's
+#: horizontal maximum, the tie flags); 0.36x at 41000 x 6, k=900
 PRUNED_MAX_D = 8
 #: the plan races ``rowdot`` only up to this many centres: beyond, the tile's padding is small
 ROWDOT_MAX_K = 16

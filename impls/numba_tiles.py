@@ -5785,22 +5785,22 @@ def pruned_avx2_float32(panels, order, box_lo, box_hi, C, half_norms, centre_ind
                 m2_0_14 = min(m1_0_14, m0_2_14)
                 m2_0_15 = min(m1_0_15, m0_2_15)
                 first = np.int32(j)
-                tie0 = m2_0_0 == low0 or (tie0 and m2_0_0 > low0)
-                tie1 = m2_0_1 == low1 or (tie1 and m2_0_1 > low1)
-                tie2 = m2_0_2 == low2 or (tie2 and m2_0_2 > low2)
-                tie3 = m2_0_3 == low3 or (tie3 and m2_0_3 > low3)
-                tie4 = m2_0_4 == low4 or (tie4 and m2_0_4 > low4)
-                tie5 = m2_0_5 == low5 or (tie5 and m2_0_5 > low5)
-                tie6 = m2_0_6 == low6 or (tie6 and m2_0_6 > low6)
-                tie7 = m2_0_7 == low7 or (tie7 and m2_0_7 > low7)
-                tie8 = m2_0_8 == low8 or (tie8 and m2_0_8 > low8)
-                tie9 = m2_0_9 == low9 or (tie9 and m2_0_9 > low9)
-                tie10 = m2_0_10 == low10 or (tie10 and m2_0_10 > low10)
-                tie11 = m2_0_11 == low11 or (tie11 and m2_0_11 > low11)
-                tie12 = m2_0_12 == low12 or (tie12 and m2_0_12 > low12)
-                tie13 = m2_0_13 == low13 or (tie13 and m2_0_13 > low13)
-                tie14 = m2_0_14 == low14 or (tie14 and m2_0_14 > low14)
-                tie15 = m2_0_15 == low15 or (tie15 and m2_0_15 > low15)
+                tie0 = tie0 | (m2_0_0 == low0)
+                tie1 = tie1 | (m2_0_1 == low1)
+                tie2 = tie2 | (m2_0_2 == low2)
+                tie3 = tie3 | (m2_0_3 == low3)
+                tie4 = tie4 | (m2_0_4 == low4)
+                tie5 = tie5 | (m2_0_5 == low5)
+                tie6 = tie6 | (m2_0_6 == low6)
+                tie7 = tie7 | (m2_0_7 == low7)
+                tie8 = tie8 | (m2_0_8 == low8)
+                tie9 = tie9 | (m2_0_9 == low9)
+                tie10 = tie10 | (m2_0_10 == low10)
+                tie11 = tie11 | (m2_0_11 == low11)
+                tie12 = tie12 | (m2_0_12 == low12)
+                tie13 = tie13 | (m2_0_13 == low13)
+                tie14 = tie14 | (m2_0_14 == low14)
+                tie15 = tie15 | (m2_0_15 == low15)
                 best0 = first if m2_0_0 < low0 else best0
                 best1 = first if m2_0_1 < low1 else best1
                 best2 = first if m2_0_2 < low2 else best2
@@ -5833,9 +5833,10 @@ def pruned_avx2_float32(panels, order, box_lo, box_hi, C, half_norms, centre_ind
                 low13 = min(m2_0_13, low13)
                 low14 = min(m2_0_14, low14)
                 low15 = min(m2_0_15, low15)
-                top2_0 = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7)))
-                top2_1 = max(max(max(norm8 + low8 + low8, norm9 + low9 + low9), max(norm10 + low10 + low10, norm11 + low11 + low11)), max(max(norm12 + low12 + low12, norm13 + low13 + low13), max(norm14 + low14 + low14, norm15 + low15 + low15)))
-                bound = max(top2_0, top2_1) + margin
+                if q == 1 or q % 4 == 0:
+                    top2_0 = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7)))
+                    top2_1 = max(max(max(norm8 + low8 + low8, norm9 + low9 + low9), max(norm10 + low10 + low10, norm11 + low11 + low11)), max(max(norm12 + low12 + low12, norm13 + low13 + low13), max(norm14 + low14 + low14, norm15 + low15 + low15)))
+                    bound = max(top2_0, top2_1) + margin
                 if q == 1:
                     quarter = 0.25 * bound
                     for other in range(groups):
@@ -6210,14 +6211,14 @@ def pruned_avx2_float64(panels, order, box_lo, box_hi, C, half_norms, centre_ind
                 m2_0_6 = min(m1_0_6, m0_2_6)
                 m2_0_7 = min(m1_0_7, m0_2_7)
                 first = np.int32(j)
-                tie0 = m2_0_0 == low0 or (tie0 and m2_0_0 > low0)
-                tie1 = m2_0_1 == low1 or (tie1 and m2_0_1 > low1)
-                tie2 = m2_0_2 == low2 or (tie2 and m2_0_2 > low2)
-                tie3 = m2_0_3 == low3 or (tie3 and m2_0_3 > low3)
-                tie4 = m2_0_4 == low4 or (tie4 and m2_0_4 > low4)
-                tie5 = m2_0_5 == low5 or (tie5 and m2_0_5 > low5)
-                tie6 = m2_0_6 == low6 or (tie6 and m2_0_6 > low6)
-                tie7 = m2_0_7 == low7 or (tie7 and m2_0_7 > low7)
+                tie0 = tie0 | (m2_0_0 == low0)
+                tie1 = tie1 | (m2_0_1 == low1)
+                tie2 = tie2 | (m2_0_2 == low2)
+                tie3 = tie3 | (m2_0_3 == low3)
+                tie4 = tie4 | (m2_0_4 == low4)
+                tie5 = tie5 | (m2_0_5 == low5)
+                tie6 = tie6 | (m2_0_6 == low6)
+                tie7 = tie7 | (m2_0_7 == low7)
                 best0 = first if m2_0_0 < low0 else best0
                 best1 = first if m2_0_1 < low1 else best1
                 best2 = first if m2_0_2 < low2 else best2
@@ -6234,7 +6235,8 @@ def pruned_avx2_float64(panels, order, box_lo, box_hi, C, half_norms, centre_ind
                 low5 = min(m2_0_5, low5)
                 low6 = min(m2_0_6, low6)
                 low7 = min(m2_0_7, low7)
-                bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
+                if q == 1 or q % 4 == 0:
+                    bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
                 if q == 1:
                     quarter = 0.25 * bound
                     for other in range(groups):
@@ -7351,38 +7353,38 @@ def pruned_avx512_float32(panels, order, box_lo, box_hi, C, half_norms, centre_i
                 m2_0_30 = min(m1_0_30, m1_1_30)
                 m2_0_31 = min(m1_0_31, m1_1_31)
                 first = np.int32(j)
-                tie0 = m2_0_0 == low0 or (tie0 and m2_0_0 > low0)
-                tie1 = m2_0_1 == low1 or (tie1 and m2_0_1 > low1)
-                tie2 = m2_0_2 == low2 or (tie2 and m2_0_2 > low2)
-                tie3 = m2_0_3 == low3 or (tie3 and m2_0_3 > low3)
-                tie4 = m2_0_4 == low4 or (tie4 and m2_0_4 > low4)
-                tie5 = m2_0_5 == low5 or (tie5 and m2_0_5 > low5)
-                tie6 = m2_0_6 == low6 or (tie6 and m2_0_6 > low6)
-                tie7 = m2_0_7 == low7 or (tie7 and m2_0_7 > low7)
-                tie8 = m2_0_8 == low8 or (tie8 and m2_0_8 > low8)
-                tie9 = m2_0_9 == low9 or (tie9 and m2_0_9 > low9)
-                tie10 = m2_0_10 == low10 or (tie10 and m2_0_10 > low10)
-                tie11 = m2_0_11 == low11 or (tie11 and m2_0_11 > low11)
-                tie12 = m2_0_12 == low12 or (tie12 and m2_0_12 > low12)
-                tie13 = m2_0_13 == low13 or (tie13 and m2_0_13 > low13)
-                tie14 = m2_0_14 == low14 or (tie14 and m2_0_14 > low14)
-                tie15 = m2_0_15 == low15 or (tie15 and m2_0_15 > low15)
-                tie16 = m2_0_16 == low16 or (tie16 and m2_0_16 > low16)
-                tie17 = m2_0_17 == low17 or (tie17 and m2_0_17 > low17)
-                tie18 = m2_0_18 == low18 or (tie18 and m2_0_18 > low18)
-                tie19 = m2_0_19 == low19 or (tie19 and m2_0_19 > low19)
-                tie20 = m2_0_20 == low20 or (tie20 and m2_0_20 > low20)
-                tie21 = m2_0_21 == low21 or (tie21 and m2_0_21 > low21)
-                tie22 = m2_0_22 == low22 or (tie22 and m2_0_22 > low22)
-                tie23 = m2_0_23 == low23 or (tie23 and m2_0_23 > low23)
-                tie24 = m2_0_24 == low24 or (tie24 and m2_0_24 > low24)
-                tie25 = m2_0_25 == low25 or (tie25 and m2_0_25 > low25)
-                tie26 = m2_0_26 == low26 or (tie26 and m2_0_26 > low26)
-                tie27 = m2_0_27 == low27 or (tie27 and m2_0_27 > low27)
-                tie28 = m2_0_28 == low28 or (tie28 and m2_0_28 > low28)
-                tie29 = m2_0_29 == low29 or (tie29 and m2_0_29 > low29)
-                tie30 = m2_0_30 == low30 or (tie30 and m2_0_30 > low30)
-                tie31 = m2_0_31 == low31 or (tie31 and m2_0_31 > low31)
+                tie0 = tie0 | (m2_0_0 == low0)
+                tie1 = tie1 | (m2_0_1 == low1)
+                tie2 = tie2 | (m2_0_2 == low2)
+                tie3 = tie3 | (m2_0_3 == low3)
+                tie4 = tie4 | (m2_0_4 == low4)
+                tie5 = tie5 | (m2_0_5 == low5)
+                tie6 = tie6 | (m2_0_6 == low6)
+                tie7 = tie7 | (m2_0_7 == low7)
+                tie8 = tie8 | (m2_0_8 == low8)
+                tie9 = tie9 | (m2_0_9 == low9)
+                tie10 = tie10 | (m2_0_10 == low10)
+                tie11 = tie11 | (m2_0_11 == low11)
+                tie12 = tie12 | (m2_0_12 == low12)
+                tie13 = tie13 | (m2_0_13 == low13)
+                tie14 = tie14 | (m2_0_14 == low14)
+                tie15 = tie15 | (m2_0_15 == low15)
+                tie16 = tie16 | (m2_0_16 == low16)
+                tie17 = tie17 | (m2_0_17 == low17)
+                tie18 = tie18 | (m2_0_18 == low18)
+                tie19 = tie19 | (m2_0_19 == low19)
+                tie20 = tie20 | (m2_0_20 == low20)
+                tie21 = tie21 | (m2_0_21 == low21)
+                tie22 = tie22 | (m2_0_22 == low22)
+                tie23 = tie23 | (m2_0_23 == low23)
+                tie24 = tie24 | (m2_0_24 == low24)
+                tie25 = tie25 | (m2_0_25 == low25)
+                tie26 = tie26 | (m2_0_26 == low26)
+                tie27 = tie27 | (m2_0_27 == low27)
+                tie28 = tie28 | (m2_0_28 == low28)
+                tie29 = tie29 | (m2_0_29 == low29)
+                tie30 = tie30 | (m2_0_30 == low30)
+                tie31 = tie31 | (m2_0_31 == low31)
                 best0 = first if m2_0_0 < low0 else best0
                 best1 = first if m2_0_1 < low1 else best1
                 best2 = first if m2_0_2 < low2 else best2
@@ -7447,11 +7449,12 @@ def pruned_avx512_float32(panels, order, box_lo, box_hi, C, half_norms, centre_i
                 low29 = min(m2_0_29, low29)
                 low30 = min(m2_0_30, low30)
                 low31 = min(m2_0_31, low31)
-                top4_0 = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7)))
-                top4_1 = max(max(max(norm8 + low8 + low8, norm9 + low9 + low9), max(norm10 + low10 + low10, norm11 + low11 + low11)), max(max(norm12 + low12 + low12, norm13 + low13 + low13), max(norm14 + low14 + low14, norm15 + low15 + low15)))
-                top4_2 = max(max(max(norm16 + low16 + low16, norm17 + low17 + low17), max(norm18 + low18 + low18, norm19 + low19 + low19)), max(max(norm20 + low20 + low20, norm21 + low21 + low21), max(norm22 + low22 + low22, norm23 + low23 + low23)))
-                top4_3 = max(max(max(norm24 + low24 + low24, norm25 + low25 + low25), max(norm26 + low26 + low26, norm27 + low27 + low27)), max(max(norm28 + low28 + low28, norm29 + low29 + low29), max(norm30 + low30 + low30, norm31 + low31 + low31)))
-                bound = max(max(top4_0, top4_1), max(top4_2, top4_3)) + margin
+                if q == 1 or q % 4 == 0:
+                    top4_0 = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7)))
+                    top4_1 = max(max(max(norm8 + low8 + low8, norm9 + low9 + low9), max(norm10 + low10 + low10, norm11 + low11 + low11)), max(max(norm12 + low12 + low12, norm13 + low13 + low13), max(norm14 + low14 + low14, norm15 + low15 + low15)))
+                    top4_2 = max(max(max(norm16 + low16 + low16, norm17 + low17 + low17), max(norm18 + low18 + low18, norm19 + low19 + low19)), max(max(norm20 + low20 + low20, norm21 + low21 + low21), max(norm22 + low22 + low22, norm23 + low23 + low23)))
+                    top4_3 = max(max(max(norm24 + low24 + low24, norm25 + low25 + low25), max(norm26 + low26 + low26, norm27 + low27 + low27)), max(max(norm28 + low28 + low28, norm29 + low29 + low29), max(norm30 + low30 + low30, norm31 + low31 + low31)))
+                    bound = max(max(top4_0, top4_1), max(top4_2, top4_3)) + margin
                 if q == 1:
                     quarter = 0.25 * bound
                     for other in range(groups):
@@ -7944,14 +7947,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, half_norms, centre_i
                 m2_0_6 = min(m1_0_6, m1_1_6)
                 m2_0_7 = min(m1_0_7, m1_1_7)
                 first = np.int32(j)
-                tie0 = m2_0_0 == low0 or (tie0 and m2_0_0 > low0)
-                tie1 = m2_0_1 == low1 or (tie1 and m2_0_1 > low1)
-                tie2 = m2_0_2 == low2 or (tie2 and m2_0_2 > low2)
-                tie3 = m2_0_3 == low3 or (tie3 and m2_0_3 > low3)
-                tie4 = m2_0_4 == low4 or (tie4 and m2_0_4 > low4)
-                tie5 = m2_0_5 == low5 or (tie5 and m2_0_5 > low5)
-                tie6 = m2_0_6 == low6 or (tie6 and m2_0_6 > low6)
-                tie7 = m2_0_7 == low7 or (tie7 and m2_0_7 > low7)
+                tie0 = tie0 | (m2_0_0 == low0)
+                tie1 = tie1 | (m2_0_1 == low1)
+                tie2 = tie2 | (m2_0_2 == low2)
+                tie3 = tie3 | (m2_0_3 == low3)
+                tie4 = tie4 | (m2_0_4 == low4)
+                tie5 = tie5 | (m2_0_5 == low5)
+                tie6 = tie6 | (m2_0_6 == low6)
+                tie7 = tie7 | (m2_0_7 == low7)
                 best0 = first if m2_0_0 < low0 else best0
                 best1 = first if m2_0_1 < low1 else best1
                 best2 = first if m2_0_2 < low2 else best2
@@ -7968,7 +7971,8 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, half_norms, centre_i
                 low5 = min(m2_0_5, low5)
                 low6 = min(m2_0_6, low6)
                 low7 = min(m2_0_7, low7)
-                bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
+                if q == 1 or q % 4 == 0:
+                    bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
                 if q == 1:
                     quarter = 0.25 * bound
                     for other in range(groups):

@@ -170,9 +170,9 @@ def grouped_minimum(emit, rows: int, group: int, ties: bool = False) -> None:
         level, depth = merged, depth + 1
     value, = level
     emit(4, "first = np.int32(j)")
-    if ties:  # whether another group's minimum equals the row's best exactly
+    if ties:  # whether a group's minimum ever equalled the row's best so far (exact ties: rare)
         for r in range(rows):
-            emit(4, f"tie{r} = {value.format(r=r)} == low{r} or (tie{r} and {value.format(r=r)} > low{r})")
+            emit(4, f"tie{r} = tie{r} | ({value.format(r=r)} == low{r})")
     for r in range(rows):
         emit(4, f"best{r} = first if {value.format(r=r)} < low{r} else best{r}")
     for r in range(rows):
@@ -196,6 +196,9 @@ def resolve_groups(emit, rows: int, group: int) -> None:
     emit(6, "pick = jc")
     emit(4, "bests[r] = pick")
 
+
+#: visits of the pruned tile between two updates of its bound
+BOUND_EVERY = 4
 
 PRUNED_DOC = '''    """One pruned pass over {dtype} X, {rows} rows x {group} centres per tile ({isa}): labels and distances.
 
@@ -289,15 +292,19 @@ def pruned_kernel(isa: str, dtype: str) -> str:
     emit(4, f"j = g * {group}")
     group_values(lambda indent, text: emit(indent, text), rows, group)
     grouped_minimum(emit, rows, group, ties=True)
+    # The bound is the tile's largest best distance: a horizontal maximum over the rows, which
+    # costs as much as a visit, so it is taken after the first visit and then after every
+    # BOUND_EVERY-th (a looser bound meanwhile only visits a group more).
+    emit(4, f"if q == 1 or q % {BOUND_EVERY} == 0:")
     terms = [f"norm{r} + low{r} + low{r}" for r in range(rows)]
     while len(terms) > 1:
         terms = [f"max({terms[q]}, {terms[q + 1]})" if q + 1 < len(terms) else terms[q]
                  for q in range(0, len(terms), 2)]
         if len(terms) > 1 and len(terms[0]) > 200:  # name the partial maxima: short lines
             for q, term in enumerate(terms):
-                emit(4, f"top{len(terms)}_{q} = {term}")
+                emit(5, f"top{len(terms)}_{q} = {term}")
             terms = [f"top{len(terms)}_{q}" for q in range(len(terms))]
-    emit(4, f"bound = {terms[0]} + margin")
+    emit(5, f"bound = {terms[0]} + margin")
     emit(4, "if q == 1:")
     emit(5, "quarter = 0.25 * bound")
     emit(5, "for other in range(groups):")
