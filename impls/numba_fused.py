@@ -1,8 +1,7 @@
 """Lloyd with Numba kernels: a fused distance+argmin+update pass, or BLAS blocks + a Numba argmin.
 
-Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, ``"rowdot"`` and ``"stream"``; by
-default a
-*plan* picks one per shape class on this machine (``impls.numba_plan``):
+Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, ``"rowdot"`` and
+``"stream"``; by default a *plan* picks one per shape class on this machine (``impls.numba_plan``):
 
 ``fused``
     One parallel pass over X with rows in SIMD lanes, in a register tile shaped for the
@@ -354,9 +353,10 @@ class NumbaKMeans(HostLloyd):
             return {"strategy": "fused", "source": "rule (no BLAS or stream candidate at this shape)", "tile": tile}
         key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, n, d, k)
         stored = numba_plan.load_plans().get(key)
-        # a stored stream plan needs room for its copy of X now, as when it was measured
+        # a stored stream or pruned plan needs room for its copy of X now, as when it was measured
         if (isinstance(stored, dict) and stored.get("strategy") in STRATEGIES
-                and (stored["strategy"] != "stream" or self._stream_fits(d, k))):
+                and (stored["strategy"] != "stream" or self._stream_fits(d, k))
+                and (stored["strategy"] != "pruned" or self._room_for_copy())):
             return {**stored, "source": "reused", "key": key, "tile": tile}
         m = numba_plan.sample_rows(n, d, k)
         candidates, copies = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
@@ -416,7 +416,7 @@ class NumbaKMeans(HostLloyd):
             candidates["gemm"] = gemm
             if d <= GROUPED_MAX_D:
                 candidates["grouped"] = grouped
-            if d <= PRUNED_MAX_D:
+            if d <= PRUNED_MAX_D and self._room_for_copy():
                 copies["pruned"] = functools.partial(SpatialRows, Xs, self.rows)
                 spatial = copies["pruned"]()
                 candidates["pruned"] = pruned

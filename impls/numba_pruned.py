@@ -27,9 +27,10 @@ def morton_keys(X, lo, scale, bits):
 
 
 def spatial_order(X: np.ndarray) -> np.ndarray:
-    """Row indices of X (n, d) along a Z-order curve over X's bounding box, int64 (n,)."""
-    d = X.shape[1]
-    bits = max(1, min(21, 64 // d))
+    """Row indices of X (n, d) along a Z-order curve over X's bounding box, int64 (n,). The key
+    holds 64 bits: past 64 features only the first 64 order the rows."""
+    X = X[:, :64]
+    bits = max(1, min(21, 64 // X.shape[1]))
     lo = X.min(axis=0).astype(np.float64)
     span = X.max(axis=0).astype(np.float64) - lo
     scale = np.where(span > 0, ((1 << bits) - 1) / np.where(span > 0, span, 1.0), 0.0)

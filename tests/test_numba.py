@@ -358,6 +358,15 @@ def test_grouped_and_pruned_tiles_give_the_fused_tiles_labels(dtype, strategy):
     np.testing.assert_array_equal(other.centers, fused.centers)
 
 
+def test_pruned_tile_asked_for_at_many_features_orders_rows_by_the_first_64():
+    X = np.random.default_rng(7).standard_normal((600, 70))
+    C = X[:9].copy()
+    pruned = kmbench.fit(X, 9, backend="numba", init=C, max_iter=2, tol=-1.0, strategy="pruned")
+    fused = kmbench.fit(X, 9, backend="numba", init=C, max_iter=2, tol=-1.0, strategy="fused")
+    np.testing.assert_array_equal(pruned.labels, fused.labels)
+    np.testing.assert_array_equal(pruned.centers, fused.centers)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_pruned_tile_breaks_exact_ties_to_the_lowest_index(dtype):
     # Every centre twice, far apart in index and so in different groups once sorted in space:
