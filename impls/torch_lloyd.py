@@ -40,7 +40,7 @@ FLOAT16_MAX = 65504.0
 HALF_TYPES = ("float16", "bfloat16")
 #: deterministic sums on CUDA: PyTorch's sorted ``index_put_`` walks each cluster's rows of a chunk
 #: in one warp, so it slows as rows per cluster grow; past this many, a one-hot product instead.
-#: On an H200 the sorted path won at 4-186 rows per cluster (1.15-1.25x), the product from 781 up
+#: On an H200 the sorted path won at 4-186 rows per cluster (1.00-1.22x), the product from 781 up
 #: (1.6-75x): tools/gpu_check.sh's "sums" table.
 SORTED_SUMS_MAX_ROWS = 256
 
@@ -234,7 +234,8 @@ class TorchLloyd(Backend):
         far beyond near-ties: an explicit speed/accuracy trade, recorded in ``Fitted.info``.
     deterministic : bool, default False
         CUDA: add the cluster sums in a fixed order, so that identical calls return identical
-        bits (see the module's docstring for the cost). The CPU's sums are always in order.
+        bits (``sum_method``; its one-hot product keeps a (chunk, k) float64 matrix, twice the
+        float32 distance block). The CPU's sums are always in order.
     """
 
     requires = ("torch",)
