@@ -125,27 +125,34 @@ def group_values(emit, rows: int, group: int) -> None:
             emit(5, f"a{g}_{r} -= x{r} * w{g}")
 
 
-def indexed_minimum(emit, rows: int, group: int) -> None:
-    """The group's minimum and its centre by a pairwise tree (ties keep the left, lower index),
-    then one compare with the running minimum: a chain of `group` compares through it made each
-    group wait on the last, most of the pass where d is small and k large."""
-    level = [(f"a{g}_{{r}}", f"j{g}") for g in range(group)]
+def minimum_tree(emit, rows: int, group: int, indexed: bool) -> tuple[str, str | None]:
+    """The group's minimum by a pairwise tree, and with ``indexed`` its centre (ties keep the
+    left, lower index); returns the names (with ``{r}``) of the root's value and index."""
+    level = [(f"a{g}_{{r}}", f"j{g}" if indexed else None) for g in range(group)]
     depth = 0
     while len(level) > 1:
         merged = []
         for node in range(len(level) // 2):
             (left, li), (right, ri) = level[2 * node], level[2 * node + 1]
-            value, index = f"m{depth}_{node}_{{r}}", f"i{depth}_{node}_{{r}}"
-            for r in range(rows):
-                emit(4, f"{index.format(r=r)} = {ri.format(r=r)} if {right.format(r=r)} < {left.format(r=r)} "
-                        f"else {li.format(r=r)}")
+            value, index = f"m{depth}_{node}_{{r}}", f"i{depth}_{node}_{{r}}" if indexed else None
+            if indexed:
+                for r in range(rows):
+                    emit(4, f"{index.format(r=r)} = {ri.format(r=r)} if {right.format(r=r)} < {left.format(r=r)} "
+                            f"else {li.format(r=r)}")
             for r in range(rows):
                 emit(4, f"{value.format(r=r)} = min({left.format(r=r)}, {right.format(r=r)})")
             merged.append((value, index))
         if len(level) % 2:
             merged.append(level[-1])
         level, depth = merged, depth + 1
-    (value, index), = level
+    return level[0]
+
+
+def indexed_minimum(emit, rows: int, group: int) -> None:
+    """The group's minimum and its centre by a pairwise tree, then one compare with the running
+    minimum: a chain of `group` compares through it made each group wait on the last, most of
+    the pass where d is small and k large."""
+    value, index = minimum_tree(emit, rows, group, indexed=True)
     for r in range(rows):
         emit(4, f"best{r} = {index.format(r=r)} if {value.format(r=r)} < low{r} else best{r}")
     for r in range(rows):
@@ -156,19 +163,7 @@ def grouped_minimum(emit, rows: int, group: int, ties: bool = False) -> None:
     """The group's minimum by a pairwise tree of values alone, and one compare with the running
     minimum that keeps the group's first centre: 1 + 2 vector operations per group where the
     indexed tree takes 2 (group - 1) + 3 (1.41x per pass at 66668 x 3, k=2723; Zen 4)."""
-    level = [f"a{g}_{{r}}" for g in range(group)]
-    depth = 0
-    while len(level) > 1:
-        merged = []
-        for node in range(len(level) // 2):
-            left, right, value = level[2 * node], level[2 * node + 1], f"m{depth}_{node}_{{r}}"
-            for r in range(rows):
-                emit(4, f"{value.format(r=r)} = min({left.format(r=r)}, {right.format(r=r)})")
-            merged.append(value)
-        if len(level) % 2:
-            merged.append(level[-1])
-        level, depth = merged, depth + 1
-    value, = level
+    value, _ = minimum_tree(emit, rows, group, indexed=False)
     emit(4, "first = np.int32(j)")
     if ties:  # whether a group's minimum ever equalled the row's best so far (exact ties: rare)
         for r in range(rows):
