@@ -253,6 +253,17 @@ def test_dashboard_is_pointed_at_local_scripts(tmp_path):
     assert localise_dashboard(tmp_path, ROOT) == unknown and page.read_text() == text  # idempotent
 
 
+def test_dashboard_links_its_own_stylesheet_once(tmp_path):
+    from kmbench.cli.bench import OWN_STYLE, localise_dashboard
+
+    page = tmp_path / "index.html"
+    page.write_text("<html><head><title>asv</title></head><body></body></html>")
+    for _ in range(2):
+        localise_dashboard(tmp_path, ROOT)
+    assert page.read_text().count(f'href="{OWN_STYLE}"') == 1
+    assert "min-width" in (tmp_path / OWN_STYLE).read_text()
+
+
 def test_machine_description_is_saved_once_with_a_measured_peak(tmp_path, monkeypatch):
     import kmbench.bench.machine as machine
 

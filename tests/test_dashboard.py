@@ -169,3 +169,16 @@ def test_graph_renders_with_points_for_each_backend(browser, server):
     print(f"\ndashboard screenshot: {shot}")
     assert problems == {"pageerror": [], "console": [], "outside": [], "failed": []}, problems
     page.close()
+
+
+def test_graph_survives_a_window_narrower_than_its_sidebar(browser, server):
+    # asv redraws on resize; a 0 px graph box made Flot throw (seen once in CI, where the
+    # headless window was resized while the graph loaded)
+    page, problems = open_page(browser, f"{server}/index.html#{BENCHMARK}?x-axis=n")
+    page.wait_for_selector("#main-graph canvas.flot-base", timeout=30_000)
+    for width, height in ((200, 120), (1400, 900)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(300)
+    assert page.evaluate('() => $("#main-graph").data("plot").getData().length') >= len(BACKENDS)
+    assert problems == {"pageerror": [], "console": [], "outside": [], "failed": []}, problems
+    page.close()

@@ -39,6 +39,8 @@ VENDORED = {
     "bootstrap.min.js": "bootstrap.min.js",
     "bootstrap.min.css": "bootstrap.min.css",
 }
+#: kmbench's own fix to asv's page (see the file), linked from every published page
+OWN_STYLE = "vendor/kmbench.css"
 
 
 def configure(parser):
@@ -151,8 +153,8 @@ def run_asv(args: list[str], *, cwd: Path, env: dict, quiet: bool = False) -> in
 def localise_dashboard(html: Path, root: Path) -> list[str]:
     """Point the published dashboard at local copies of its CDN scripts, so it renders offline.
 
-    Copies ``benchmarks/dashboard/`` to ``<html>/vendor/`` and rewrites the ``<script>`` and
-    ``<link>`` tags of every page; idempotent. Returns the external URLs it did not know
+    Copies ``benchmarks/dashboard/`` to ``<html>/vendor/``, rewrites the ``<script>`` and
+    ``<link>`` tags of every page and links ``OWN_STYLE``; idempotent. Returns the external URLs it did not know
     (a newer asv may add some), which are left as they were.
     """
     shutil.copytree(root / "benchmarks" / "dashboard", html / "vendor", dirs_exist_ok=True,
@@ -172,6 +174,8 @@ def localise_dashboard(html: Path, root: Path) -> list[str]:
     for page in html.glob("*.html"):
         text = page.read_text(encoding="utf-8")
         new = re.sub(r'<(script|link)\b[^>]*?(?:src|href)="(https?://[^"]+)"[^>]*>', swap, text)
+        if OWN_STYLE not in new:
+            new = new.replace("</head>", f'  <link rel="stylesheet" href="{OWN_STYLE}">\n</head>', 1)
         if new != text:
             page.write_text(new, encoding="utf-8")
     return unknown
