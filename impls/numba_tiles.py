@@ -5348,7 +5348,7 @@ def pruned_avx2_float32(panels, order, box_lo, box_hi, C, half_norms, centre_ind
     for p in prange(parts):
         source = panels
         lb = np.empty(groups, dtype=panels.dtype)
-        visit = np.empty(groups + 1, dtype=np.int64)  # + 1: the lists store before they count
+        visit = np.empty(groups, dtype=np.int64)
         lows = np.empty(16, dtype=panels.dtype)
         norms = np.empty(16, dtype=panels.dtype)
         bests = np.empty(16, dtype=np.int32)
@@ -5838,15 +5838,15 @@ def pruned_avx2_float32(panels, order, box_lo, box_hi, C, half_norms, centre_ind
                     top2_1 = max(max(max(norm8 + low8 + low8, norm9 + low9 + low9), max(norm10 + low10 + low10, norm11 + low11 + low11)), max(max(norm12 + low12 + low12, norm13 + low13 + low13), max(norm14 + low14 + low14, norm15 + low15 + low15)))
                     bound = max(top2_0, top2_1) + margin
                 if q == 1:
-                    # Without branches: which groups pass is data (1.03x per pass at 66668 x 3, k=2723;
-                    # 1.00x at 200000 x 3, k=2528; Zen 4).
                     quarter = 0.25 * bound
                     for other in range(groups):
-                        visit[count] = other
-                        count += (lb[other] <= quarter) & (other != g0)
+                        if other != g0 and lb[other] <= quarter:
+                            visit[count] = other
+                            count += 1
                     for other in range(groups):
-                        visit[count] = other
-                        count += (quarter < lb[other]) & (lb[other] <= bound) & (other != g0)
+                        if other != g0 and quarter < lb[other] <= bound:
+                            visit[count] = other
+                            count += 1
             lows[0] = low0
             norms[0] = norm0
             bests[0] = best0
@@ -5966,7 +5966,7 @@ def pruned_avx2_float64(panels, order, box_lo, box_hi, C, half_norms, centre_ind
     for p in prange(parts):
         source = panels
         lb = np.empty(groups, dtype=panels.dtype)
-        visit = np.empty(groups + 1, dtype=np.int64)  # + 1: the lists store before they count
+        visit = np.empty(groups, dtype=np.int64)
         lows = np.empty(8, dtype=panels.dtype)
         norms = np.empty(8, dtype=panels.dtype)
         bests = np.empty(8, dtype=np.int32)
@@ -6238,15 +6238,15 @@ def pruned_avx2_float64(panels, order, box_lo, box_hi, C, half_norms, centre_ind
                 if q == 1 or q % 4 == 0:
                     bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
                 if q == 1:
-                    # Without branches: which groups pass is data (1.03x per pass at 66668 x 3, k=2723;
-                    # 1.00x at 200000 x 3, k=2528; Zen 4).
                     quarter = 0.25 * bound
                     for other in range(groups):
-                        visit[count] = other
-                        count += (lb[other] <= quarter) & (other != g0)
+                        if other != g0 and lb[other] <= quarter:
+                            visit[count] = other
+                            count += 1
                     for other in range(groups):
-                        visit[count] = other
-                        count += (quarter < lb[other]) & (lb[other] <= bound) & (other != g0)
+                        if other != g0 and quarter < lb[other] <= bound:
+                            visit[count] = other
+                            count += 1
             lows[0] = low0
             norms[0] = norm0
             bests[0] = best0
@@ -6334,7 +6334,7 @@ def pruned_avx512_float32(panels, order, box_lo, box_hi, C, half_norms, centre_i
     for p in prange(parts):
         source = panels
         lb = np.empty(groups, dtype=panels.dtype)
-        visit = np.empty(groups + 1, dtype=np.int64)  # + 1: the lists store before they count
+        visit = np.empty(groups, dtype=np.int64)
         lows = np.empty(32, dtype=panels.dtype)
         norms = np.empty(32, dtype=panels.dtype)
         bests = np.empty(32, dtype=np.int32)
@@ -7456,15 +7456,15 @@ def pruned_avx512_float32(panels, order, box_lo, box_hi, C, half_norms, centre_i
                     top4_3 = max(max(max(norm24 + low24 + low24, norm25 + low25 + low25), max(norm26 + low26 + low26, norm27 + low27 + low27)), max(max(norm28 + low28 + low28, norm29 + low29 + low29), max(norm30 + low30 + low30, norm31 + low31 + low31)))
                     bound = max(max(top4_0, top4_1), max(top4_2, top4_3)) + margin
                 if q == 1:
-                    # Without branches: which groups pass is data (1.03x per pass at 66668 x 3, k=2723;
-                    # 1.00x at 200000 x 3, k=2528; Zen 4).
                     quarter = 0.25 * bound
                     for other in range(groups):
-                        visit[count] = other
-                        count += (lb[other] <= quarter) & (other != g0)
+                        if other != g0 and lb[other] <= quarter:
+                            visit[count] = other
+                            count += 1
                     for other in range(groups):
-                        visit[count] = other
-                        count += (quarter < lb[other]) & (lb[other] <= bound) & (other != g0)
+                        if other != g0 and quarter < lb[other] <= bound:
+                            visit[count] = other
+                            count += 1
             lows[0] = low0
             norms[0] = norm0
             bests[0] = best0
@@ -7648,7 +7648,7 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, half_norms, centre_i
     for p in prange(parts):
         source = panels
         lb = np.empty(groups, dtype=panels.dtype)
-        visit = np.empty(groups + 1, dtype=np.int64)  # + 1: the lists store before they count
+        visit = np.empty(groups, dtype=np.int64)
         lows = np.empty(8, dtype=panels.dtype)
         norms = np.empty(8, dtype=panels.dtype)
         bests = np.empty(8, dtype=np.int32)
@@ -7974,15 +7974,15 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, half_norms, centre_i
                 if q == 1 or q % 4 == 0:
                     bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
                 if q == 1:
-                    # Without branches: which groups pass is data (1.03x per pass at 66668 x 3, k=2723;
-                    # 1.00x at 200000 x 3, k=2528; Zen 4).
                     quarter = 0.25 * bound
                     for other in range(groups):
-                        visit[count] = other
-                        count += (lb[other] <= quarter) & (other != g0)
+                        if other != g0 and lb[other] <= quarter:
+                            visit[count] = other
+                            count += 1
                     for other in range(groups):
-                        visit[count] = other
-                        count += (quarter < lb[other]) & (lb[other] <= bound) & (other != g0)
+                        if other != g0 and quarter < lb[other] <= bound:
+                            visit[count] = other
+                            count += 1
             lows[0] = low0
             norms[0] = norm0
             bests[0] = best0
