@@ -71,6 +71,11 @@ GROUPED_MAX_D = 8
 PRUNED_MAX_D = 8
 #: the plan races ``rowdot`` only up to this many centres: beyond, the tile's padding is small
 ROWDOT_MAX_K = 16
+#: ... and from this many features (BLAS's classes, d >= 64, included). Rowdot over fused per
+#: pass, Zen 4 VM: float64 1.29x at 300000 x 33, k=4, 1.21x at 272966 x 59, k=2, 1.46x at
+#: 405142 x 40, k=5; float32 1.09x at 300000 x 33, k=4 but 0.78x at 405142 x 40, k=5; 0.50x
+#: (float32) and 0.88x (float64) at 300000 x 24, k=8
+ROWDOT_MIN_D = 33
 #: the plan races ``stream`` only up to this many centres: its sums cost k x d masked
 #: reductions per block, and the tile keeps 8 centres in registers to its 4 (stream over
 #: fused, whole passes interleaved, float32, Zen 4: 2.0x at 2M x 3, k=5; 1.35x at 256k x 4,
@@ -328,6 +333,11 @@ class NumbaKMeans(HostLloyd):
             return True
         return self.X.nbytes <= psutil.virtual_memory().available * PANEL_MEMORY_SHARE
 
+    @staticmethod
+    def _rowdot_fits(d: int, k: int) -> bool:
+        """Whether the plan races ``rowdot``: few centres and many features."""
+        return k <= ROWDOT_MAX_K and d >= ROWDOT_MIN_D
+
     def _stream_fits(self, d: int, k: int) -> bool:
         """Whether the plan races ``stream``: few features and centres, and room for its copy of X."""
         return d <= self.stream.STREAM_MAX_D and k <= STREAM_MAX_K and self._room_for_copy()
@@ -349,8 +359,10 @@ class NumbaKMeans(HostLloyd):
         tile = f"{self.isa}: {self.rows} rows x {self.group} centres"
         if self.options.get("strategy"):
             return {"strategy": self.options["strategy"], "source": "option", "tile": tile}
-        if not (numba_plan.needs_measuring(d, k) or self._stream_fits(d, k) or numba_plan.small_work(n, d, k)):
-            return {"strategy": "fused", "source": "rule (no BLAS or stream candidate at this shape)", "tile": tile}
+        if not (numba_plan.needs_measuring(d, k) or self._rowdot_fits(d, k) or self._stream_fits(d, k)
+                or numba_plan.small_work(n, d, k)):
+            return {"strategy": "fused", "source": "rule (no BLAS, rowdot or stream candidate at this shape)",
+                    "tile": tile}
         key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, n, d, k)
         stored = numba_plan.load_plans().get(key)
         # a stored stream or pruned plan needs room for its copy of X now, as when it was measured
@@ -420,8 +432,8 @@ class NumbaKMeans(HostLloyd):
                 copies["pruned"] = functools.partial(SpatialRows, Xs, self.rows)
                 spatial = copies["pruned"]()
                 candidates["pruned"] = pruned
-            if k <= ROWDOT_MAX_K:
-                candidates["rowdot"] = rowdot
+        if self._rowdot_fits(d, k):
+            candidates["rowdot"] = rowdot
         if self._stream_fits(d, k):
             copies["stream"] = functools.partial(transposed_panels, Xs, self.stream.STREAM_ROWS)
             blocks = copies["stream"]()

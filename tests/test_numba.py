@@ -134,6 +134,17 @@ def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(monkeypatch):
     assert result.info["tile"].startswith(host_isa())
 
 
+@pytest.mark.parametrize("d, raced", [(40, {"fused", "rowdot"}), (24, {"fused"})])
+def test_the_plan_races_rowdot_below_blas_classes_from_its_least_d(tmp_path, monkeypatch, d, raced):
+    from impls.numba_fused import ROWDOT_MIN_D
+
+    assert 24 < ROWDOT_MIN_D <= 40
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    X = np.random.default_rng(3).standard_normal((3000, d))
+    plan = kmbench.fit(X, 4, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == raced
+
+
 def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
     import json
 
