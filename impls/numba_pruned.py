@@ -60,8 +60,9 @@ def panels_in_order(X, order, rows):
     return panels, lo, hi
 
 
-def arrange_centres(C: np.ndarray, group: int):
-    """The centres (k, d) in spatial order, padded with the last to whole groups of ``group``.
+def arrange_centres(C: np.ndarray, half: np.ndarray, group: int):
+    """The centres (k, d) and their ``half`` norms (k,) in spatial order, padded with the last
+    to whole groups of ``group``.
 
     Returns ``sorted_c`` (groups x group, d) and ``half_norms`` in C's dtype, ``index`` (int32:
     each sorted centre's row in C), and each group's box ``lo``, ``hi`` (d, groups).
@@ -71,7 +72,7 @@ def arrange_centres(C: np.ndarray, group: int):
     groups = -(-k // group)
     order = np.concatenate([order, np.full(groups * group - k, order[-1])])
     sorted_c = np.ascontiguousarray(C[order])
-    half = (0.5 * np.einsum("ij,ij->i", sorted_c, sorted_c)).astype(C.dtype)
+    half = np.ascontiguousarray(half[order], dtype=C.dtype)
     boxes = sorted_c.reshape(groups, group, d)
     return (sorted_c, half, order.astype(np.int32), np.ascontiguousarray(boxes.min(axis=1).T),
             np.ascontiguousarray(boxes.max(axis=1).T))
