@@ -65,9 +65,8 @@ STRATEGIES = ("fused", "grouped", "pruned", "gemm", "rowdot", "stream")
 GROUPED_MAX_D = 8
 #: the plan races ``pruned`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): a
 #: box of nearby rows excludes fewer groups of centres as d grows. Pruned over fused per pass,
-#: Zen 4 VM: 1.38x at 62500 x 4, k=4000 float64; 1.0-1.1x at 66668 x 3, k=2723 float32, where a
-#: tile visits about 50 of 341 groups but each visit costs 2-3x a fused group (the bound's
-#: horizontal maximum, the tie flags); 0.36x at 41000 x 6, k=900
+#: float32, Zen 4 VM: 1.4-2.1x at d=3, k=2528-2984; 0.87-1.25x at 62500 x 4, k=4000 (1.38x
+#: in float64); 0.4-0.6x at 41000 x 6, k=900; 0.5-0.8x at 149314 x 8, k=2203 (README: numba)
 PRUNED_MAX_D = 8
 #: the plan races ``rowdot`` only up to this many centres: beyond, the tile's padding is small
 ROWDOT_MAX_K = 16
