@@ -5,10 +5,10 @@ For few centres and many features (the plan races it where ``numba_fused.ROWDOT_
 BLAS a thin product. Rows go four at a time, each read once from memory in order; their dot
 products with four centres at a time run along d in SIMD lanes, 16 sums in registers, so the
 horizontal reductions of four rows overlap instead of each waiting on the last (one row at a
-time: 1.5-2.2x slower at 50k x 84, k=3 and 50k x 64, k=16, float32, Zen 4). Centres go in
-groups of four, then two, then one, so no group computes a padding centre. Ties go to the lowest index (strict ``<`` in ascending
-order). A row is added to a working-dtype block of sums, which goes into the float64 sums
-every ``ROWDOT_BLOCK`` rows.
+time: 1.5-2.2x slower at 50k x 84, k=3 and 50k x 64, k=16, float32, Zen 4). Centres go in groups
+of four, then two, then one, so no group computes a padding centre. Ties go to the lowest index
+(strict ``<`` in ascending order). A row is added to a working-dtype block of sums, which goes
+into the float64 sums every ``ROWDOT_BLOCK`` rows.
 """
 from __future__ import annotations
 
