@@ -26,15 +26,64 @@ def morton_keys(X, lo, scale, bits):
     return keys
 
 
+#: bits of a Z-order key: enough cells for rows to share one rarely (10 bits per feature at
+#: d=3), few enough for a radix sort of RADIX_PASSES passes over 2^11 buckets
+KEY_BITS = 33
+RADIX_BITS = 11
+RADIX_PASSES = 3
+
+
+@njit(cache=True)
+def radix_order(keys):
+    """The indices that sort ``keys`` (uint64 below 2^KEY_BITS), stable: an LSD radix sort that
+    carries the keys with the indices, so every pass reads both in order. NumPy's argsort took
+    4.1 ms for 66668 keys and 100 ms for 1.15M (a comparison sort) on Zen 4, more than the
+    pruned pass saved."""
+    n = keys.shape[0]
+    order, spare = np.arange(n), np.empty(n, dtype=np.int64)
+    keys, spare_keys = keys.copy(), np.empty_like(keys)
+    mask = np.uint64((1 << RADIX_BITS) - 1)
+    for step in range(RADIX_PASSES):
+        shift = np.uint64(step * RADIX_BITS)
+        starts = np.zeros((1 << RADIX_BITS) + 1, dtype=np.int64)
+        for i in range(n):
+            starts[np.int64((keys[i] >> shift) & mask) + 1] += 1
+        for b in range(1 << RADIX_BITS):
+            starts[b + 1] += starts[b]
+        for i in range(n):
+            b = np.int64((keys[i] >> shift) & mask)
+            spare[starts[b]] = order[i]
+            spare_keys[starts[b]] = keys[i]
+            starts[b] += 1
+        order, spare = spare, order
+        keys, spare_keys = spare_keys, keys
+    return order
+
+
+@njit(cache=True)
+def bounding_box(X):
+    """X's smallest and largest value per feature, float64 (d,) each, in one pass over its rows
+    (NumPy's ``min(axis=0)`` and ``max(axis=0)`` took 4 ms at 66668 x 3 float32, Zen 4)."""
+    n, d = X.shape
+    lo = np.full(d, np.inf)
+    hi = np.full(d, -np.inf)
+    for i in range(n):
+        for t in range(d):
+            v = np.float64(X[i, t])
+            lo[t] = min(lo[t], v)
+            hi[t] = max(hi[t], v)
+    return lo, hi
+
+
 def spatial_order(X: np.ndarray) -> np.ndarray:
     """Row indices of X (n, d) along a Z-order curve over X's bounding box, int64 (n,). The key
-    holds 64 bits: past 64 features only the first 64 order the rows."""
-    X = X[:, :64]
-    bits = max(1, min(21, 64 // X.shape[1]))
-    lo = X.min(axis=0).astype(np.float64)
-    span = X.max(axis=0).astype(np.float64) - lo
+    holds KEY_BITS bits: past that many features only the first order the rows."""
+    X = X[:, :KEY_BITS]
+    bits = max(1, KEY_BITS // X.shape[1])
+    lo, hi = bounding_box(X)
+    span = hi - lo
     scale = np.where(span > 0, ((1 << bits) - 1) / np.where(span > 0, span, 1.0), 0.0)
-    return np.argsort(morton_keys(X, lo, scale, bits), kind="stable")
+    return radix_order(morton_keys(X, lo, scale, bits))
 
 
 @njit(parallel=True, cache=True)

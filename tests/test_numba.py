@@ -369,7 +369,19 @@ def test_grouped_and_pruned_tiles_give_the_fused_tiles_labels(dtype, strategy):
     np.testing.assert_array_equal(other.centers, fused.centers)
 
 
-def test_pruned_tile_asked_for_at_many_features_orders_rows_by_the_first_64():
+def test_spatial_order_sorts_like_a_stable_argsort():
+    from impls import numba_pruned
+
+    keys = np.random.default_rng(8).integers(0, 2**numba_pruned.KEY_BITS, 5000, dtype=np.uint64)
+    keys[::3] = keys[1::3][: keys[::3].size]  # equal keys keep their order
+    np.testing.assert_array_equal(numba_pruned.radix_order(keys), np.argsort(keys, kind="stable"))
+    X = np.random.default_rng(8).standard_normal((500, 4)).astype(np.float32)
+    lo, hi = numba_pruned.bounding_box(X)
+    np.testing.assert_array_equal(lo, X.min(axis=0))
+    np.testing.assert_array_equal(hi, X.max(axis=0))
+
+
+def test_pruned_tile_asked_for_at_many_features_orders_rows_by_the_first_few():
     X = np.random.default_rng(7).standard_normal((600, 70))
     C = X[:9].copy()
     pruned = kmbench.fit(X, 9, backend="numba", init=C, max_iter=2, tol=-1.0, strategy="pruned")
