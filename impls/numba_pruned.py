@@ -26,11 +26,12 @@ def morton_keys(X, lo, scale, bits):
     return keys
 
 
-#: bits of a Z-order key: enough cells for rows to share one rarely (11 bits per feature at
-#: d=3), few enough for a radix sort of RADIX_PASSES passes over 2^RADIX_BITS buckets
-KEY_BITS = 33
+#: the radix sort's passes, over 2^RADIX_BITS buckets each
 RADIX_BITS = 11
 RADIX_PASSES = 3
+#: bits of a Z-order key: enough cells for rows to share one rarely (11 bits per feature at
+#: d=3), few enough for the radix sort's passes
+KEY_BITS = RADIX_BITS * RADIX_PASSES
 
 
 @njit(cache=True)

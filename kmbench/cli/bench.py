@@ -154,8 +154,8 @@ def localise_dashboard(html: Path, root: Path) -> list[str]:
     """Point the published dashboard at local copies of its CDN scripts, so it renders offline.
 
     Copies ``benchmarks/dashboard/`` to ``<html>/vendor/``, rewrites the ``<script>`` and
-    ``<link>`` tags of every page and links ``OWN_STYLE``; idempotent. Returns the external URLs it did not know
-    (a newer asv may add some), which are left as they were.
+    ``<link>`` tags of every page and links ``OWN_STYLE``; idempotent. Returns the external
+    URLs it did not know (a newer asv may add some), which are left as they were.
     """
     shutil.copytree(root / "benchmarks" / "dashboard", html / "vendor", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("README.md"))
