@@ -1,8 +1,13 @@
 """Rows and centres in spatial order, for the pruned tile (``numba_tiles.pruned_*``).
 
-Both are sorted along a Morton (Z-order) curve over their bounding box: near points get near
-positions, so a tile of consecutive rows and a group of consecutive centres each fill a small
-box, and a tile can skip every group whose box lies farther than its rows' best centres.
+Near points get near positions, so a tile of consecutive rows and a group of consecutive
+centres each fill a small box, and a tile can skip every group whose box lies farther than
+its rows' best centres. The rows, many and ordered once per fit, go along a Z-order curve
+(a radix sort of Morton keys: linear time). The centres, few and ordered every pass, go in
+k-d order (split at the median of their widest feature, down to one group), whose groups
+make smaller boxes than a curve cut across its jumps: at 66668 x 3, k=2723 a tile had to visit
+25.9 groups on average (its best known in advance) with centres along the curve and 17.3 in
+k-d order, and the pass ran 1.4-1.9x faster (k from 2528 to 4000, d = 3-4, Zen 4).
 """
 from __future__ import annotations
 
@@ -88,6 +93,81 @@ def spatial_order(X: np.ndarray) -> np.ndarray:
     return radix_order(morton_keys(X, lo, scale, bits))
 
 
+#: ranges short enough for an insertion sort in ``_select``
+_SHORT = 16
+
+
+@njit(cache=True)
+def _swap_rows(W, idx, i, j):
+    for t in range(W.shape[1]):
+        W[i, t], W[j, t] = W[j, t], W[i, t]
+    idx[i], idx[j] = idx[j], idx[i]
+
+
+@njit(cache=True)
+def _select(W, idx, t, lo, hi, kth):
+    """Reorder rows ``lo:hi`` of W (and ``idx`` with them) so that none before ``kth`` has a
+    larger feature ``t`` than any from ``kth`` on: Hoare's quickselect, whose equal keys stop
+    both scans, so many equal values still split evenly."""
+    while hi - lo > _SHORT:
+        a, b, c = W[lo, t], W[(lo + hi) // 2, t], W[hi - 1, t]
+        pivot = max(min(a, b), min(max(a, b), c))
+        i, j = lo, hi - 1
+        while i <= j:
+            while W[i, t] < pivot:
+                i += 1
+            while W[j, t] > pivot:
+                j -= 1
+            if i <= j:
+                _swap_rows(W, idx, i, j)
+                i += 1
+                j -= 1
+        if kth <= j:
+            hi = j + 1
+        elif kth >= i:
+            lo = i
+        else:
+            return
+    for i in range(lo + 1, hi):
+        j = i
+        while j > lo and W[j, t] < W[j - 1, t]:
+            _swap_rows(W, idx, j, j - 1)
+            j -= 1
+
+
+@njit(cache=True)
+def kd_order(X, leaf):
+    """Row indices of X (n, d) in k-d order with leaves of ``leaf`` rows, int64 (n,): each run
+    of ``leaf`` from the start is one leaf, split from the next at the median of the widest
+    feature of the rows they share; the left part of every split is whole leaves, so only the
+    last leaf may be short."""
+    n, d = X.shape
+    W = X.copy()  # moved with the indices, so every split reads its rows in order
+    idx = np.arange(n)
+    stack = np.empty((128, 2), dtype=np.int64)
+    stack[0, 0], stack[0, 1] = 0, n
+    top = 1
+    while top:
+        top -= 1
+        lo, hi = stack[top, 0], stack[top, 1]
+        if hi - lo <= leaf:
+            continue
+        widest, span = 0, -1.0
+        for t in range(d):
+            small = large = W[lo, t]
+            for i in range(lo + 1, hi):
+                small = min(small, W[i, t])
+                large = max(large, W[i, t])
+            if large - small > span:
+                widest, span = t, large - small
+        middle = lo + ((hi - lo + leaf - 1) // leaf + 1) // 2 * leaf
+        _select(W, idx, widest, lo, hi, middle)
+        stack[top, 0], stack[top, 1] = lo, middle
+        stack[top + 1, 0], stack[top + 1, 1] = middle, hi
+        top += 2
+    return idx
+
+
 @njit(parallel=True, cache=True)
 def panels_in_order(X, order, rows):
     """X's rows ``order`` as (ceil(n / rows), d, rows) panels, the last padded with its last row,
@@ -119,7 +199,7 @@ def arrange_centres(C: np.ndarray, half: np.ndarray, group: int):
     each sorted centre's row in C), and each group's box ``lo``, ``hi`` (d, groups).
     """
     k, d = C.shape
-    order = spatial_order(C)
+    order = kd_order(np.ascontiguousarray(C), group)
     groups = -(-k // group)
     order = np.concatenate([order, np.full(groups * group - k, order[-1])])
     sorted_c = np.ascontiguousarray(C[order])

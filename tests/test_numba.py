@@ -381,6 +381,30 @@ def test_spatial_order_sorts_like_a_stable_argsort():
     np.testing.assert_array_equal(hi, X.max(axis=0))
 
 
+@pytest.mark.parametrize("k, leaf", [(5, 8), (8, 8), (700, 8), (1001, 32)])
+def test_kd_order_splits_every_node_at_the_median_of_its_widest_feature(k, leaf):
+    from impls import numba_pruned
+
+    C = np.random.default_rng(k).standard_normal((k, 3)).astype(np.float32)
+    C[:, 2] *= 5  # one feature wider than the rest, where the first splits must fall
+    C[::4] = C[1]  # many equal rows, which a split may put on either side
+    order = numba_pruned.kd_order(C, leaf)
+    np.testing.assert_array_equal(np.sort(order), np.arange(k))
+    nodes, checked = [(0, k)], 0
+    while nodes:
+        lo, hi = nodes.pop()
+        if hi - lo <= leaf:
+            continue
+        rows = C[order[lo:hi]]
+        widest = int(np.argmax(rows.max(axis=0) - rows.min(axis=0)))
+        middle = lo + (-(-(hi - lo) // leaf) + 1) // 2 * leaf
+        assert (middle - lo) % leaf == 0 and lo < middle < hi
+        assert rows[: middle - lo, widest].max() <= rows[middle - lo:, widest].min()
+        nodes += [(lo, middle), (middle, hi)]
+        checked += 1
+    assert checked == max(0, -(-k // leaf) - 1)  # a binary tree over the leaves
+
+
 def test_pruned_tile_asked_for_at_many_features_orders_rows_by_the_first_few():
     X = np.random.default_rng(7).standard_normal((600, 70))
     C = X[:9].copy()
