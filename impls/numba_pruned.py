@@ -7,7 +7,9 @@ its rows' best centres. The rows, many and ordered once per fit, go along a Z-or
 k-d order (split at the median of their widest feature, down to one group), whose groups
 make smaller boxes than a curve cut across its jumps: at 66668 x 3, k=2723 a tile had to visit
 25.9 groups on average (its best known in advance) with centres along the curve and 17.3 in
-k-d order, and the pass ran 1.4-1.9x faster (k from 2528 to 4000, d = 3-4, Zen 4).
+k-d order, and the pass ran 1.4-1.9x faster (k from 2528 to 4000, d = 3-4, Zen 4). The rows in
+k-d order too made it 11.9 and the pass 5-25% faster again, but their order cost more than that
+saved over a fit at 200000 x 3 (26.4 ms against the curve's 5.6; quickselect's branches).
 """
 from __future__ import annotations
 
@@ -136,35 +138,66 @@ def _select(W, idx, t, lo, hi, kth):
 
 
 @njit(cache=True)
+def _split(W, idx, lo, hi, leaf):
+    """Split rows ``lo:hi`` (more than one leaf) at the median of their widest feature, the left
+    part whole leaves, so that only the last leaf may be short; returns where the right begins."""
+    widest, span = 0, -1.0
+    for t in range(W.shape[1]):
+        small = large = W[lo, t]
+        for i in range(lo + 1, hi):
+            small = min(small, W[i, t])
+            large = max(large, W[i, t])
+        if large - small > span:
+            widest, span = t, large - small
+    middle = lo + ((hi - lo + leaf - 1) // leaf + 1) // 2 * leaf
+    _select(W, idx, widest, lo, hi, middle)
+    return middle
+
+
+@njit(cache=True)
+def _subtree(W, idx, lo, hi, leaf):
+    stack = np.empty((128, 2), dtype=np.int64)
+    stack[0, 0], stack[0, 1] = lo, hi
+    top = 1
+    while top:
+        top -= 1
+        lo, hi = stack[top, 0], stack[top, 1]
+        if hi - lo > leaf:
+            middle = _split(W, idx, lo, hi, leaf)
+            stack[top, 0], stack[top, 1] = lo, middle
+            stack[top + 1, 0], stack[top + 1, 1] = middle, hi
+            top += 2
+
+
+#: levels of the tree split node by node in parallel before each thread takes whole subtrees
+_SHARED_LEVELS = 3
+
+
+@njit(parallel=True, cache=True)
 def kd_order(X, leaf):
     """Row indices of X (n, d) in k-d order with leaves of ``leaf`` rows, int64 (n,): each run
     of ``leaf`` from the start is one leaf, split from the next at the median of the widest
     feature of the rows they share; the left part of every split is whole leaves, so only the
     last leaf may be short."""
-    n, d = X.shape
+    n = X.shape[0]
     W = X.copy()  # moved with the indices, so every split reads its rows in order
     idx = np.arange(n)
-    stack = np.empty((128, 2), dtype=np.int64)
-    stack[0, 0], stack[0, 1] = 0, n
-    top = 1
-    while top:
-        top -= 1
-        lo, hi = stack[top, 0], stack[top, 1]
-        if hi - lo <= leaf:
-            continue
-        widest, span = 0, -1.0
-        for t in range(d):
-            small = large = W[lo, t]
-            for i in range(lo + 1, hi):
-                small = min(small, W[i, t])
-                large = max(large, W[i, t])
-            if large - small > span:
-                widest, span = t, large - small
-        middle = lo + ((hi - lo + leaf - 1) // leaf + 1) // 2 * leaf
-        _select(W, idx, widest, lo, hi, middle)
-        stack[top, 0], stack[top, 1] = lo, middle
-        stack[top + 1, 0], stack[top + 1, 1] = middle, hi
-        top += 2
+    bounds = np.array([0, n])
+    for _ in range(_SHARED_LEVELS):
+        nodes = bounds.size - 1
+        middles = np.empty(nodes, dtype=np.int64)
+        for s in prange(nodes):
+            lo, hi = bounds[s], bounds[s + 1]
+            middles[s] = _split(W, idx, lo, hi, leaf) if hi - lo > leaf else hi
+        cuts = np.empty(2 * nodes + 1, dtype=np.int64)
+        # a plain loop: written as slice assignments (cuts[1::2] = middles), Numba 0.68's
+        # parallel compile split the rows wrongly (tests/test_numba.py caught it)
+        for s in range(nodes):
+            cuts[2 * s], cuts[2 * s + 1] = bounds[s], middles[s]
+        cuts[2 * nodes] = n
+        bounds = cuts
+    for s in prange(bounds.size - 1):
+        _subtree(W, idx, bounds[s], bounds[s + 1], leaf)
     return idx
 
 
