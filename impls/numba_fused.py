@@ -384,9 +384,12 @@ class NumbaKMeans(HostLloyd):
         copy_ms = {s: round(1e3 * t, 3) for s, t in numba_plan.race(copies).items()}
         if "grouped" in ms_per_pass and "fused" in copy_ms:  # the same panels
             copy_ms["grouped"] = copy_ms["fused"]
+        close = numba_plan.runoff(candidates, ms_per_pass, copy_ms)
         cost = numba_plan.fit_cost(ms_per_pass, copy_ms)
         best = min(cost, key=cost.get)
         plan = {"strategy": best, "sample": [m, d, k], "ms_per_pass": ms_per_pass, "copy_ms": copy_ms}
+        if close:
+            plan["runoff"] = close
         if self.parts > 1 and numba_plan.small_work(n, d, k):
             with self._threads(1):
                 alone = numba_plan.race({best: candidates[best]})[best]

@@ -145,6 +145,29 @@ def test_the_plan_races_rowdot_below_blas_classes_from_its_least_d(tmp_path, mon
     assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == raced
 
 
+@pytest.mark.parametrize("times, copies, rerun", [
+    ({"a": 10.0, "b": 10.9, "c": 30.0}, {}, ["a", "b"]),
+    ({"a": 10.0, "b": 20.0, "c": 30.0}, {}, []),
+    # b's copy of X, its share of a fit's passes, takes it out of reach of a
+    ({"a": 10.0, "b": 10.9, "c": 30.0}, {"b": 1e6}, []),
+])
+def test_a_close_race_is_run_again_between_its_two_best(times, copies, rerun):
+    from impls import numba_plan
+
+    calls = {name: 0 for name in times}
+
+    def candidate(name):
+        def run():
+            calls[name] += 1
+        return run
+
+    ms_per_pass = dict(times)
+    assert numba_plan.runoff({name: candidate(name) for name in times}, ms_per_pass, copies) == rerun
+    assert calls == {name: numba_plan.RUNOFF_REPEATS + 1 if name in rerun else 0 for name in times}
+    assert all(ms_per_pass[name] < 1.0 for name in rerun)  # the new times: these do nothing
+    assert all(ms_per_pass[name] == times[name] for name in times if name not in rerun)
+
+
 def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
     import json
 
