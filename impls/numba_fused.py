@@ -20,9 +20,10 @@ Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, `
     afterwards with the tile's own arithmetic (the same values, so the same labels).
 ``pruned``
     The grouped tile over rows and centres sorted in space (``impls.numba_pruned``: rows along
-    a Z-order curve, centres in k-d order), for few features and many centres: each tile of nearby rows visits the nearest
-    group of centres, then only the groups whose bounding box is nearer than its rows' worst
-    best distance so far (plus a bound on rounding), so the same labels as the fused tile.
+    a Hilbert curve, centres in k-d order), for few features and many centres: each tile of
+    nearby rows visits the nearest group of centres, then only the groups whose bounding box
+    is nearer than its rows' worst best distance so far (plus a bound on rounding), so the
+    same labels as the fused tile.
     It labels the rows; a second pass over X adds them up.
 ``gemm``
     The same arithmetic by BLAS, for machines and shapes where it beats the generated kernel

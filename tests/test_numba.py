@@ -404,6 +404,20 @@ def test_spatial_order_sorts_like_a_stable_argsort():
     np.testing.assert_array_equal(hi, X.max(axis=0))
 
 
+@pytest.mark.parametrize("d, bits", [(1, 5), (2, 4), (3, 3), (4, 2), (5, 2)])
+def test_hilbert_keys_walk_every_cell_once_a_step_at_a_time(d, bits):
+    import itertools
+
+    from impls import numba_pruned
+
+    cells = np.array(list(itertools.product(range(1 << bits), repeat=d)), dtype=np.float64)
+    keys = numba_pruned.hilbert_keys(cells, np.zeros(d), np.ones(d), bits)
+    np.testing.assert_array_equal(np.sort(keys), np.arange(len(cells)))  # each cell its own key
+    walk = cells[np.argsort(keys)]
+    # consecutive keys are neighbouring cells: the curve never jumps (a Z-order curve does)
+    np.testing.assert_array_equal(np.abs(np.diff(walk, axis=0)).sum(axis=1), 1)
+
+
 @pytest.mark.parametrize("k, leaf", [(5, 8), (8, 8), (700, 8), (1001, 32)])
 def test_kd_order_splits_every_node_at_the_median_of_its_widest_feature(k, leaf):
     from impls import numba_pruned
