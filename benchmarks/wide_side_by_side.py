@@ -118,13 +118,17 @@ def isa() -> str:
 
 
 def parse_shape(text: str):
+    """``n,d,k[,float64]``, or ``photo,k[,float64]``: the photo's pixels quantised to k colours."""
     parts = text.split(",")
+    if parts[0] == "photo":
+        parts = ["0", "3"] + parts[1:]
     try:
         n, d, k = (int(v) for v in parts[:3])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"shape {text!r} should be n,d,k[,float64]") from None
+        raise argparse.ArgumentTypeError(f"shape {text!r} should be n,d,k[,float64] or photo,k[,float64]") from None
     dtype = parts[3] if len(parts) > 3 else "float32"
-    if dtype not in ("float32", "float64") or min(n, d, k) < 1 or k > n:
+    photo = n == 0 and text.startswith("photo")
+    if dtype not in ("float32", "float64") or min(d, k) < 1 or (n < 1 and not photo) or (k > n and not photo):
         raise argparse.ArgumentTypeError(f"shape {text!r} needs n, d, k >= 1, k <= n, dtype float32 or float64")
     return (text, n, d, k, dtype)
 
@@ -162,7 +166,7 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
-    parser.add_argument("--shapes", nargs="+", type=parse_shape, help="n,d,k[,float64] (default: the classes above)")
+    parser.add_argument("--shapes", nargs="+", type=parse_shape, help="n,d,k[,float64] or photo,k[,float64] (default: the classes above)")
     parser.add_argument("--random", type=int, metavar="COUNT",
                         help="COUNT shapes drawn at random from the classes (see --seed) instead")
     parser.add_argument("--seed", type=int, default=0, help="seed of --random (default 0)")

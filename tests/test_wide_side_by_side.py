@@ -36,3 +36,18 @@ def test_random_refuses_a_bad_count_or_a_second_list(wide, argv, capsys):
     with pytest.raises(SystemExit):
         wide.main(argv)
     assert "--random=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, parsed", [("photo,256", ("photo,256", 0, 3, 256, "float32")),
+                                          ("photo,16,float64", ("photo,16,float64", 0, 3, 16, "float64")),
+                                          ("2000,4,8", ("2000,4,8", 2000, 4, 8, "float32"))])
+def test_shapes_name_the_photo_by_its_colours(wide, text, parsed):
+    assert wide.parse_shape(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["photo", "photo,0", "0,3,16", "10,2,20", "photo,8,float16", "3,x,2"])
+def test_a_bad_shape_is_refused_by_name(wide, text):
+    import argparse
+
+    with pytest.raises(argparse.ArgumentTypeError, match=repr(text).replace("(", r"\(")):
+        wide.parse_shape(text)
