@@ -120,15 +120,15 @@ def isa() -> str:
 def parse_shape(text: str):
     """``n,d,k[,float64]``, or ``photo,k[,float64]``: the photo's pixels quantised to k colours."""
     parts = text.split(",")
-    if parts[0] == "photo":
+    photo = parts[0] == "photo"
+    if photo:  # n = 0, as in SHAPES: the photo's pixels
         parts = ["0", "3"] + parts[1:]
     try:
         n, d, k = (int(v) for v in parts[:3])
     except ValueError:
         raise argparse.ArgumentTypeError(f"shape {text!r} should be n,d,k[,float64] or photo,k[,float64]") from None
     dtype = parts[3] if len(parts) > 3 else "float32"
-    photo = n == 0 and text.startswith("photo")
-    if dtype not in ("float32", "float64") or min(d, k) < 1 or (n < 1 and not photo) or (k > n and not photo):
+    if dtype not in ("float32", "float64") or min(d, k) < 1 or (not photo and not 1 <= k <= n):
         raise argparse.ArgumentTypeError(f"shape {text!r} needs n, d, k >= 1, k <= n, dtype float32 or float64")
     return (text, n, d, k, dtype)
 
