@@ -51,6 +51,17 @@ def test_agrees_with_oracle_on_blobs(dtype, options):
     np.testing.assert_allclose(result.inertia_history, reference.inertia_history, rtol=1e-5)
 
 
+@pytest.mark.parametrize("k", [2, 3, 5, 6, 7])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rowdot_agrees_with_oracle_after_every_remainder_of_four_centres(dtype, k):
+    # The rowdot pass takes centres four at a time, then the last three, two or one as one group:
+    # k = 3 and 7 run the group of three, 2 and 6 the pair, 5 the single centre.
+    X, _ = data.blobs(1003, 41, k, seed=5)
+    result, c = judged(X, k, "k-means++", dtype, {"strategy": "rowdot"})
+    assert c.status == "ok", c
+    assert result.info["strategy"] == "rowdot" and result.n_iter == 10
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_agrees_with_oracle_with_one_copy_of_the_sums(dtype):
     # k x d = 4200 is past COPIES_MAX_KD: each thread keeps a single copy of its sums.
