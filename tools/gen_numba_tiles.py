@@ -655,8 +655,8 @@ products with {g} centres at a time run along d in SIMD lanes, {acc} sums in reg
 horizontal reductions of four rows overlap instead of each waiting on the last (one row at a
 time: 1.5-2.2x slower at 50k x 84, k=3 and 50k x 64, k=16, float32, Zen 4). Centres go in groups
 of four, then the last three, two or one in one group, so no group computes a padding centre and
-the rows' features are swept once per group (three as two and one: 1.04-1.16x slower at k=3,
-d=40-100, float32, Zen 4). Ties go to the lowest index
+the rows' features are swept once per group (three as two and one: 1.04-1.16x slower at k=3
+and 7, d=40-100, float32, Zen 4). Ties go to the lowest index
 (strict ``<`` in ascending order). A row is added to a working-dtype block of sums, which goes
 into the float64 sums every ``ROWDOT_BLOCK`` rows.
 """
