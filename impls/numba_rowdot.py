@@ -24,7 +24,7 @@ ROWDOT_BLOCK = 64
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update):
+def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_norms):
     """One pass, rows four at a time, one part of the rows per thread.
 
     Parameters
@@ -33,8 +33,11 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update):
     C : (k, d) same dtype, C-contiguous
     half_norms : (k,) same dtype, ``||c||^2 / 2``
     labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
+    x_norms : (n,) same dtype, each row's squared norm; or (0,) to compute them here, reading each
+        row in order before the loops that read four rows at once
     """
     n, d = X.shape
+    given = x_norms.shape[0] == n
     k = C.shape[0]
     parts = sums.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -51,22 +54,28 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update):
             i1 = min(i + 1, hi - 1)
             i2 = min(i + 2, hi - 1)
             i3 = min(i + 3, hi - 1)
-            norm0 = zero
-            for t in range(d):
-                x = X[i0, t]
-                norm0 += x * x
-            norm1 = zero
-            for t in range(d):
-                x = X[i1, t]
-                norm1 += x * x
-            norm2 = zero
-            for t in range(d):
-                x = X[i2, t]
-                norm2 += x * x
-            norm3 = zero
-            for t in range(d):
-                x = X[i3, t]
-                norm3 += x * x
+            if given:
+                norm0 = x_norms[i0]
+                norm1 = x_norms[i1]
+                norm2 = x_norms[i2]
+                norm3 = x_norms[i3]
+            else:
+                norm0 = zero
+                for t in range(d):
+                    x = X[i0, t]
+                    norm0 += x * x
+                norm1 = zero
+                for t in range(d):
+                    x = X[i1, t]
+                    norm1 += x * x
+                norm2 = zero
+                for t in range(d):
+                    x = X[i2, t]
+                    norm2 += x * x
+                norm3 = zero
+                for t in range(d):
+                    x = X[i3, t]
+                    norm3 += x * x
             low0 = zero
             best0 = 0
             low1 = zero

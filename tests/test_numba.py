@@ -52,14 +52,22 @@ def test_agrees_with_oracle_on_blobs(dtype, options):
 
 
 @pytest.mark.parametrize("k", [2, 3, 5, 6, 7])
+@pytest.mark.parametrize("d", [41, 70])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_rowdot_agrees_with_oracle_after_every_remainder_of_four_centres(dtype, k):
+def test_rowdot_agrees_with_oracle_after_every_remainder_of_four_centres(dtype, d, k):
     # The rowdot pass takes centres four at a time, then the last three, two or one as one group:
-    # k = 3 and 7 run the group of three, 2 and 6 the pair, 5 the single centre.
-    X, _ = data.blobs(1003, 41, k, seed=5)
+    # k = 3 and 7 run the group of three, 2 and 6 the pair, 5 the single centre. At d=41 it takes
+    # the rows' norms given, at d=70 it computes them itself.
+    from impls.numba_fused import ROWDOT_NORMS_MAX_D
+
+    assert 41 < ROWDOT_NORMS_MAX_D <= 70
+    X, _ = data.blobs(1003, d, k, seed=5)
     result, c = judged(X, k, "k-means++", dtype, {"strategy": "rowdot"})
     assert c.status == "ok", c
     assert result.info["strategy"] == "rowdot" and result.n_iter == 10
+    reference = oracle.lloyd(np.asarray(X, dtype=dtype), initial_centers(np.asarray(X, dtype=dtype), k,
+                                                                         "k-means++", 0), 10, -1.0)
+    np.testing.assert_allclose(result.inertia_history, reference.inertia_history, rtol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

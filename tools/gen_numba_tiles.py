@@ -681,7 +681,7 @@ def rowdot_source() -> str:
         L.append("    " * ind + s)
 
     e(0, "@njit(parallel=True, cache=True, fastmath=FAST)")
-    e(0, "def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update):")
+    e(0, "def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_norms):")
     e(1, '"""One pass, rows four at a time, one part of the rows per thread.')
     e(0, "")
     e(1, "Parameters")
@@ -690,8 +690,11 @@ def rowdot_source() -> str:
     e(1, "C : (k, d) same dtype, C-contiguous")
     e(1, "half_norms : (k,) same dtype, ``||c||^2 / 2``")
     e(1, "labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``")
+    e(1, "x_norms : (n,) same dtype, each row's squared norm; or (0,) to compute them here, reading each")
+    e(1, "    row in order before the loops that read four rows at once")
     e(1, '"""')
     e(1, "n, d = X.shape")
+    e(1, "given = x_norms.shape[0] == n")
     e(1, "k = C.shape[0]")
     e(1, "parts = sums.shape[0]")
     e(1, "zero = half_norms[0] - half_norms[0]")
@@ -708,11 +711,15 @@ def rowdot_source() -> str:
         e(3, f"i{r} = min(i + {r}, hi - 1)" if r else "i0 = i")
     # each row's norm in its own loop: one row after the other is read in order, and the
     # prefetchers follow it (four rows interleaved ran 2.4x slower from memory at d=512)
+    e(3, "if given:")
     for r in range(R):
-        e(3, f"norm{r} = zero")
-        e(3, "for t in range(d):")
-        e(4, f"x = X[i{r}, t]")
-        e(4, f"norm{r} += x * x")
+        e(4, f"norm{r} = x_norms[i{r}]")
+    e(3, "else:")
+    for r in range(R):
+        e(4, f"norm{r} = zero")
+        e(4, "for t in range(d):")
+        e(5, f"x = X[i{r}, t]")
+        e(5, f"norm{r} += x * x")
     for r in range(R):
         e(3, f"low{r} = zero")
         e(3, f"best{r} = 0")
