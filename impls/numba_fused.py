@@ -564,11 +564,11 @@ class NumbaKMeans(HostLloyd):
         from . import numba_pruned
 
         C = np.ascontiguousarray(C, dtype=X.dtype)
-        centres, half, index, lo, hi = numba_pruned.arrange_centres(C, half_norms(C), self.group)
+        centres, transposed, half, index, lo, hi = numba_pruned.arrange_centres(C, half_norms(C), self.group)
         margin = numba_pruned.rounding_margin(X.dtype, X.shape[1], spatial.largest_norm,
                                               float(np.sqrt(2 * half.max())))
-        self.pruned_pass(spatial.panels, spatial.order, spatial.lo, spatial.hi, centres, half, index, lo, hi,
-                         labels, dist, len(totals), margin, self.largest)
+        self.pruned_pass(spatial.panels, spatial.order, spatial.lo, spatial.hi, centres, transposed, half, index,
+                         lo, hi, labels, dist, len(totals), margin, self.largest)
         if update:
             self.kernels.sums_by_label(X, labels, dist, sums, counts, totals)
 

@@ -268,20 +268,23 @@ def panels_in_order(X, order, rows):
 
 def arrange_centres(C: np.ndarray, half: np.ndarray, group: int):
     """The centres (k, d) and their ``half`` norms (k,) in spatial order, padded with the last
-    to whole groups of ``group``.
+    to whole groups of ``group``, each group's centres by index (the tile's search inside a
+    group then keeps the first least value: the lowest index, as the fused tile does).
 
-    Returns ``sorted_c`` (groups x group, d) and ``half_norms`` in C's dtype, ``index`` (int32:
-    each sorted centre's row in C), and each group's box ``lo``, ``hi`` (d, groups).
+    Returns ``sorted_c`` (groups x group, d), its transpose (d, groups x group) and ``half_norms``
+    in C's dtype, ``index`` (int32: each sorted centre's row in C), and each group's box ``lo``,
+    ``hi`` (d, groups).
     """
     k, d = C.shape
     order = kd_order(np.ascontiguousarray(C), group)
     groups = -(-k // group)
-    order = np.concatenate([order, np.full(groups * group - k, order[-1])])
+    order = np.sort(np.concatenate([order, np.full(groups * group - k, order[-1])]).reshape(groups, group),
+                    axis=1).ravel()
     sorted_c = np.ascontiguousarray(C[order])
     half = np.ascontiguousarray(half[order], dtype=C.dtype)
     boxes = sorted_c.reshape(groups, group, d)
-    return (sorted_c, half, order.astype(np.int32), np.ascontiguousarray(boxes.min(axis=1).T),
-            np.ascontiguousarray(boxes.max(axis=1).T))
+    return (sorted_c, np.ascontiguousarray(sorted_c.T), half, order.astype(np.int32),
+            np.ascontiguousarray(boxes.min(axis=1).T), np.ascontiguousarray(boxes.max(axis=1).T))
 
 
 def rounding_margin(dtype, d: int, largest_x: float, largest_c: float) -> float:

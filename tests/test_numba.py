@@ -481,6 +481,20 @@ def test_pruned_tile_breaks_exact_ties_to_the_lowest_index(dtype):
     np.testing.assert_array_equal(labels, fused)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_pruned_tile_breaks_ties_inside_a_group_to_the_lowest_index(dtype):
+    # Every centre twice, at neighbouring indices: the two copies fall in the same group of the
+    # k-d order, where the search inside the group must keep the lower index.
+    X = np.random.default_rng(9).standard_normal((3000, 3)).astype(dtype)
+    C = np.repeat(X[:350], 2, axis=0)
+    # After the first pass the copy that won no rows moves (the empty-cluster rule): the centres
+    # show which copy each row took.
+    pruned = kmbench.fit(X, 700, backend="numba", init=C, max_iter=1, tol=-1.0, strategy="pruned")
+    fused = kmbench.fit(X, 700, backend="numba", init=C, max_iter=1, tol=-1.0, strategy="fused")
+    np.testing.assert_array_equal(pruned.centers, fused.centers)
+    np.testing.assert_array_equal(pruned.labels, fused.labels)
+
+
 def test_the_plan_races_the_grouped_tile_at_small_d_and_many_centres(tmp_path, monkeypatch):
     from impls import numba_plan
     from impls.numba_fused import GROUPED_MAX_D
