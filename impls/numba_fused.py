@@ -443,11 +443,6 @@ class NumbaKMeans(HostLloyd):
             with blas.limit(limits=1, user_api="blas"):
                 kernels.gemm_pass(Xs, C, half, norms, labels, dist, sums, counts, totals, chunk, True)
 
-        row_norms = self._rowdot_norms(Xs)
-
-        def rowdot():
-            self.rowdot.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True, row_norms)
-
         def pruned():
             with kernels.slp_vectorize():
                 self._pruned(spatial, Xs, C, labels, dist, sums, counts, totals, True)
@@ -464,9 +459,14 @@ class NumbaKMeans(HostLloyd):
                 spatial = copies["pruned"]()
                 candidates["pruned"] = pruned
         if self._rowdot_fits(d, k):
-            candidates["rowdot"] = rowdot
-            if row_norms.size:
+            row_norms = self._rowdot_norms(Xs)
+            if row_norms.size:  # made once per fit: the strategy's copy
                 copies["rowdot"] = functools.partial(self._rowdot_norms, Xs)
+
+            def rowdot():
+                self.rowdot.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True, row_norms)
+
+            candidates["rowdot"] = rowdot
         if self._stream_fits(d, k):
             copies["stream"] = functools.partial(transposed_panels, Xs, self.stream.STREAM_ROWS)
             blocks = copies["stream"]()

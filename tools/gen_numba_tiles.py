@@ -727,8 +727,8 @@ def rowdot_source() -> str:
     e(3, "# past hi a row repeats row hi - 1: computed, never stored")
     for r in range(R):
         e(3, f"i{r} = min(i + {r}, hi - 1)" if r else "i0 = i")
-    # each row's norm in its own loop: one row after the other is read in order, and the
-    # prefetchers follow it (four rows interleaved ran 2.4x slower from memory at d=512)
+    # norms not given: each row's in its own loop, so one row after the other is read in order
+    # and the prefetchers follow it (four rows interleaved ran 2.4x slower from memory at d=512)
     e(3, "if given:")
     for r in range(R):
         e(4, f"norm{r} = x_norms[i{r}]")
