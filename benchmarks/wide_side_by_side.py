@@ -80,7 +80,8 @@ def numba_run(X, C, threads):
     result = kmbench.fit(X, C.shape[0], backend="numba", init=C, max_iter=ITERATIONS, tol=-1.0, threads=threads)
     elapsed = time.perf_counter() - t0
     plan = result.info.get("plan", {})
-    how = {"fused": result.info.get("tile"), "grouped": f"{result.info.get('tile')}, argmin by groups",
+    panels = ", from panels" if result.info.get("panels") else ""
+    how = {"fused": f"{result.info.get('tile')}{panels}", "grouped": f"{result.info.get('tile')}, argmin by groups",
            "pruned": f"{result.info.get('tile')}, rows and centres in space",
            "gemm": "BLAS blocks", "rowdot": "rows four at a time",
            "stream": f"blocks of {result.info.get('block_rows')} rows"}

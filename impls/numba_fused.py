@@ -95,6 +95,8 @@ STREAM_MAX_K = 128
 WAKE_SHARE = 0.75
 #: the strategies that run a register tile (``impls.numba_tiles``)
 TILED = ("fused", "grouped")
+#: the plan's name for the fused tile from panels where the rule leaves the choice to a race
+PANELLED = "fused+panels"
 #: threads idle for less than this are still awake: a parallel region after 5 ms of idleness
 #: cost 11 us, after 20 ms up to 8 ms (Zen 4 VM)
 WAKE_IDLE_AFTER_S = 0.01
@@ -109,9 +111,11 @@ BLOCK_BYTES = 1 << 20
 #: available memory. Measured (float32, 2 threads, ms per assignment pass, copied vs kept):
 #: 1M x 16, k=16: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs 2.6; 388k x 103, k=11: 22.6 vs 17.6
 #: (Zen 4; building them took 19 ms). At 200k x 64, k=256 the gain (under 5%) no longer
-#: repays building the panels (35 ms) within a 10-iteration fit; past d=128 a pass reads
-#: as much from panels as from X, and building them (66 ms at 50k x 512) costs more than
-#: copying in the pass saves.
+#: repays building the panels (35 ms) within a 10-iteration fit. Past d=128 (at k up to
+#: PANEL_MAX_K) it depends on the machine: building them (66 ms at 50k x 512) cost more than
+#: copying in the pass saved on Zen 4, while on an Intel Xeon (Emerald Rapids) panels took
+#: 1984360 x 142, k=19 from 206 to 176 ms per iteration. There the plan races the fused tile
+#: with panels (``PANELLED``) against it without.
 PANEL_MAX_K = 64
 PANEL_MAX_D = 128
 PANEL_ALWAYS_D = 8
@@ -303,7 +307,7 @@ class NumbaKMeans(HostLloyd):
         with self._threads(1 if self._one_thread_pays(1) else self.parts):
             if self.strategy == "pruned":
                 self.spatial = SpatialRows(self.X, self.rows)
-            elif self.strategy in TILED and self._panels_pay(d, k):
+            elif self.strategy in TILED and self._panels_pay(d, k, self.plan):
                 self.panels = transposed_panels(self.X, self.rows, reuse=True)
             elif self.strategy == "stream":
                 self.panels = transposed_panels(self.X, numba_stream.STREAM_ROWS, reuse=True)
@@ -368,13 +372,23 @@ class NumbaKMeans(HostLloyd):
         """Whether the plan races ``stream``: few features and centres, and room for its copy of X."""
         return d <= self.stream.STREAM_MAX_D and k <= STREAM_MAX_K and self._room_for_copy()
 
-    def _panels_pay(self, d: int, k: int) -> bool:
-        """Whether to keep a second copy of X, transposed: the ``panels`` option, else at small
-        k or small d, where it leaves most of the free memory free."""
+    def _panels_pay(self, d: int, k: int, plan: dict | None = None) -> bool:
+        """Whether to keep a second copy of X, transposed: the ``panels`` option, else the plan's
+        race where it ran one (``_panels_raced``), else at small k or small d; and only where it
+        leaves most of the free memory free."""
         option = self.options.get("panels")
         if option is not None:
             return bool(option)
-        return ((k <= PANEL_MAX_K and d <= PANEL_MAX_D) or d <= PANEL_ALWAYS_D) and self._room_for_copy()
+        chosen = (plan or {}).get("panels")
+        if chosen is None:
+            chosen = (k <= PANEL_MAX_K and d <= PANEL_MAX_D) or d <= PANEL_ALWAYS_D
+        return chosen and self._room_for_copy()
+
+    def _panels_raced(self, d: int, k: int) -> bool:
+        """Whether the plan races the fused tile from panels against it without: at few centres
+        past PANEL_MAX_D features, where which wins depends on the machine."""
+        return (self.options.get("panels") is None and k <= PANEL_MAX_K and d > PANEL_MAX_D
+                and self._room_for_copy())
 
     # -- the plan ------------------------------------------------------------------------
     def _plan(self, n, d, k, centers) -> dict:
@@ -406,6 +420,10 @@ class NumbaKMeans(HostLloyd):
         cost = numba_plan.fit_cost(ms_per_pass, copy_ms)
         best = min(cost, key=cost.get)
         plan = {"strategy": best, "sample": [m, d, k], "ms_per_pass": ms_per_pass, "copy_ms": copy_ms}
+        if PANELLED in ms_per_pass:
+            plan["panels"] = best == PANELLED
+            if best == PANELLED:
+                plan["strategy"] = "fused"
         if close:
             plan["runoff"] = close
         if self.parts > 1 and numba_plan.small_work(n, d, k):
@@ -450,6 +468,15 @@ class NumbaKMeans(HostLloyd):
         from .numba_plan import needs_measuring
 
         candidates = {"fused": fused}
+        if self._panels_raced(d, k):
+            copies[PANELLED] = functools.partial(transposed_panels, Xs, self.rows)
+            raced_panels = copies[PANELLED]()
+
+            def fused_from_panels():
+                with kernels.slp_vectorize():
+                    self._fused(Xs, raced_panels, C, half, labels, dist, sums, counts, totals, True, self.fused_pass)
+
+            candidates[PANELLED] = fused_from_panels
         if needs_measuring(d, k):  # the classes where BLAS can win
             candidates["gemm"] = gemm
             if d <= GROUPED_MAX_D:

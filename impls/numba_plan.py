@@ -13,7 +13,8 @@ plan
     call's own rows, and kept on disk in ``$KMBENCH_CACHE/numba-plans.json`` (default
     ``~/.cache/kmbench``) like FFTW's wisdom; later calls with the same kernels (their source's
     hash is part of the key) reuse it. Only classes where another strategy can win are measured:
-    BLAS where d >= 64 or k >= 512 (and there, at d <= 8, the grouped and pruned tiles), the
+    BLAS where d >= 64 or k >= 512 (and there, at d <= 8, the grouped and pruned tiles; past
+    d = 128 at k <= 64, the fused tile from panels, a transposed copy of X, against without), the
     stream pass where d <= 8 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose
     plan also times its winner on one thread (see ``wake_seconds``); elsewhere the fused tile is
     taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). A race
@@ -111,7 +112,8 @@ def kernels_stamp() -> str:
 
         import numba
 
-        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES}".encode())
+        # the rule's inputs: the passes a fit is chosen for, and which strategies a race has
+        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES} raced=panels".encode())
         for name in ("numba_tiles.py", "numba_stream.py", "numba_rowdot.py", "numba_kernels.py", "numba_pruned.py"):
             digest.update((Path(__file__).parent / name).read_bytes())
         _stamp = digest.hexdigest()[:10]

@@ -509,6 +509,36 @@ def test_the_plan_races_the_grouped_tile_at_small_d_and_many_centres(tmp_path, m
     assert not {"grouped", "pruned"} & set(plan["ms_per_pass"])
 
 
+@pytest.mark.parametrize("panelled_wins", [True, False])
+def test_past_the_panel_rule_the_plan_races_the_fused_tile_from_panels(tmp_path, monkeypatch, panelled_wins):
+    """Few centres past PANEL_MAX_D features: whether panels pay is measured, and the fit follows."""
+    from impls import numba_plan
+    from impls.numba_fused import PANEL_MAX_D, PANEL_MAX_K, PANELLED
+
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    # each strategy's time as a race would give it, with the panelled tile cheapest or dearest
+    monkeypatch.setattr(numba_plan, "race", lambda candidates, repeats=3: {
+        name: (1e-6 if (name == PANELLED) == panelled_wins else 1.0) if name in {"fused", PANELLED} else 2.0
+        for name in candidates})
+    X = np.random.default_rng(9).standard_normal((3000, PANEL_MAX_D + 1)).astype(np.float32)
+    k = PANEL_MAX_K // 2
+    fit = kmbench.fit(X, k, backend="numba", init=X[:k].copy(), max_iter=3, tol=-1.0)
+    plan = fit.info["plan"]
+    assert PANELLED in plan["ms_per_pass"] and PANELLED in plan["copy_ms"]
+    assert plan["strategy"] == fit.info["strategy"] == "fused"
+    assert plan["panels"] is fit.info["panels"] is panelled_wins
+    again = kmbench.fit(X, k, backend="numba", init=X[:k].copy(), max_iter=3, tol=-1.0)
+    assert again.info["plan"]["source"] == "reused" and again.info["panels"] is panelled_wins
+    reference = kmbench.fit(X, k, backend="numba", init=X[:k].copy(), max_iter=3, tol=-1.0, strategy="fused",
+                            panels=not panelled_wins)
+    np.testing.assert_array_equal(fit.labels, reference.labels)
+    np.testing.assert_allclose(fit.centers, reference.centers, rtol=1e-6)
+    # At PANEL_MAX_D the rule keeps panels without a race.
+    plan = kmbench.fit(X[:, :PANEL_MAX_D].copy(), k, backend="numba", init="random", max_iter=1,
+                       tol=-1.0).info["plan"]
+    assert PANELLED not in plan.get("ms_per_pass", {}) and "panels" not in plan
+
+
 @pytest.mark.parametrize("passes, copies", [(1e-6, False), (1e6, None)])
 def test_the_plan_counts_a_strategys_copy_of_x_once_per_fit(tmp_path, monkeypatch, passes, copies):
     """A fit of almost no passes cannot repay a copy of X; over very many, only the pass counts."""
