@@ -17,8 +17,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
-from numba import njit, prange
-from numba.core import config
+from numba import njit, prange, types
+from numba.core import cgutils, config
+from numba.extending import intrinsic
 
 # fastmath lets LLVM contract to FMA and vectorise the min reduction; no NaN or inf
 # reaches the kernels (the harness rejects non-finite X, and no kernel starts from inf).
@@ -31,6 +32,27 @@ FUSED_FAST = {"nnan", "ninf", "nsz", "contract"}
 #: of one cluster then add to different addresses instead of waiting on each other's store
 COPIES = 4
 COPIES_MAX_KD = 4096
+
+
+@intrinsic
+def prefetch(typingctx, address):
+    """Ask the caches for the line holding byte ``address`` (an int64 from ``arr.ctypes.data``):
+    LLVM's ``prefetch`` (read, into every level). It never faults and never waits, so a tile
+    can fetch the next tile's rows while it computes on its own."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        from llvmlite import ir
+
+        int32 = ir.IntType(32)
+        pointer = builder.inttoptr(args[0], ir.IntType(8).as_pointer())
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, int32, int32, int32]), "llvm.prefetch.p0i8")
+        builder.call(function, [pointer, int32(0), int32(3), int32(1)])
+        return context.get_dummy_value()
+
+    return types.void(address), codegen
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import COPIES, COPIES_MAX_KD, FUSED_FAST
+from .numba_kernels import COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch
 #: rows are added to the sums from the panel up to this many features, from X beyond: one
 #: feature at a time from the panel costs more than reading X's row again, contiguously and
 #: in vectors. Panel over X, whole passes interleaved (float32, Zen 4): 1.20 at 50k x 8, k=32;
@@ -74,11 +74,17 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
         source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(16, dtype=X.dtype)
         bests = np.empty(16, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
         for i in range(lo, hi, 16):
             if panels.shape[0] > 0:
                 b = i // 16
+                ahead = panel_base + (b + 1) * d * 64
             else:
                 b = 0
+                ahead = x_base + (i + 16) * d * 4
                 # Rows past hi repeat the last row: computed, never stored. Each row is read
                 # whole and in order (written strided into the L1-sized scratch): reading one
                 # feature of every row at a time opens more streams than the prefetchers follow,
@@ -229,6 +235,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                 a5_14 = h5
                 a5_15 = h5
                 for t in range(d):
+                    prefetch(ahead + 64 * t + 0)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -702,11 +709,17 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
         source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(8, dtype=X.dtype)
         bests = np.empty(8, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
                 b = i // 8
+                ahead = panel_base + (b + 1) * d * 64
             else:
                 b = 0
+                ahead = x_base + (i + 8) * d * 8
                 # Rows past hi repeat the last row: computed, never stored. Each row is read
                 # whole and in order (written strided into the L1-sized scratch): reading one
                 # feature of every row at a time opens more streams than the prefetchers follow,
@@ -793,6 +806,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                 a5_6 = h5
                 a5_7 = h5
                 for t in range(d):
+                    prefetch(ahead + 64 * t + 0)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -1074,11 +1088,17 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
         source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(32, dtype=X.dtype)
         bests = np.empty(32, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
         for i in range(lo, hi, 32):
             if panels.shape[0] > 0:
                 b = i // 32
+                ahead = panel_base + (b + 1) * d * 128
             else:
                 b = 0
+                ahead = x_base + (i + 32) * d * 4
                 # Rows past hi repeat the last row: computed, never stored. Each row is read
                 # whole and in order (written strided into the L1-sized scratch): reading one
                 # feature of every row at a time opens more streams than the prefetchers follow,
@@ -1425,6 +1445,8 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a7_30 = h7
                 a7_31 = h7
                 for t in range(d):
+                    prefetch(ahead + 128 * t + 0)
+                    prefetch(ahead + 128 * t + 64)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -2476,11 +2498,17 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
         source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(8, dtype=X.dtype)
         bests = np.empty(8, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
                 b = i // 8
+                ahead = panel_base + (b + 1) * d * 64
             else:
                 b = 0
+                ahead = x_base + (i + 8) * d * 8
                 # Rows past hi repeat the last row: computed, never stored. Each row is read
                 # whole and in order (written strided into the L1-sized scratch): reading one
                 # feature of every row at a time opens more streams than the prefetchers follow,
@@ -2587,6 +2615,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a7_6 = h7
                 a7_7 = h7
                 for t in range(d):
+                    prefetch(ahead + 64 * t + 0)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -2902,11 +2931,17 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
         source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(16, dtype=X.dtype)
         bests = np.empty(16, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
         for i in range(lo, hi, 16):
             if panels.shape[0] > 0:
                 b = i // 16
+                ahead = panel_base + (b + 1) * d * 64
             else:
                 b = 0
+                ahead = x_base + (i + 16) * d * 4
                 # Rows past hi repeat the last row: computed, never stored. Each row is read
                 # whole and in order (written strided into the L1-sized scratch): reading one
                 # feature of every row at a time opens more streams than the prefetchers follow,
@@ -3057,6 +3092,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a5_14 = h5
                 a5_15 = h5
                 for t in range(d):
+                    prefetch(ahead + 64 * t + 0)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -3448,11 +3484,17 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
         source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(8, dtype=X.dtype)
         bests = np.empty(8, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
                 b = i // 8
+                ahead = panel_base + (b + 1) * d * 64
             else:
                 b = 0
+                ahead = x_base + (i + 8) * d * 8
                 # Rows past hi repeat the last row: computed, never stored. Each row is read
                 # whole and in order (written strided into the L1-sized scratch): reading one
                 # feature of every row at a time opens more streams than the prefetchers follow,
@@ -3539,6 +3581,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 a5_6 = h5
                 a5_7 = h5
                 for t in range(d):
+                    prefetch(ahead + 64 * t + 0)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -3778,11 +3821,17 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts,
         source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(32, dtype=X.dtype)
         bests = np.empty(32, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
         for i in range(lo, hi, 32):
             if panels.shape[0] > 0:
                 b = i // 32
+                ahead = panel_base + (b + 1) * d * 128
             else:
                 b = 0
+                ahead = x_base + (i + 32) * d * 4
                 # Rows past hi repeat the last row: computed, never stored. Each row is read
                 # whole and in order (written strided into the L1-sized scratch): reading one
                 # feature of every row at a time opens more streams than the prefetchers follow,
@@ -4129,6 +4178,8 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts,
                 a7_30 = h7
                 a7_31 = h7
                 for t in range(d):
+                    prefetch(ahead + 128 * t + 0)
+                    prefetch(ahead + 128 * t + 64)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -4954,11 +5005,17 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts,
         source = panels if panels.shape[0] > 0 else scratch
         lows = np.empty(8, dtype=X.dtype)
         bests = np.empty(8, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
                 b = i // 8
+                ahead = panel_base + (b + 1) * d * 64
             else:
                 b = 0
+                ahead = x_base + (i + 8) * d * 8
                 # Rows past hi repeat the last row: computed, never stored. Each row is read
                 # whole and in order (written strided into the L1-sized scratch): reading one
                 # feature of every row at a time opens more streams than the prefetchers follow,
@@ -5065,6 +5122,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts,
                 a7_6 = h7
                 a7_7 = h7
                 for t in range(d):
+                    prefetch(ahead + 64 * t + 0)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]

@@ -690,3 +690,22 @@ def test_threads_that_just_worked_together_are_taken_as_awake(tmp_path, monkeypa
     X, _ = data.blobs(3000, 12, 5, seed=9)
     result = kmbench.fit(X, 5, backend="numba", init="random", max_iter=5, tol=-1.0, threads=2)
     assert result.info["threads_used"] == 2
+
+
+def test_prefetch_asks_llvm_for_the_line_and_never_faults():
+    from numba import njit
+
+    from impls.numba_kernels import prefetch
+
+    @njit
+    def total_fetching_ahead(a, ahead):
+        base = np.int64(a.ctypes.data)
+        s = 0.0
+        for i in range(a.size):
+            prefetch(base + 4 * (i + ahead))  # past the end too: a hint, not a load
+            s += a[i]
+        return s
+
+    a = np.arange(1000, dtype=np.float32)
+    assert total_fetching_ahead(a, 1 << 30) == a.sum()
+    assert "@llvm.prefetch" in total_fetching_ahead.inspect_llvm(total_fetching_ahead.signatures[0])

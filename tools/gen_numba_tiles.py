@@ -79,7 +79,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import COPIES, COPIES_MAX_KD, FUSED_FAST
+from .numba_kernels import COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch
 #: rows are added to the sums from the panel up to this many features, from X beyond: one
 #: feature at a time from the panel costs more than reading X's row again, contiguously and
 #: in vectors. Panel over X, whole passes interleaved (float32, Zen 4): 1.20 at 50k x 8, k=32;
@@ -108,8 +108,10 @@ DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per
     """'''
 
 
-def group_values(emit, rows: int, group: int) -> None:
-    """``a{g}_{r}`` = ``||c||^2/2 - x.c`` for the tile's rows and the group's centres from ``j``."""
+def group_values(emit, rows: int, group: int, ahead_lines: int = 0) -> None:
+    """``a{g}_{r}`` = ``||c||^2/2 - x.c`` for the tile's rows and the group's centres from ``j``;
+    with ``ahead_lines``, each step over d also prefetches that many cache lines of the next
+    tile's data from byte ``ahead`` (the next tile holds ``ahead_lines`` lines per feature)."""
     for g in range(group):
         emit(4, f"j{g} = np.int32(min(j + {g}, k - 1))")
         emit(4, f"h{g} = half_norms[j{g}]")
@@ -117,6 +119,8 @@ def group_values(emit, rows: int, group: int) -> None:
         for r in range(rows):
             emit(4, f"a{g}_{r} = h{g}")
     emit(4, "for t in range(d):")
+    for q in range(ahead_lines):
+        emit(5, f"prefetch(ahead + {64 * ahead_lines} * t + {64 * q})")
     for r in range(rows):
         emit(5, f"x{r} = source[b, t, {r}]")
     for g in range(group):
@@ -392,11 +396,17 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(2, "source = panels if panels.shape[0] > 0 else scratch")
     emit(2, f"lows = np.empty({rows}, dtype=X.dtype)")
     emit(2, f"bests = np.empty({rows}, dtype=np.int32)")
+    emit(2, "# The next tile's rows, fetched while this tile computes: where X outgrows the caches a")
+    emit(2, "# tile would otherwise wait for its rows, then compute with the memory idle.")
+    emit(2, "panel_base = np.int64(panels.ctypes.data)")
+    emit(2, "x_base = np.int64(X.ctypes.data)")
     emit(2, f"for i in range(lo, hi, {rows}):")
     emit(3, "if panels.shape[0] > 0:")
     emit(4, f"b = i // {rows}")
+    emit(4, f"ahead = panel_base + (b + 1) * d * {rows * DTYPES[dtype]}")
     emit(3, "else:")
     emit(4, "b = 0")
+    emit(4, f"ahead = x_base + (i + {rows}) * d * {DTYPES[dtype]}")
     emit(4, "# Rows past hi repeat the last row: computed, never stored. Each row is read")
     emit(4, "# whole and in order (written strided into the L1-sized scratch): reading one")
     emit(4, "# feature of every row at a time opens more streams than the prefetchers follow,")
@@ -409,7 +419,7 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
         emit(3, f"low{r} = largest")
         emit(3, f"best{r} = np.int32(0)")
     emit(3, f"for j in range(0, k, {group}):")
-    group_values(emit, rows, group)
+    group_values(emit, rows, group, ahead_lines=rows * DTYPES[dtype] // 64)
     if grouped:
         grouped_minimum(emit, rows, group)
     else:
