@@ -114,7 +114,7 @@ BLOCK_BYTES = 1 << 20
 #: repays building the panels (35 ms) within a 10-iteration fit. Past d=128 (at k up to
 #: PANEL_MAX_K) it depends on the machine: building them (66 ms at 50k x 512) cost more than
 #: copying in the pass saved on Zen 4, while on an Intel Xeon (Emerald Rapids) panels took
-#: 1984360 x 142, k=19 from 206 to 176 ms per iteration. There the plan races the fused tile
+#: 1984360 x 142, k=19 from 206 to 152 ms per iteration. There the plan races the fused tile
 #: with panels (``PANELLED``) against it without.
 PANEL_MAX_K = 64
 PANEL_MAX_D = 128
