@@ -449,13 +449,12 @@ class NumbaKMeans(HostLloyd):
         norms = np.einsum("ij,ij->i", Xs, Xs)
         chunk, blas, kernels = self._chunk(m, k), self._blas(), self.kernels
 
-        def fused():
-            with kernels.slp_vectorize():
-                self._fused(Xs, panels, C, half, labels, dist, sums, counts, totals, True, self.fused_pass)
-
-        def grouped():
-            with kernels.slp_vectorize():
-                self._fused(Xs, panels, C, half, labels, dist, sums, counts, totals, True, self.grouped_pass)
+        def tiled(source, tile_pass):
+            """A pass of the fused or grouped tile from ``source`` (panels, or none to copy in the pass)."""
+            def run():
+                with kernels.slp_vectorize():
+                    self._fused(Xs, source, C, half, labels, dist, sums, counts, totals, True, tile_pass)
+            return run
 
         def gemm():
             with blas.limit(limits=1, user_api="blas"):
@@ -467,20 +466,14 @@ class NumbaKMeans(HostLloyd):
 
         from .numba_plan import needs_measuring
 
-        candidates = {"fused": fused}
+        candidates = {"fused": tiled(panels, self.fused_pass)}
         if self._panels_raced(d, k):
             copies[PANELLED] = functools.partial(transposed_panels, Xs, self.rows)
-            raced_panels = copies[PANELLED]()
-
-            def fused_from_panels():
-                with kernels.slp_vectorize():
-                    self._fused(Xs, raced_panels, C, half, labels, dist, sums, counts, totals, True, self.fused_pass)
-
-            candidates[PANELLED] = fused_from_panels
+            candidates[PANELLED] = tiled(copies[PANELLED](), self.fused_pass)
         if needs_measuring(d, k):  # the classes where BLAS can win
             candidates["gemm"] = gemm
             if d <= GROUPED_MAX_D:
-                candidates["grouped"] = grouped
+                candidates["grouped"] = tiled(panels, self.grouped_pass)
             if d <= PRUNED_MAX_D and self._room_for_copy():
                 copies["pruned"] = functools.partial(SpatialRows, Xs, self.rows)
                 spatial = copies["pruned"]()
