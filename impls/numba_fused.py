@@ -7,9 +7,9 @@ Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, `
     One parallel pass over X with rows in SIMD lanes, in a register tile shaped for the
     CPU's instruction set (``impls.numba_tiles``: 16 float32 rows x 6 centres for AVX2's
     16 registers, 32 x 8 for AVX-512's 32): each thread takes a tile's rows as a transposed
-    panel (kept from ``prepare`` at small k or small d, else copied in the pass), keeps their
-    distances to a group of centres in registers, folds them into the rows' running minima
-    with vector compares, and adds each row to its own cluster sums: in the tile where it
+    panel (kept from ``prepare`` at small d, else copied in the pass by vector shuffles),
+    keeps their distances to a group of centres in registers, folds them into the rows'
+    running minima with vector compares, and adds each row to its own cluster sums: in the tile where it
     copied the rows from X itself, else in a second pass over X by label
     (``numba_kernels.sums_by_label``). Nothing of size n x k is ever written; the inner loop
     is FMA-bound.
@@ -104,20 +104,19 @@ TILES = ("avx2", "avx512")
 #: bytes of one worker's (rows, k) block: small enough to stay in its core's L2 between the
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
 BLOCK_BYTES = 1 << 20
-#: the fused pass keeps X transposed in panels (one more copy of X, built in prepare) up to
-#: PANEL_MAX_K centres while d is at most PANEL_MAX_D, at any k where d is at most
-#: PANEL_ALWAYS_D (there the pass is memory-bound and copying each panel in the pass would
-#: cost more than the distances), and while X takes at most PANEL_MEMORY_SHARE of the
-#: available memory. Measured (float32, 2 threads, ms per assignment pass, copied vs kept):
-#: 1M x 16, k=16: 8.1 vs 5.3; 100k x 32, k=64: 3.1 vs 2.6; 388k x 103, k=11: 22.6 vs 17.6
-#: (Zen 4; building them took 19 ms). At 200k x 64, k=256 the gain (under 5%) no longer
-#: repays building the panels (35 ms) within a 10-iteration fit. Past d=128 (at k up to
-#: PANEL_MAX_K) it depends on the machine: building them (66 ms at 50k x 512) cost more than
-#: copying in the pass saved on Zen 4, while on an Intel Xeon (Emerald Rapids) panels took
-#: 1984360 x 142, k=19 from 206 to 152 ms per iteration. There the plan races the fused tile
-#: with panels (``PANELLED``) against it without.
+#: the fused pass keeps X transposed in panels (one more copy of X, built in prepare) where d is
+#: at most PANEL_ALWAYS_D (there the pass is memory-bound, and a row's few features are too few
+#: for the tile to copy them by blocks), while X takes at most PANEL_MEMORY_SHARE of the
+#: available memory. Beyond, the tile copies its rows into its panel itself, by vector shuffles
+#: (``numba_kernels.transpose_block``), which leaves kept panels little to save: tile copying
+#: its rows over tile from panels plus the pass that adds the rows up, float32, 2 threads,
+#: Emerald Rapids: 0.91 at 1M x 16, k=16 and at 200k x 64, k=40; 0.97-0.98 at 100k x 32,
+#: k=64, 328626 x 99, k=39, 388k x 103, k=11 and 50k x 128, k=60; 1.02 at 101760 x 53, k=12;
+#: building the panels cost about one pass. (Copying a value at a time, panels had won up to
+#: k=64 and d=128: 1M x 16, k=16, 8.1 against 5.3 ms per pass on Zen 4.) Up to PANEL_MAX_K
+#: centres, wherever the plan measures, it races the tile from panels (``PANELLED``) against it
+#: without, since which wins may still differ by machine.
 PANEL_MAX_K = 64
-PANEL_MAX_D = 128
 PANEL_ALWAYS_D = 8
 PANEL_MEMORY_SHARE = 0.25
 #: a copy of X up to this share of the machine's memory is made without reading the free
@@ -178,7 +177,8 @@ def transposed_panels(X: np.ndarray, rows: int, reuse: bool = False) -> np.ndarr
     that had freed and reallocated much memory, building 133 MB of panels took 80-220 ms
     instead of ~20 (388k x 84 float32, Zen 4 VM), more than the panels then saved.
     """
-    from .numba_kernels import fill_panels
+    from .numba_kernels import block_lanes, fill_panels
+    from .numba_plan import VECTOR_BYTES, host_isa
 
     shape = (-(-X.shape[0] // rows), X.shape[1], rows)
     try:
@@ -187,7 +187,7 @@ def transposed_panels(X: np.ndarray, rows: int, reuse: bool = False) -> np.ndarr
         panels = None
     if panels is None or panels.shape != shape or panels.dtype != X.dtype:
         panels = np.empty(shape, dtype=X.dtype)
-    fill_panels(X, panels)
+    fill_panels(X, panels, block_lanes(X.itemsize, rows, VECTOR_BYTES[host_isa()]))
     return panels
 
 
@@ -207,8 +207,9 @@ class NumbaKMeans(HostLloyd):
     strategy : {"fused", "gemm", "rowdot", "stream"}, default: the plan's for this machine and shape
         class (``stream`` needs d <= 8)
     chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
-    panels : bool, whether ``fused`` keeps X transposed in panels (default: for k <= 64 and
-        d <= 128, or d <= 8, while X takes at most a quarter of the available memory)
+    panels : bool, whether ``fused`` keeps X transposed in panels (default: for d <= 8, or where the
+        plan's race at k <= 64 found them faster, while X takes at most a quarter of the available
+        memory)
     tile : {"avx2", "avx512"}, the fused register tile (default: the widest the CPU has)
     """
 
@@ -374,20 +375,20 @@ class NumbaKMeans(HostLloyd):
 
     def _panels_pay(self, d: int, k: int, plan: dict | None = None) -> bool:
         """Whether to keep a second copy of X, transposed: the ``panels`` option, else the plan's
-        race where it ran one (``_panels_raced``), else at small k or small d; and only where it
+        race where it ran one (``_panels_raced``), else at small d; and only where it
         leaves most of the free memory free."""
         option = self.options.get("panels")
         if option is not None:
             return bool(option)
         chosen = (plan or {}).get("panels")
         if chosen is None:
-            chosen = (k <= PANEL_MAX_K and d <= PANEL_MAX_D) or d <= PANEL_ALWAYS_D
+            chosen = d <= PANEL_ALWAYS_D
         return chosen and self._room_for_copy()
 
     def _panels_raced(self, d: int, k: int) -> bool:
         """Whether the plan races the fused tile from panels against it without: at few centres
-        past PANEL_MAX_D features, where which wins depends on the machine."""
-        return (self.options.get("panels") is None and k <= PANEL_MAX_K and d > PANEL_MAX_D
+        past PANEL_ALWAYS_D features, where which wins depends on the machine."""
+        return (self.options.get("panels") is None and k <= PANEL_MAX_K and d > PANEL_ALWAYS_D
                 and self._room_for_copy())
 
     # -- the plan ------------------------------------------------------------------------

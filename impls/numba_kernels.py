@@ -55,6 +55,63 @@ def prefetch(typingctx, address):
     return types.void(address), codegen
 
 
+def _block_transpose(lanes: int, itemsize: int):
+    """An intrinsic copying a ``lanes`` x ``lanes`` block of float32 (``itemsize`` 4) or float64
+    values transposed: ``transpose(source, source_step, target, target_step)``, all int64 byte
+    addresses and row strides (from ``arr.ctypes.data``), row ``i`` of the target being column
+    ``i`` of the source.
+
+    One vector load per source row, log2(lanes) rounds of shuffles that swap the off-diagonal
+    halves of ever smaller blocks, one vector store per target row. LLVM leaves the loops that
+    copy a value at a time scalar (no vectoriser forms a transposition), at 3-5 cycles per value
+    once a tile's panel outgrows L1; 16 x 16 float32 blocks by shuffles took the copies of a
+    pass over 60000 x 400 from 19.9 to 5.0 ms, memory speed (2 threads, Emerald Rapids).
+    """
+    @intrinsic
+    def transpose(typingctx, source, source_step, target, target_step):
+        if not all(isinstance(a, types.Integer) for a in (source, source_step, target, target_step)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            from llvmlite import ir
+
+            source, source_step, target, target_step = args
+            vector = ir.VectorType(ir.FloatType() if itemsize == 4 else ir.DoubleType(), lanes)
+            int64, mask = ir.IntType(64), ir.VectorType(ir.IntType(32), lanes)
+
+            def address(base, step, i):
+                return builder.inttoptr(builder.add(base, builder.mul(step, int64(i))), vector.as_pointer())
+
+            rows = [builder.load(address(source, source_step, i), align=itemsize) for i in range(lanes)]
+            half = lanes // 2
+            while half:
+                # rows i and i + half (i without the bit `half`) swap their off-diagonal half-blocks;
+                # shuffle indices from `lanes` on pick from the second row
+                upper = [j & half != 0 for j in range(lanes)]
+                low = ir.Constant(mask, [lanes + j - half if up else j for j, up in enumerate(upper)])
+                high = ir.Constant(mask, [lanes + j if up else j + half for j, up in enumerate(upper)])
+                swapped = list(rows)
+                for i in range(lanes):
+                    if not i & half:
+                        swapped[i] = builder.shuffle_vector(rows[i], rows[i + half], low)
+                        swapped[i + half] = builder.shuffle_vector(rows[i], rows[i + half], high)
+                rows, half = swapped, half // 2
+            for i, row in enumerate(rows):
+                builder.store(row, address(target, target_step, i), align=itemsize)
+            return context.get_dummy_value()
+
+        return types.void(source, source_step, target, target_step), codegen
+
+    return transpose
+
+
+#: the block transpositions the tiles use: one vector of their instruction set's width per row
+transpose16_float32 = _block_transpose(16, 4)
+transpose8_float32 = _block_transpose(8, 4)
+transpose8_float64 = _block_transpose(8, 8)
+transpose4_float64 = _block_transpose(4, 8)
+
+
 @contextmanager
 def slp_vectorize():
     """Compile inside this block with LLVM's SLP vectoriser, which Numba turns off by default.
@@ -249,19 +306,52 @@ def touch_threads(a, out):
         out[p] += total
 
 
+@njit(nogil=True, cache=True)
+def transpose_block(lanes, source, source_step, target, target_step, itemsize):
+    """The ``lanes`` x ``lanes`` block transposition for ``itemsize``: 16 or 8 float32, 8 or 4 float64."""
+    if itemsize == 4:
+        if lanes == 16:
+            transpose16_float32(source, source_step, target, target_step)
+        else:
+            transpose8_float32(source, source_step, target, target_step)
+    elif lanes == 8:
+        transpose8_float64(source, source_step, target, target_step)
+    else:
+        transpose4_float64(source, source_step, target, target_step)
+
+
+def block_lanes(itemsize: int, rows: int, vector_bytes: int) -> int:
+    """The values per vector of ``vector_bytes`` that ``transpose_block`` takes for panels of ``rows``
+    rows, or 0 where it has no block that divides them (then a panel is copied value by value)."""
+    lanes = vector_bytes // itemsize
+    while lanes > 1 and rows % lanes:
+        lanes //= 2
+    return lanes if (itemsize, lanes) in ((4, 16), (4, 8), (8, 8), (8, 4)) else 0
+
+
 @njit(parallel=True, cache=True)
-def fill_panels(X, panels):
-    """``panels[b, t, r] = X[rows * b + r, t]``, rows past n repeating the last row.
+def fill_panels(X, panels, lanes):
+    """``panels[b, t, r] = X[rows * b + r, t]``, rows past n repeating the last row; whole panels
+    by ``lanes`` x ``lanes`` blocks (``transpose_block``; ``block_lanes``), 0 for value by value.
 
     Parameters
     ----------
-    X : (n, d)
+    X : (n, d), C-contiguous
     panels : (ceil(n / rows), d, rows) same dtype, out
+    lanes : int
     """
     n, d = X.shape
     rows = panels.shape[2]
+    itemsize = X.itemsize
+    whole = d // lanes * lanes if lanes else 0
+    x_base, panel_base = np.int64(X.ctypes.data), np.int64(panels.ctypes.data)
     for b in prange(panels.shape[0]):
+        blocked = whole if (b + 1) * rows <= n else 0
+        for rb in range(0, rows if blocked else 0, lanes if lanes else 1):
+            for t in range(0, blocked, lanes):
+                transpose_block(lanes, x_base + ((b * rows + rb) * d + t) * itemsize, np.int64(d * itemsize),
+                                panel_base + ((b * d + t) * rows + rb) * itemsize, np.int64(rows * itemsize), itemsize)
         for r in range(rows):
             source = min(b * rows + r, n - 1)
-            for t in range(d):
+            for t in range(blocked, d):
                 panels[b, t, r] = X[source, t]

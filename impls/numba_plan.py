@@ -74,6 +74,10 @@ def cpu_features() -> dict[str, bool]:
     return dict(ll.get_host_cpu_features())
 
 
+#: bytes of one vector register, by instruction set
+VECTOR_BYTES = {"avx2": 32, "avx512": 64}
+
+
 def host_isa(features: dict[str, bool] | None = None) -> str:
     """``"avx512"`` where the compile target has AVX-512F and VL (and 512-bit EVEX), else ``"avx2"``."""
     features = cpu_features() if features is None else features
@@ -113,7 +117,7 @@ def kernels_stamp() -> str:
         import numba
 
         # the rule's inputs: the passes a fit is chosen for, and which strategies a race has
-        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES} raced=panels".encode())
+        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES} raced=panels past d=8".encode())
         for name in ("numba_tiles.py", "numba_stream.py", "numba_rowdot.py", "numba_kernels.py", "numba_pruned.py"):
             digest.update((Path(__file__).parent / name).read_bytes())
         _stamp = digest.hexdigest()[:10]

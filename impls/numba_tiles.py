@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch
+from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch, transpose4_float64, transpose8_float32,
+                            transpose8_float64, transpose16_float32)
 #: rows are added to the sums from the panel up to this many features, from X beyond: one
 #: feature at a time from the panel costs more than reading X's row again, contiguously and
 #: in vectors. Panel over X, whole passes interleaved (float32, Zen 4): 1.20 at 50k x 8, k=32;
@@ -78,6 +79,8 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
+        scratch_base = np.int64(scratch.ctypes.data)
+        whole = d // 8 * 8
         for i in range(lo, hi, 16):
             if panels.shape[0] > 0:
                 b = i // 16
@@ -85,13 +88,20 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
             else:
                 b = 0
                 ahead = x_base + (i + 16) * d * 4
-                # Rows past hi repeat the last row: computed, never stored. Each row is read
-                # whole and in order (written strided into the L1-sized scratch): reading one
-                # feature of every row at a time opens more streams than the prefetchers follow,
-                # 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).
+                # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 16 <= hi else 0
+                for rb in range(0, 16 if blocked else 0, 8):
+                    for t in range(0, blocked, 8):
+                        transpose8_float32(x_base + ((i + rb) * d + t) * 4, np.int64(d * 4),
+                                           scratch_base + (t * 16 + rb) * 4, np.int64(64))
                 for r in range(16):
                     source_row = min(i + r, hi - 1)
-                    for t in range(d):
+                    for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
             low0 = largest
             best0 = np.int32(0)
@@ -713,6 +723,8 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
+        scratch_base = np.int64(scratch.ctypes.data)
+        whole = d // 4 * 4
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
                 b = i // 8
@@ -720,13 +732,20 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
             else:
                 b = 0
                 ahead = x_base + (i + 8) * d * 8
-                # Rows past hi repeat the last row: computed, never stored. Each row is read
-                # whole and in order (written strided into the L1-sized scratch): reading one
-                # feature of every row at a time opens more streams than the prefetchers follow,
-                # 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).
+                # 4 rows x 4 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 8 <= hi else 0
+                for rb in range(0, 8 if blocked else 0, 4):
+                    for t in range(0, blocked, 4):
+                        transpose4_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
+                                           scratch_base + (t * 8 + rb) * 8, np.int64(64))
                 for r in range(8):
                     source_row = min(i + r, hi - 1)
-                    for t in range(d):
+                    for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
             low0 = largest
             best0 = np.int32(0)
@@ -1092,6 +1111,8 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
+        scratch_base = np.int64(scratch.ctypes.data)
+        whole = d // 16 * 16
         for i in range(lo, hi, 32):
             if panels.shape[0] > 0:
                 b = i // 32
@@ -1099,13 +1120,20 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
             else:
                 b = 0
                 ahead = x_base + (i + 32) * d * 4
-                # Rows past hi repeat the last row: computed, never stored. Each row is read
-                # whole and in order (written strided into the L1-sized scratch): reading one
-                # feature of every row at a time opens more streams than the prefetchers follow,
-                # 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).
+                # 16 rows x 16 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 32 <= hi else 0
+                for rb in range(0, 32 if blocked else 0, 16):
+                    for t in range(0, blocked, 16):
+                        transpose16_float32(x_base + ((i + rb) * d + t) * 4, np.int64(d * 4),
+                                            scratch_base + (t * 32 + rb) * 4, np.int64(128))
                 for r in range(32):
                     source_row = min(i + r, hi - 1)
-                    for t in range(d):
+                    for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
             low0 = largest
             best0 = np.int32(0)
@@ -2502,6 +2530,8 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
+        scratch_base = np.int64(scratch.ctypes.data)
+        whole = d // 8 * 8
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
                 b = i // 8
@@ -2509,13 +2539,20 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
             else:
                 b = 0
                 ahead = x_base + (i + 8) * d * 8
-                # Rows past hi repeat the last row: computed, never stored. Each row is read
-                # whole and in order (written strided into the L1-sized scratch): reading one
-                # feature of every row at a time opens more streams than the prefetchers follow,
-                # 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).
+                # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 8 <= hi else 0
+                for rb in range(0, 8 if blocked else 0, 8):
+                    for t in range(0, blocked, 8):
+                        transpose8_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
+                                           scratch_base + (t * 8 + rb) * 8, np.int64(64))
                 for r in range(8):
                     source_row = min(i + r, hi - 1)
-                    for t in range(d):
+                    for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
             low0 = largest
             best0 = np.int32(0)
@@ -2935,6 +2972,8 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
+        scratch_base = np.int64(scratch.ctypes.data)
+        whole = d // 8 * 8
         for i in range(lo, hi, 16):
             if panels.shape[0] > 0:
                 b = i // 16
@@ -2942,13 +2981,20 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
             else:
                 b = 0
                 ahead = x_base + (i + 16) * d * 4
-                # Rows past hi repeat the last row: computed, never stored. Each row is read
-                # whole and in order (written strided into the L1-sized scratch): reading one
-                # feature of every row at a time opens more streams than the prefetchers follow,
-                # 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).
+                # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 16 <= hi else 0
+                for rb in range(0, 16 if blocked else 0, 8):
+                    for t in range(0, blocked, 8):
+                        transpose8_float32(x_base + ((i + rb) * d + t) * 4, np.int64(d * 4),
+                                           scratch_base + (t * 16 + rb) * 4, np.int64(64))
                 for r in range(16):
                     source_row = min(i + r, hi - 1)
-                    for t in range(d):
+                    for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
             low0 = largest
             best0 = np.int32(0)
@@ -3488,6 +3534,8 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
+        scratch_base = np.int64(scratch.ctypes.data)
+        whole = d // 4 * 4
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
                 b = i // 8
@@ -3495,13 +3543,20 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
             else:
                 b = 0
                 ahead = x_base + (i + 8) * d * 8
-                # Rows past hi repeat the last row: computed, never stored. Each row is read
-                # whole and in order (written strided into the L1-sized scratch): reading one
-                # feature of every row at a time opens more streams than the prefetchers follow,
-                # 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).
+                # 4 rows x 4 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 8 <= hi else 0
+                for rb in range(0, 8 if blocked else 0, 4):
+                    for t in range(0, blocked, 4):
+                        transpose4_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
+                                           scratch_base + (t * 8 + rb) * 8, np.int64(64))
                 for r in range(8):
                     source_row = min(i + r, hi - 1)
-                    for t in range(d):
+                    for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
             low0 = largest
             best0 = np.int32(0)
@@ -3825,6 +3880,8 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts,
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
+        scratch_base = np.int64(scratch.ctypes.data)
+        whole = d // 16 * 16
         for i in range(lo, hi, 32):
             if panels.shape[0] > 0:
                 b = i // 32
@@ -3832,13 +3889,20 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts,
             else:
                 b = 0
                 ahead = x_base + (i + 32) * d * 4
-                # Rows past hi repeat the last row: computed, never stored. Each row is read
-                # whole and in order (written strided into the L1-sized scratch): reading one
-                # feature of every row at a time opens more streams than the prefetchers follow,
-                # 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).
+                # 16 rows x 16 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 32 <= hi else 0
+                for rb in range(0, 32 if blocked else 0, 16):
+                    for t in range(0, blocked, 16):
+                        transpose16_float32(x_base + ((i + rb) * d + t) * 4, np.int64(d * 4),
+                                            scratch_base + (t * 32 + rb) * 4, np.int64(128))
                 for r in range(32):
                     source_row = min(i + r, hi - 1)
-                    for t in range(d):
+                    for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
             low0 = largest
             best0 = np.int32(0)
@@ -5009,6 +5073,8 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts,
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
+        scratch_base = np.int64(scratch.ctypes.data)
+        whole = d // 8 * 8
         for i in range(lo, hi, 8):
             if panels.shape[0] > 0:
                 b = i // 8
@@ -5016,13 +5082,20 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts,
             else:
                 b = 0
                 ahead = x_base + (i + 8) * d * 8
-                # Rows past hi repeat the last row: computed, never stored. Each row is read
-                # whole and in order (written strided into the L1-sized scratch): reading one
-                # feature of every row at a time opens more streams than the prefetchers follow,
-                # 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).
+                # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 8 <= hi else 0
+                for rb in range(0, 8 if blocked else 0, 8):
+                    for t in range(0, blocked, 8):
+                        transpose8_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
+                                           scratch_base + (t * 8 + rb) * 8, np.int64(64))
                 for r in range(8):
                     source_row = min(i + r, hi - 1)
-                    for t in range(d):
+                    for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
             low0 = largest
             best0 = np.int32(0)

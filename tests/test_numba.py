@@ -153,9 +153,11 @@ def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(monkeypatch):
     assert result.info["tile"].startswith(host_isa())
 
 
-@pytest.mark.parametrize("d, raced", [(40, {"fused", "rowdot"}), (24, {"fused"})])
+@pytest.mark.parametrize("d, raced", [(40, {"fused", "fused+panels", "rowdot"}), (24, {"fused", "fused+panels"})])
 def test_the_plan_races_rowdot_below_blas_classes_from_its_least_d(tmp_path, monkeypatch, d, raced):
-    from impls.numba_fused import ROWDOT_MIN_D
+    from impls.numba_fused import PANELLED, ROWDOT_MIN_D
+
+    assert PANELLED == "fused+panels"  # k=4: the tile from panels races too
 
     assert 24 < ROWDOT_MIN_D <= 40
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
@@ -191,18 +193,21 @@ def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
     import json
 
     from impls import numba_plan
+    from impls.numba_fused import PANELLED
 
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     X = np.random.default_rng(3).standard_normal((3000, 64))
     first = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0)
     second = kmbench.fit(X[:2000], 6, backend="numba", init="random", max_iter=2, tol=-1.0)
     plan = first.info["plan"]
-    # k=5 <= ROWDOT_MAX_K: the row-at-a-time kernel races too.
-    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "gemm", "rowdot"}
-    # k=5, d=64: the fused tile keeps X in panels, a copy it makes once per fit
-    assert set(plan["copy_ms"]) == {"fused"}
+    # k=5 <= ROWDOT_MAX_K: the row-at-a-time kernel races too, and the tile from panels, a copy
+    # of X it makes once per fit
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", PANELLED, "gemm", "rowdot"}
+    assert set(plan["copy_ms"]) == {PANELLED}
     cost = numba_plan.fit_cost(plan["ms_per_pass"], plan["copy_ms"])
-    assert plan["strategy"] == min(cost, key=cost.get) == first.info["strategy"]
+    winner = min(cost, key=cost.get)
+    assert (PANELLED if plan.get("panels") else plan["strategy"]) == winner
+    assert plan["strategy"] == first.info["strategy"] == ("fused" if winner == PANELLED else winner)
     # Same machine, dtype and shape class (d <= 64, k <= 8): reused, not measured again.
     assert second.info["plan"]["source"] == "reused" and second.info["strategy"] == plan["strategy"]
     stored = json.loads((tmp_path / "numba-plans.json").read_text())
@@ -320,15 +325,22 @@ def test_panels_hold_consecutive_rows_transposed_and_pad_with_the_last_row():
     np.testing.assert_array_equal(panels[2][:, 5:], np.repeat(X[20:].T, 3, axis=1))
 
 
-def test_panels_are_kept_by_default_only_at_small_k_or_small_d():
-    X = np.random.default_rng(7).random((300, 12))
-    small = kmbench.fit(X, 64, backend="numba", init="random", max_iter=1, tol=-1.0)
-    large = kmbench.fit(X, 65, backend="numba", init="random", max_iter=1, tol=-1.0)
-    forced = kmbench.fit(X, 65, backend="numba", init="random", max_iter=1, tol=-1.0, panels=True)
-    thin = kmbench.fit(X[:, :3], 65, backend="numba", init="random", max_iter=1, tol=-1.0, strategy="fused")
-    assert (small.info["panels"], large.info["panels"], forced.info["panels"], thin.info["panels"]) == \
-        (True, False, True, True)
-    np.testing.assert_array_equal(large.labels, forced.labels)
+def test_panels_are_kept_by_default_at_small_d_and_raced_at_few_centres(tmp_path, monkeypatch):
+    from impls.numba_fused import PANEL_ALWAYS_D, PANEL_MAX_K, PANELLED
+
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    X = np.random.default_rng(7).random((300, PANEL_ALWAYS_D + 4))
+    few = kmbench.fit(X, PANEL_MAX_K, backend="numba", init="random", max_iter=1, tol=-1.0)
+    # (twice as many: another shape class, whose plan is its own)
+    many = kmbench.fit(X, 2 * PANEL_MAX_K + 1, backend="numba", init="random", max_iter=1, tol=-1.0)
+    forced = kmbench.fit(X, 2 * PANEL_MAX_K + 1, backend="numba", init="random", max_iter=1, tol=-1.0, panels=True)
+    thin = kmbench.fit(X[:, :PANEL_ALWAYS_D], PANEL_MAX_K + 1, backend="numba", init="random", max_iter=1,
+                       tol=-1.0, strategy="fused")
+    # at few centres the plan measured both and the fit follows it, whichever won here
+    assert PANELLED in few.info["plan"]["ms_per_pass"] and few.info["panels"] is few.info["plan"]["panels"]
+    assert PANELLED not in many.info["plan"].get("ms_per_pass", {})
+    assert (many.info["panels"], forced.info["panels"], thin.info["panels"]) == (False, True, True)
+    np.testing.assert_array_equal(many.labels, forced.labels)
 
 
 def test_plan_classes_separate_cache_sized_from_streaming_n():
@@ -467,7 +479,8 @@ def test_pruned_tile_asked_for_at_many_features_orders_rows_by_the_first_few():
     pruned = kmbench.fit(X, 9, backend="numba", init=C, max_iter=2, tol=-1.0, strategy="pruned")
     fused = kmbench.fit(X, 9, backend="numba", init=C, max_iter=2, tol=-1.0, strategy="fused")
     np.testing.assert_array_equal(pruned.labels, fused.labels)
-    np.testing.assert_array_equal(pruned.centers, fused.centers)
+    # the same rows in each cluster, added up in another order (the fused tile adds each in the tile)
+    np.testing.assert_allclose(pruned.centers, fused.centers, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -511,16 +524,16 @@ def test_the_plan_races_the_grouped_tile_at_small_d_and_many_centres(tmp_path, m
 
 @pytest.mark.parametrize("panelled_wins", [True, False])
 def test_past_the_panel_rule_the_plan_races_the_fused_tile_from_panels(tmp_path, monkeypatch, panelled_wins):
-    """Few centres past PANEL_MAX_D features: whether panels pay is measured, and the fit follows."""
+    """Few centres past PANEL_ALWAYS_D features: whether panels pay is measured, and the fit follows."""
     from impls import numba_plan
-    from impls.numba_fused import PANEL_MAX_D, PANEL_MAX_K, PANELLED
+    from impls.numba_fused import PANEL_ALWAYS_D, PANEL_MAX_K, PANELLED
 
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     # each strategy's time as a race would give it, with the panelled tile cheapest or dearest
     monkeypatch.setattr(numba_plan, "race", lambda candidates, repeats=3: {
         name: (1e-6 if (name == PANELLED) == panelled_wins else 1.0) if name in {"fused", PANELLED} else 2.0
         for name in candidates})
-    X = np.random.default_rng(9).standard_normal((3000, PANEL_MAX_D + 1)).astype(np.float32)
+    X = np.random.default_rng(9).standard_normal((3000, PANEL_ALWAYS_D + 1)).astype(np.float32)
     k = PANEL_MAX_K // 2
     fit = kmbench.fit(X, k, backend="numba", init=X[:k].copy(), max_iter=3, tol=-1.0)
     plan = fit.info["plan"]
@@ -533,26 +546,28 @@ def test_past_the_panel_rule_the_plan_races_the_fused_tile_from_panels(tmp_path,
                             panels=not panelled_wins)
     np.testing.assert_array_equal(fit.labels, reference.labels)
     np.testing.assert_allclose(fit.centers, reference.centers, rtol=1e-6)
-    # At PANEL_MAX_D the rule keeps panels without a race.
-    plan = kmbench.fit(X[:, :PANEL_MAX_D].copy(), k, backend="numba", init="random", max_iter=1,
-                       tol=-1.0).info["plan"]
-    assert PANELLED not in plan.get("ms_per_pass", {}) and "panels" not in plan
+    # At PANEL_ALWAYS_D the rule keeps panels without a race.
+    narrow = kmbench.fit(X[:, :PANEL_ALWAYS_D].copy(), k, backend="numba", init="random", max_iter=1, tol=-1.0)
+    assert PANELLED not in narrow.info["plan"].get("ms_per_pass", {}) and "panels" not in narrow.info["plan"]
 
 
 @pytest.mark.parametrize("passes, copies", [(1e-6, False), (1e6, None)])
 def test_the_plan_counts_a_strategys_copy_of_x_once_per_fit(tmp_path, monkeypatch, passes, copies):
     """A fit of almost no passes cannot repay a copy of X; over very many, only the pass counts."""
     from impls import numba_plan
+    from impls.numba_fused import PANELLED
 
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(numba_plan, "PLAN_PASSES", passes)
     X = np.random.default_rng(3).standard_normal((3000, 64)).astype(np.float32)
     plan = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0).info["plan"]
-    assert plan["copy_ms"]["fused"] > 0
-    if copies is False:
-        assert plan["strategy"] in {"gemm", "rowdot"}
+    assert plan["copy_ms"][PANELLED] > 0
+    chosen = PANELLED if plan.get("panels") else plan["strategy"]
+    if copies is False:  # the fastest of those that copy nothing
+        free = {name: ms for name, ms in plan["ms_per_pass"].items() if name not in plan["copy_ms"]}
+        assert chosen == min(free, key=free.get)
     else:
-        assert plan["ms_per_pass"][plan["strategy"]] == min(plan["ms_per_pass"].values())
+        assert plan["ms_per_pass"][chosen] == min(plan["ms_per_pass"].values())
 
 
 @pytest.mark.parametrize("strategy", ["fused", "stream"])
@@ -580,7 +595,7 @@ def test_panels_need_room_unless_they_are_a_sliver_of_the_memory(monkeypatch, to
 
     from impls import numba_fused
 
-    X = np.random.default_rng(8).standard_normal((3000, 12)).astype(np.float32)
+    X = np.random.default_rng(8).standard_normal((3000, numba_fused.PANEL_ALWAYS_D)).astype(np.float32)
     total = X.nbytes * 10 if total is None else total  # X is a tenth of this "machine"
     monkeypatch.setattr(numba_fused, "_total_memory", lambda: total)
 
@@ -600,8 +615,8 @@ def test_fused_from_panels_adds_up_in_a_second_pass_what_the_tile_would(dtype):
 
     X = np.random.default_rng(4).standard_normal((3001, 20)).astype(dtype)
     C = X[:7].copy()
-    backend = prepared(X, C, strategy="fused")
-    assert backend.panels.shape[0] > 0  # k=7, d=20: X kept in panels, so the sums come second
+    backend = prepared(X, C, strategy="fused", panels=True)
+    assert backend.panels.shape[0] > 0  # X kept in panels, so the sums come second
     labels, totals, sums, counts = (np.copy(a) for a in backend.step(C))
     backend.panels = backend.panels[:0]  # now the tile copies the rows and adds them itself
     in_tile = backend.step(C)
@@ -709,3 +724,56 @@ def test_prefetch_asks_llvm_for_the_line_and_never_faults():
     a = np.arange(1000, dtype=np.float32)
     assert total_fetching_ahead(a, 1 << 30) == a.sum()
     assert "@llvm.prefetch" in total_fetching_ahead.inspect_llvm(total_fetching_ahead.signatures[0])
+
+
+@pytest.mark.parametrize("lanes, dtype", [(16, "float32"), (8, "float32"), (8, "float64"), (4, "float64")])
+def test_block_transpose_writes_the_block_transposed_and_nothing_else(lanes, dtype):
+    from numba import njit
+
+    from impls.numba_kernels import transpose_block
+
+    @njit
+    def transpose(source, target, lanes):
+        transpose_block(lanes, np.int64(source.ctypes.data), np.int64(source.strides[0]),
+                        np.int64(target.ctypes.data), np.int64(target.strides[0]), source.itemsize)
+
+    source = np.arange(lanes * (lanes + 3), dtype=dtype).reshape(lanes, lanes + 3)  # rows longer than the block
+    target = np.full((lanes + 1, lanes + 5), -1.0, dtype=dtype)
+    transpose(source, target, lanes)
+    np.testing.assert_array_equal(target[:lanes, :lanes], source[:, :lanes].T)
+    assert (target[:lanes, lanes:] == -1).all() and (target[lanes:] == -1).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n, d, rows", [(100, 37, 32), (70, 16, 16), (99, 40, 8), (5000, 33, 2048), (21, 3, 8)])
+def test_panels_by_blocks_equal_panels_value_by_value(dtype, n, d, rows):
+    from impls.numba_kernels import block_lanes, fill_panels
+
+    X = np.random.default_rng(n).standard_normal((n, d)).astype(dtype)
+    shape = (-(-n // rows), d, rows)
+    by_value, by_blocks = np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype)
+    fill_panels(X, by_value, 0)
+    lanes = block_lanes(X.itemsize, rows, 64)
+    assert lanes == {4: 16, 8: 8}[X.itemsize] if rows % 16 == 0 else lanes == 8
+    fill_panels(X, by_blocks, lanes)
+    np.testing.assert_array_equal(by_blocks, by_value)
+    np.testing.assert_array_equal(by_value[0, :, : min(rows, n)], X[:rows].T)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("tile", ["avx2", "avx512"])
+def test_tile_copying_its_rows_by_blocks_matches_the_tile_from_panels(dtype, tile):
+    """d=37: two whole blocks of a tile's rows by vector shuffles and five features one by one;
+    n=1001 leaves each thread a last, partial tile copied value by value."""
+    from impls.numba_plan import host_isa
+
+    if tile == "avx512" and host_isa() != "avx512":
+        pytest.skip("tile='avx512' needs AVX-512F and VL on this CPU")
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((1001, 37)).astype(dtype)
+    C = X[rng.choice(1001, 9, replace=False)].copy()
+    fits = [kmbench.fit(X, 9, backend="numba", init=C, max_iter=3, tol=-1.0, threads=2, strategy="fused",
+                        tile=tile, panels=panels) for panels in (False, True)]
+    assert [f.info["panels"] for f in fits] == [False, True]
+    np.testing.assert_array_equal(fits[0].labels, fits[1].labels)
+    np.testing.assert_allclose(fits[0].centers, fits[1].centers, rtol=1e-12)

@@ -79,7 +79,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch
+from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch, transpose4_float64, transpose8_float32,
+                            transpose8_float64, transpose16_float32)
 #: rows are added to the sums from the panel up to this many features, from X beyond: one
 #: feature at a time from the panel costs more than reading X's row again, contiguously and
 #: in vectors. Panel over X, whole passes interleaved (float32, Zen 4): 1.20 at 50k x 8, k=32;
@@ -361,6 +362,8 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     """The fused pass of one tile; ``grouped``: its variant that keeps only each row's best
     group of centres in the tile and finds the centre within it afterwards."""
     rows, group = tile(isa, dtype)
+    itemsize = DTYPES[dtype]
+    lanes = WIDTH[isa] // (8 * itemsize)
     out = []
 
     def emit(indent: int, text: str) -> None:
@@ -400,6 +403,8 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(2, "# tile would otherwise wait for its rows, then compute with the memory idle.")
     emit(2, "panel_base = np.int64(panels.ctypes.data)")
     emit(2, "x_base = np.int64(X.ctypes.data)")
+    emit(2, "scratch_base = np.int64(scratch.ctypes.data)")
+    emit(2, f"whole = d // {lanes} * {lanes}")
     emit(2, f"for i in range(lo, hi, {rows}):")
     emit(3, "if panels.shape[0] > 0:")
     emit(4, f"b = i // {rows}")
@@ -407,13 +412,20 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(3, "else:")
     emit(4, "b = 0")
     emit(4, f"ahead = x_base + (i + {rows}) * d * {DTYPES[dtype]}")
-    emit(4, "# Rows past hi repeat the last row: computed, never stored. Each row is read")
-    emit(4, "# whole and in order (written strided into the L1-sized scratch): reading one")
-    emit(4, "# feature of every row at a time opens more streams than the prefetchers follow,")
-    emit(4, "# 1.7x slower once X outgrows the caches (388k x 103, k=11, Zen 4).")
+    emit(4, f"# {lanes} rows x {lanes} features at a time by vector shuffles, 4-8x faster than a value at a")
+    emit(4, "# time (numba_kernels.transpose_block); the features left over and the rows of a last,")
+    emit(4, "# partial tile value by value. Rows past hi repeat the last row: computed, never stored.")
+    emit(4, "# Each row is read in order: reading one feature of every row at a time opens more")
+    emit(4, "# streams than the prefetchers follow, 1.7x slower once X outgrows the caches")
+    emit(4, "# (388k x 103, k=11, Zen 4).")
+    emit(4, f"blocked = whole if i + {rows} <= hi else 0")
+    emit(4, f"for rb in range(0, {rows} if blocked else 0, {lanes}):")
+    emit(5, f"for t in range(0, blocked, {lanes}):")
+    emit(6, f"transpose{lanes}_{dtype}(x_base + ((i + rb) * d + t) * {itemsize}, np.int64(d * {itemsize}),")
+    emit(6, f"{' ' * len(f'transpose{lanes}_{dtype}(')}scratch_base + (t * {rows} + rb) * {itemsize}, np.int64({rows * itemsize}))")
     emit(4, f"for r in range({rows}):")
     emit(5, "source_row = min(i + r, hi - 1)")
-    emit(5, "for t in range(d):")
+    emit(5, "for t in range(blocked, d):")
     emit(6, "scratch[0, t, r] = X[source_row, t]")
     for r in range(rows):
         emit(3, f"low{r} = largest")
