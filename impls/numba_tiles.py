@@ -6,8 +6,10 @@ It takes their (d, rows) panel: X's rows transposed, from ``panels`` where the c
 them once, else copied here. It computes the rows' squared norms from the panel, then for
 every ``group`` centres keeps ``||c||^2/2 - x.c`` for all rows x group pairs in registers
 while it runs over d, and folds them into each row's running minimum with vector compares
-and blends. Nothing of size n x k is written. With ``update``, each row is added to its
-thread's own float64 sums, allocated in the thread (parts sharing cache lines of one
+and blends. Nothing of size n x k is written. With ``update``, each row whose label differs
+from the one in ``previous`` is moved between its thread's own float64 sums: a change the
+caller adds to the sums it keeps, since after the first passes most rows stay where they
+were. The thread's sums are allocated in the thread (parts sharing cache lines of one
 (parts, k, d) array made every update a cache-line transfer between cores). Where the caller
 built panels it labels the rows here without ``update`` and adds them up in a second pass
 over X (``numba_kernels.sums_by_label``), which ran faster than adding each row in the tile.
@@ -34,7 +36,7 @@ TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', '
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
+def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
     """One fused pass over float32 X, 16 rows x 6 centres per tile (avx2).
 
     Parameters
@@ -45,9 +47,11 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
     C : (k, d) float32, C-contiguous
     half_norms : (k,) float32, ``||c||^2 / 2``
     labels : (n,) int32, out
+    previous : (n,) int32, each row's label in the sums the caller holds (-1: in none); read when ``update``
     dist : (n,) float32, out unless ``update``: squared distance to the assigned centre, clipped at 0
-    sums : (parts, k, d) float64, out when ``update``: per-part cluster sums
-    counts : (parts, k) int64, out when ``update``: per-part cluster counts
+    sums : (parts, k, d) float64, out when ``update``: per-part changes of the cluster sums, each
+        row whose label differs from ``previous`` added to its new cluster and taken from its old
+    counts : (parts, k) int64, out when ``update``: per-part changes of the cluster counts
     totals : (parts,) float64, out when ``update``: per-part sums of those squared distances
     update : bool
     largest : float32, the dtype's largest finite value (the running minima start there;
@@ -646,6 +650,9 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(16):
                         c = bests[r]
+                        was = previous[i + r]
+                        if c == was:
+                            continue
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
                         if wide:
@@ -654,6 +661,10 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                         else:
                             for t in range(d):
                                 own_sums[q, c, t] += source[b, t, r]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     for r in range(16):
                         value = lows[r]
@@ -665,10 +676,16 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    q = r & (copies - 1)
-                    own_counts[q, c] += 1
-                    for t in range(d):
-                        own_sums[q, c, t] += X[i + r, t]
+                    was = previous[i + r]
+                    if c != was:
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
+                        for t in range(d):
+                            own_sums[q, c, t] += X[i + r, t]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -678,7 +695,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, tot
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
+def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
     """One fused pass over float64 X, 8 rows x 6 centres per tile (avx2).
 
     Parameters
@@ -689,9 +706,11 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
     C : (k, d) float64, C-contiguous
     half_norms : (k,) float64, ``||c||^2 / 2``
     labels : (n,) int32, out
+    previous : (n,) int32, each row's label in the sums the caller holds (-1: in none); read when ``update``
     dist : (n,) float64, out unless ``update``: squared distance to the assigned centre, clipped at 0
-    sums : (parts, k, d) float64, out when ``update``: per-part cluster sums
-    counts : (parts, k) int64, out when ``update``: per-part cluster counts
+    sums : (parts, k, d) float64, out when ``update``: per-part changes of the cluster sums, each
+        row whose label differs from ``previous`` added to its new cluster and taken from its old
+    counts : (parts, k) int64, out when ``update``: per-part changes of the cluster counts
     totals : (parts,) float64, out when ``update``: per-part sums of those squared distances
     update : bool
     largest : float64, the dtype's largest finite value (the running minima start there;
@@ -1034,6 +1053,9 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(8):
                         c = bests[r]
+                        was = previous[i + r]
+                        if c == was:
+                            continue
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
                         if wide:
@@ -1042,6 +1064,10 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                         else:
                             for t in range(d):
                                 own_sums[q, c, t] += source[b, t, r]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     for r in range(8):
                         value = lows[r]
@@ -1053,10 +1079,16 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    q = r & (copies - 1)
-                    own_counts[q, c] += 1
-                    for t in range(d):
-                        own_sums[q, c, t] += X[i + r, t]
+                    was = previous[i + r]
+                    if c != was:
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
+                        for t in range(d):
+                            own_sums[q, c, t] += X[i + r, t]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -1066,7 +1098,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, tot
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
+def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
     """One fused pass over float32 X, 32 rows x 8 centres per tile (avx512).
 
     Parameters
@@ -1077,9 +1109,11 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
     C : (k, d) float32, C-contiguous
     half_norms : (k,) float32, ``||c||^2 / 2``
     labels : (n,) int32, out
+    previous : (n,) int32, each row's label in the sums the caller holds (-1: in none); read when ``update``
     dist : (n,) float32, out unless ``update``: squared distance to the assigned centre, clipped at 0
-    sums : (parts, k, d) float64, out when ``update``: per-part cluster sums
-    counts : (parts, k) int64, out when ``update``: per-part cluster counts
+    sums : (parts, k, d) float64, out when ``update``: per-part changes of the cluster sums, each
+        row whose label differs from ``previous`` added to its new cluster and taken from its old
+    counts : (parts, k) int64, out when ``update``: per-part changes of the cluster counts
     totals : (parts,) float64, out when ``update``: per-part sums of those squared distances
     update : bool
     largest : float32, the dtype's largest finite value (the running minima start there;
@@ -2453,6 +2487,9 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(32):
                         c = bests[r]
+                        was = previous[i + r]
+                        if c == was:
+                            continue
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
                         if wide:
@@ -2461,6 +2498,10 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                         else:
                             for t in range(d):
                                 own_sums[q, c, t] += source[b, t, r]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     for r in range(32):
                         value = lows[r]
@@ -2472,10 +2513,16 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    q = r & (copies - 1)
-                    own_counts[q, c] += 1
-                    for t in range(d):
-                        own_sums[q, c, t] += X[i + r, t]
+                    was = previous[i + r]
+                    if c != was:
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
+                        for t in range(d):
+                            own_sums[q, c, t] += X[i + r, t]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -2485,7 +2532,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
+def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
     """One fused pass over float64 X, 8 rows x 8 centres per tile (avx512).
 
     Parameters
@@ -2496,9 +2543,11 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
     C : (k, d) float64, C-contiguous
     half_norms : (k,) float64, ``||c||^2 / 2``
     labels : (n,) int32, out
+    previous : (n,) int32, each row's label in the sums the caller holds (-1: in none); read when ``update``
     dist : (n,) float64, out unless ``update``: squared distance to the assigned centre, clipped at 0
-    sums : (parts, k, d) float64, out when ``update``: per-part cluster sums
-    counts : (parts, k) int64, out when ``update``: per-part cluster counts
+    sums : (parts, k, d) float64, out when ``update``: per-part changes of the cluster sums, each
+        row whose label differs from ``previous`` added to its new cluster and taken from its old
+    counts : (parts, k) int64, out when ``update``: per-part changes of the cluster counts
     totals : (parts,) float64, out when ``update``: per-part sums of those squared distances
     update : bool
     largest : float64, the dtype's largest finite value (the running minima start there;
@@ -2911,6 +2960,9 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(8):
                         c = bests[r]
+                        was = previous[i + r]
+                        if c == was:
+                            continue
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
                         if wide:
@@ -2919,6 +2971,10 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                         else:
                             for t in range(d):
                                 own_sums[q, c, t] += source[b, t, r]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     for r in range(8):
                         value = lows[r]
@@ -2930,10 +2986,16 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    q = r & (copies - 1)
-                    own_counts[q, c] += 1
-                    for t in range(d):
-                        own_sums[q, c, t] += X[i + r, t]
+                    was = previous[i + r]
+                    if c != was:
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
+                        for t in range(d):
+                            own_sums[q, c, t] += X[i + r, t]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -2943,7 +3005,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
+def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
     """``fused_avx2_float32``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
@@ -3473,6 +3535,9 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(16):
                         c = bests[r]
+                        was = previous[i + r]
+                        if c == was:
+                            continue
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
                         if wide:
@@ -3481,6 +3546,10 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                         else:
                             for t in range(d):
                                 own_sums[q, c, t] += source[b, t, r]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     for r in range(16):
                         value = lows[r]
@@ -3492,10 +3561,16 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    q = r & (copies - 1)
-                    own_counts[q, c] += 1
-                    for t in range(d):
-                        own_sums[q, c, t] += X[i + r, t]
+                    was = previous[i + r]
+                    if c != was:
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
+                        for t in range(d):
+                            own_sums[q, c, t] += X[i + r, t]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -3505,7 +3580,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, dist, sums, counts, t
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
+def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
     """``fused_avx2_float64``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
@@ -3819,6 +3894,9 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(8):
                         c = bests[r]
+                        was = previous[i + r]
+                        if c == was:
+                            continue
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
                         if wide:
@@ -3827,6 +3905,10 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                         else:
                             for t in range(d):
                                 own_sums[q, c, t] += source[b, t, r]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     for r in range(8):
                         value = lows[r]
@@ -3838,10 +3920,16 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    q = r & (copies - 1)
-                    own_counts[q, c] += 1
-                    for t in range(d):
-                        own_sums[q, c, t] += X[i + r, t]
+                    was = previous[i + r]
+                    if c != was:
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
+                        for t in range(d):
+                            own_sums[q, c, t] += X[i + r, t]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -3851,7 +3939,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, dist, sums, counts, t
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
+def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
     """``fused_avx512_float32``, tracking each row's best group of 8 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
@@ -5012,6 +5100,9 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts,
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(32):
                         c = bests[r]
+                        was = previous[i + r]
+                        if c == was:
+                            continue
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
                         if wide:
@@ -5020,6 +5111,10 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts,
                         else:
                             for t in range(d):
                                 own_sums[q, c, t] += source[b, t, r]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     for r in range(32):
                         value = lows[r]
@@ -5031,10 +5126,16 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts,
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    q = r & (copies - 1)
-                    own_counts[q, c] += 1
-                    for t in range(d):
-                        own_sums[q, c, t] += X[i + r, t]
+                    was = previous[i + r]
+                    if c != was:
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
+                        for t in range(d):
+                            own_sums[q, c, t] += X[i + r, t]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:
@@ -5044,7 +5145,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, dist, sums, counts,
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts, totals, update, largest):
+def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
     """``fused_avx512_float64``, tracking each row's best group of 8 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
@@ -5412,6 +5513,9 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts,
                         lane_totals[r] += value if value > 0 else zero
                     for r in range(8):
                         c = bests[r]
+                        was = previous[i + r]
+                        if c == was:
+                            continue
                         q = r & (copies - 1)
                         own_counts[q, c] += 1
                         if wide:
@@ -5420,6 +5524,10 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts,
                         else:
                             for t in range(d):
                                 own_sums[q, c, t] += source[b, t, r]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     for r in range(8):
                         value = lows[r]
@@ -5431,10 +5539,16 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, dist, sums, counts,
                 value = lows[r] if lows[r] > 0 else zero
                 if update:
                     lane_totals[r] += value
-                    q = r & (copies - 1)
-                    own_counts[q, c] += 1
-                    for t in range(d):
-                        own_sums[q, c, t] += X[i + r, t]
+                    was = previous[i + r]
+                    if c != was:
+                        q = r & (copies - 1)
+                        own_counts[q, c] += 1
+                        for t in range(d):
+                            own_sums[q, c, t] += X[i + r, t]
+                        if was >= 0:
+                            own_counts[q, was] -= 1
+                            for t in range(d):
+                                own_sums[q, was, t] -= X[i + r, t]
                 else:
                     dist[i + r] = value
         if update:

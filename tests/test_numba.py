@@ -615,18 +615,51 @@ def test_fused_from_panels_adds_up_in_a_second_pass_what_the_tile_would(dtype):
 
     X = np.random.default_rng(4).standard_normal((3001, 20)).astype(dtype)
     C = X[:7].copy()
-    backend = prepared(X, C, strategy="fused", panels=True)
-    assert backend.panels.shape[0] > 0  # X kept in panels, so the sums come second
-    labels, totals, sums, counts = (np.copy(a) for a in backend.step(C))
-    backend.panels = backend.panels[:0]  # now the tile copies the rows and adds them itself
-    in_tile = backend.step(C)
-    np.testing.assert_array_equal(labels, in_tile[0])
-    np.testing.assert_array_equal(counts, in_tile[3])
-    np.testing.assert_allclose(sums, in_tile[2], rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(totals.sum(), in_tile[1].sum(), rtol=1e-6)
-    expected_sums, expected_counts = cluster_sums(X, labels, 7)
-    np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-9)
-    np.testing.assert_array_equal(counts, expected_counts)
+    # from panels the sums come in a second pass; without, the tile adds each row itself
+    second, in_tile = (prepared(X, C, strategy="fused", panels=panels) for panels in (True, False))
+    assert second.panels.shape[0] > 0 and in_tile.panels.shape[0] == 0
+    for centres in (C, X[7:14].copy(), X[7:14].copy()):  # the second and third steps move rows, then none
+        labels, totals, sums, counts = (np.copy(a) for a in second.step(centres))
+        other = in_tile.step(centres)
+        np.testing.assert_array_equal(labels, other[0])
+        np.testing.assert_array_equal(counts, other[3])
+        np.testing.assert_allclose(sums, other[2], rtol=1e-12, atol=1e-9)
+        np.testing.assert_allclose(totals.sum(), other[1].sum(), rtol=1e-6)
+        expected_sums, expected_counts = cluster_sums(X, labels, 7)
+        np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-9)
+        np.testing.assert_array_equal(counts, expected_counts)
+
+
+@pytest.mark.parametrize("strategy", ["fused", "grouped", "pruned"])
+def test_passes_move_only_the_rows_whose_label_changed_and_the_sums_stay_exact(strategy):
+    """The tiles return the change of the sums (rows taken from their old cluster, added to the new);
+    the backend's running sums equal a fresh sum by label after every step, with a few rows moving."""
+    from impls.lloyd import cluster_sums
+
+    X, _ = data.blobs(4000, 3, 6, seed=21)
+    C = X[:40].copy()
+    backend = prepared(X, C, strategy=strategy)
+    previous, moves = np.full(len(X), -1), []
+    for step in range(6):
+        labels, _, sums, counts = (np.copy(a) for a in backend.step(C))
+        expected_sums, expected_counts = cluster_sums(X, labels, 40)
+        np.testing.assert_array_equal(counts, expected_counts)
+        np.testing.assert_allclose(sums, expected_sums, rtol=1e-12, atol=1e-9)
+        # the pass's own counts are the change: at first every row added, then +1 and -1 per moved row
+        change = backend.partial_counts.sum(axis=0)
+        moved = int((labels != previous).sum())
+        if step == 0:
+            assert change.sum() == np.abs(change).sum() == len(X)
+        else:
+            assert change.sum() == 0 and np.abs(change).sum() <= 2 * moved
+        moves.append(moved)
+        previous = labels
+        filled = counts > 0
+        C = C.copy()
+        C[filled] = (sums[filled] / counts[filled, None]).astype(C.dtype)
+    assert moves[0] == len(X) and 0 < moves[1] < len(X) // 2  # a step where some rows, not all, moved
+    fit = kmbench.fit(X, 40, backend="numba", init=X[:40].copy(), max_iter=3, tol=-1.0, strategy=strategy)
+    assert fit.info["sums"] == "moved rows"
 
 
 @pytest.mark.parametrize("k", [5, 130])

@@ -65,8 +65,10 @@ It takes their (d, rows) panel: X's rows transposed, from ``panels`` where the c
 them once, else copied here. It computes the rows' squared norms from the panel, then for
 every ``group`` centres keeps ``||c||^2/2 - x.c`` for all rows x group pairs in registers
 while it runs over d, and folds them into each row's running minimum with vector compares
-and blends. Nothing of size n x k is written. With ``update``, each row is added to its
-thread's own float64 sums, allocated in the thread (parts sharing cache lines of one
+and blends. Nothing of size n x k is written. With ``update``, each row whose label differs
+from the one in ``previous`` is moved between its thread's own float64 sums: a change the
+caller adds to the sums it keeps, since after the first passes most rows stay where they
+were. The thread's sums are allocated in the thread (parts sharing cache lines of one
 (parts, k, d) array made every update a cache-line transfer between cores). Where the caller
 built panels it labels the rows here without ``update`` and adds them up in a second pass
 over X (``numba_kernels.sums_by_label``), which ran faster than adding each row in the tile.
@@ -99,9 +101,11 @@ DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per
     C : (k, d) {dtype}, C-contiguous
     half_norms : (k,) {dtype}, ``||c||^2 / 2``
     labels : (n,) int32, out
+    previous : (n,) int32, each row's label in the sums the caller holds (-1: in none); read when ``update``
     dist : (n,) {dtype}, out unless ``update``: squared distance to the assigned centre, clipped at 0
-    sums : (parts, k, d) float64, out when ``update``: per-part cluster sums
-    counts : (parts, k) int64, out when ``update``: per-part cluster counts
+    sums : (parts, k, d) float64, out when ``update``: per-part changes of the cluster sums, each
+        row whose label differs from ``previous`` added to its new cluster and taken from its old
+    counts : (parts, k) int64, out when ``update``: per-part changes of the cluster counts
     totals : (parts,) float64, out when ``update``: per-part sums of those squared distances
     update : bool
     largest : {dtype}, the dtype's largest finite value (the running minima start there;
@@ -370,8 +374,8 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
         out.append("    " * indent + text)
 
     emit(0, "@njit(parallel=True, cache=True, fastmath=FUSED_FAST)")
-    emit(0, f"def {'grouped' if grouped else 'fused'}_{isa}_{dtype}(X, panels, C, half_norms, labels, dist, sums, "
-            "counts, totals, update, largest):")
+    emit(0, f"def {'grouped' if grouped else 'fused'}_{isa}_{dtype}(X, panels, C, half_norms, labels, previous, dist, "
+            "sums, counts, totals, update, largest):")
     out.append(DOC.format(dtype=dtype, rows=rows, group=group, isa=isa) if not grouped else
                f'    """``fused_{isa}_{dtype}``, tracking each row\'s best group of {group} centres in the tile\n'
                '    and finding the centre inside it per row afterwards (the same values, so the same labels)."""')
@@ -460,6 +464,9 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(6, "lane_totals[r] += value if value > 0 else zero")
     emit(5, f"for r in range({rows}):")
     emit(6, "c = bests[r]")
+    emit(6, "was = previous[i + r]")
+    emit(6, "if c == was:")
+    emit(7, "continue")
     emit(6, "q = r & (copies - 1)")
     emit(6, "own_counts[q, c] += 1")
     emit(6, "if wide:")
@@ -468,6 +475,10 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(6, "else:")
     emit(7, "for t in range(d):")
     emit(8, "own_sums[q, c, t] += source[b, t, r]")
+    emit(6, "if was >= 0:")
+    emit(7, "own_counts[q, was] -= 1")
+    emit(7, "for t in range(d):")
+    emit(8, "own_sums[q, was, t] -= X[i + r, t]")
     emit(4, "else:")
     emit(5, f"for r in range({rows}):")
     emit(6, "value = lows[r]")
@@ -479,10 +490,16 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(4, "value = lows[r] if lows[r] > 0 else zero")
     emit(4, "if update:")
     emit(5, "lane_totals[r] += value")
-    emit(5, "q = r & (copies - 1)")
-    emit(5, "own_counts[q, c] += 1")
-    emit(5, "for t in range(d):")
-    emit(6, "own_sums[q, c, t] += X[i + r, t]")
+    emit(5, "was = previous[i + r]")
+    emit(5, "if c != was:")
+    emit(6, "q = r & (copies - 1)")
+    emit(6, "own_counts[q, c] += 1")
+    emit(6, "for t in range(d):")
+    emit(7, "own_sums[q, c, t] += X[i + r, t]")
+    emit(6, "if was >= 0:")
+    emit(7, "own_counts[q, was] -= 1")
+    emit(7, "for t in range(d):")
+    emit(8, "own_sums[q, was, t] -= X[i + r, t]")
     emit(4, "else:")
     emit(5, "dist[i + r] = value")
     emit(2, "if update:")
