@@ -9,10 +9,10 @@ Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, `
     16 registers, 32 x 8 for AVX-512's 32): each thread takes a tile's rows as a transposed
     panel (kept from ``prepare`` at small d, else copied in the pass by vector shuffles),
     keeps their distances to a group of centres in registers, folds them into the rows'
-    running minima with vector compares, and adds each row to its own cluster sums: in the tile where it
-    copied the rows from X itself, else in a second pass over X by label
-    (``numba_kernels.sums_by_label``). Nothing of size n x k is ever written; the inner loop
-    is FMA-bound.
+    running minima with vector compares, and moves each row whose label changed since the
+    last pass between its own cluster sums (``INCREMENTAL``): in the tile where it copied the
+    rows from X itself, else in a second pass over X by label (``numba_kernels.sums_by_label``).
+    Nothing of size n x k is ever written; the inner loop is FMA-bound.
 ``grouped``
     The fused tile for few features and many centres (d <= 8, k >= 512), where folding each
     group's distances into the rows' minima costs as much as computing them: the tile keeps
