@@ -13,11 +13,12 @@ plan
     call's own rows, and kept on disk in ``$KMBENCH_CACHE/numba-plans.json`` (default
     ``~/.cache/kmbench``) like FFTW's wisdom; later calls with the same kernels (their source's
     hash is part of the key) reuse it. Only classes where another strategy can win are measured:
-    BLAS where d >= 64 or k >= 512 (and there, at d <= 8, the grouped and pruned tiles; past
-    d = 128 at k <= 64, the fused tile from panels, a transposed copy of X, against without), the
+    BLAS where d >= 64 or k >= 512 (and there, at d <= 8, the grouped and pruned tiles), the
     stream pass where d <= 8 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose
     plan also times its winner on one thread (see ``wake_seconds``); elsewhere the fused tile is
-    taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). A race
+    taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). In a measured
+    class with k <= 64 and d > 8 the fused tile from panels, a transposed copy of X, races the
+    tile without. A race
     times each strategy's pass and any copy of X it makes once per fit, and picks the least
     pass plus share of the copy over a fit of ``PLAN_PASSES`` passes; where the two best are
     close, a longer runoff between them decides (``runoff``). Plans are made in ``prepare``,
