@@ -100,7 +100,7 @@ TILED = ("fused", "grouped")
 #: keeps: after the first passes few rows move (4-11% of them by the 5th of 10 passes on
 #: Gaussian data at d = 99-400, k = 24-40), and adding each row cost a quarter to a third of
 #: the tile's pass there
-INCREMENTAL = TILED + ("pruned",)
+INCREMENTAL = TILED + ("pruned", "stream")
 #: the plan's name for the fused tile from panels where the rule leaves the choice to a race
 PANELLED = "fused+panels"
 #: threads idle for less than this are still awake: a parallel region after 5 ms of idleness
@@ -504,6 +504,7 @@ class NumbaKMeans(HostLloyd):
             narrow, changes = np.full(m, -1, dtype=narrow_labels(k)), np.zeros(self.parts, dtype=np.int64)
 
             def stream():
+                narrow.fill(-1)  # every row added, as a fit's first pass and the other candidates
                 self.stream.stream_pass(blocks, m, C, half, narrow, dist, sums, counts, totals, changes, True)
 
             candidates["stream"] = stream
@@ -542,7 +543,8 @@ class NumbaKMeans(HostLloyd):
                              totals, True)
             elif self.strategy == "stream":
                 self.stream.stream_pass(transposed_panels(tiny, self.stream.STREAM_ROWS), 2, centers, half,
-                                        labels.astype(self.label_dtype), dist, sums, counts, totals, self.changes[:1],
+                                        unlabelled.astype(self.label_dtype), dist, sums, counts, totals,
+                                        self.changes[:1],
                                         True)
             else:
                 self.kernels.gemm_pass(tiny, centers, half, norms, labels, dist, sums, counts, totals, 1, True)

@@ -7,12 +7,14 @@ step is a long loop over a block's rows that LLVM's loop vectoriser turns into S
 
 * the distances to four centres at a time (a function per d, so each row's features sit
   in registers), folded into each row's running minimum and its centre;
-* the labels rewritten in place, counting the rows whose label changed (the driver's
-  "no label changed" rule then reads nothing more);
-* the cluster sums as masked reductions: for a few centres per sweep, the rows whose label
-  each is, added in the working dtype over one block (a few hundred values per SIMD lane),
-  then to the thread's float64 sums; no row-by-row scatter, so no store waits on the
-  previous row's.
+* the rows whose label changed counted (the driver's "no label changed" rule then reads
+  nothing more) and flagged;
+* the change of the cluster sums: where few rows of a block moved, each moved row taken from
+  its old cluster and added to its new one, found 64 flags at a time by their set bits; where
+  many did (a fit's first pass), masked reductions: for a few centres per sweep, the rows whose
+  new label each is, added in the working dtype over one block (a few hundred values per SIMD
+  lane), less those whose old label it is, then to the thread's float64 sums;
+* the labels rewritten in place.
 
 Ties go to the lowest centre index: centres are visited in ascending order with a strict
 ``<``; past k, a group of four repeats the last centre, whose equal values never win.
@@ -21,18 +23,22 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .numba_kernels import FAST
 
 STREAM_MAX_D = 8
 STREAM_ROWS = 2048
+#: a block whose moved rows are fewer than 1 in this many moves them one by one; more (a fit's
+#: first pass), the masked sweeps add every row by its new label and take it from its old
+SCATTER_SHARE = 4
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_1(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
     """Block ``b`` of ``rows`` rows for d = 1: labels rewritten in place, ``low`` left
-    holding the squared distances, sums and counts added when ``update``; returns the
-    rows whose label changed."""
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -82,14 +88,46 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
-    for r in range(rows):
-        x0 = panels[b, 0, r]
-        v = (x0 * x0) + (low[r] + low[r])
-        low[r] = v if v > zero else zero
-        bi = best[r]
-        moved += np.int32(1) if own[r] != bi else np.int32(0)
-        own[r] = bi
+    fresh = np.int32(0)
     if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]
+            v = (x0 * x0) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]
+            v = (x0 * x0) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                own[r] = bi
+    if many:
         for j in range(0, k, 4):
             l0 = np.int32(j)
             n0 = np.int32(0); s00 = zero
@@ -125,14 +163,53 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
             if j + 3 < k:
                 own_counts[j + 3] += n3
                 own_sums[j + 3, 0] += s30
+    if many and fresh < moved:
+        for j in range(0, k, 4):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero
+            l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
+            n2 = np.int32(0); s20 = zero
+            l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
+            n3 = np.int32(0); s30 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                hit = bi == l2
+                n2 += np.int32(1) if hit else np.int32(0)
+                s20 += x0 if hit else zero
+                hit = bi == l3
+                n3 += np.int32(1) if hit else np.int32(0)
+                s30 += x0 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            if j + 1 < k:
+                own_counts[j + 1] -= n1
+                own_sums[j + 1, 0] -= s10
+            if j + 2 < k:
+                own_counts[j + 2] -= n2
+                own_sums[j + 2, 0] -= s20
+            if j + 3 < k:
+                own_counts[j + 3] -= n3
+                own_sums[j + 3, 0] -= s30
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
     return moved
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_2(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
     """Block ``b`` of ``rows`` rows for d = 2: labels rewritten in place, ``low`` left
-    holding the squared distances, sums and counts added when ``update``; returns the
-    rows whose label changed."""
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -182,14 +259,48 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
-    for r in range(rows):
-        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
-        v = (x0 * x0 + x1 * x1) + (low[r] + low[r])
-        low[r] = v if v > zero else zero
-        bi = best[r]
-        moved += np.int32(1) if own[r] != bi else np.int32(0)
-        own[r] = bi
+    fresh = np.int32(0)
     if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+            v = (x0 * x0 + x1 * x1) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+            v = (x0 * x0 + x1 * x1) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                own[r] = bi
+    if many:
         for j in range(0, k, 4):
             l0 = np.int32(j)
             n0 = np.int32(0); s00 = zero; s01 = zero
@@ -233,14 +344,61 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 own_counts[j + 3] += n3
                 own_sums[j + 3, 0] += s30
                 own_sums[j + 3, 1] += s31
+    if many and fresh < moved:
+        for j in range(0, k, 4):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero
+            l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
+            n2 = np.int32(0); s20 = zero; s21 = zero
+            l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
+            n3 = np.int32(0); s30 = zero; s31 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                hit = bi == l2
+                n2 += np.int32(1) if hit else np.int32(0)
+                s20 += x0 if hit else zero
+                s21 += x1 if hit else zero
+                hit = bi == l3
+                n3 += np.int32(1) if hit else np.int32(0)
+                s30 += x0 if hit else zero
+                s31 += x1 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            if j + 1 < k:
+                own_counts[j + 1] -= n1
+                own_sums[j + 1, 0] -= s10
+                own_sums[j + 1, 1] -= s11
+            if j + 2 < k:
+                own_counts[j + 2] -= n2
+                own_sums[j + 2, 0] -= s20
+                own_sums[j + 2, 1] -= s21
+            if j + 3 < k:
+                own_counts[j + 3] -= n3
+                own_sums[j + 3, 0] -= s30
+                own_sums[j + 3, 1] -= s31
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
     return moved
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_3(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
     """Block ``b`` of ``rows`` rows for d = 3: labels rewritten in place, ``low`` left
-    holding the squared distances, sums and counts added when ``update``; returns the
-    rows whose label changed."""
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -290,14 +448,50 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
-    for r in range(rows):
-        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
-        v = (x0 * x0 + x1 * x1 + x2 * x2) + (low[r] + low[r])
-        low[r] = v if v > zero else zero
-        bi = best[r]
-        moved += np.int32(1) if own[r] != bi else np.int32(0)
-        own[r] = bi
+    fresh = np.int32(0)
     if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                own[r] = bi
+    if many:
         for j in range(0, k, 4):
             l0 = np.int32(j)
             n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero
@@ -349,14 +543,69 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 own_sums[j + 3, 0] += s30
                 own_sums[j + 3, 1] += s31
                 own_sums[j + 3, 2] += s32
+    if many and fresh < moved:
+        for j in range(0, k, 4):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero
+            l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
+            n2 = np.int32(0); s20 = zero; s21 = zero; s22 = zero
+            l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
+            n3 = np.int32(0); s30 = zero; s31 = zero; s32 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                hit = bi == l2
+                n2 += np.int32(1) if hit else np.int32(0)
+                s20 += x0 if hit else zero
+                s21 += x1 if hit else zero
+                s22 += x2 if hit else zero
+                hit = bi == l3
+                n3 += np.int32(1) if hit else np.int32(0)
+                s30 += x0 if hit else zero
+                s31 += x1 if hit else zero
+                s32 += x2 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            if j + 1 < k:
+                own_counts[j + 1] -= n1
+                own_sums[j + 1, 0] -= s10
+                own_sums[j + 1, 1] -= s11
+                own_sums[j + 1, 2] -= s12
+            if j + 2 < k:
+                own_counts[j + 2] -= n2
+                own_sums[j + 2, 0] -= s20
+                own_sums[j + 2, 1] -= s21
+                own_sums[j + 2, 2] -= s22
+            if j + 3 < k:
+                own_counts[j + 3] -= n3
+                own_sums[j + 3, 0] -= s30
+                own_sums[j + 3, 1] -= s31
+                own_sums[j + 3, 2] -= s32
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
     return moved
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_4(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
     """Block ``b`` of ``rows`` rows for d = 4: labels rewritten in place, ``low`` left
-    holding the squared distances, sums and counts added when ``update``; returns the
-    rows whose label changed."""
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -406,14 +655,52 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
-    for r in range(rows):
-        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
-        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (low[r] + low[r])
-        low[r] = v if v > zero else zero
-        bi = best[r]
-        moved += np.int32(1) if own[r] != bi else np.int32(0)
-        own[r] = bi
+    fresh = np.int32(0)
     if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                own[r] = bi
+    if many:
         for j in range(0, k, 4):
             l0 = np.int32(j)
             n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero
@@ -473,14 +760,77 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 own_sums[j + 3, 1] += s31
                 own_sums[j + 3, 2] += s32
                 own_sums[j + 3, 3] += s33
+    if many and fresh < moved:
+        for j in range(0, k, 4):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero
+            l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
+            n2 = np.int32(0); s20 = zero; s21 = zero; s22 = zero; s23 = zero
+            l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
+            n3 = np.int32(0); s30 = zero; s31 = zero; s32 = zero; s33 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                hit = bi == l2
+                n2 += np.int32(1) if hit else np.int32(0)
+                s20 += x0 if hit else zero
+                s21 += x1 if hit else zero
+                s22 += x2 if hit else zero
+                s23 += x3 if hit else zero
+                hit = bi == l3
+                n3 += np.int32(1) if hit else np.int32(0)
+                s30 += x0 if hit else zero
+                s31 += x1 if hit else zero
+                s32 += x2 if hit else zero
+                s33 += x3 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            if j + 1 < k:
+                own_counts[j + 1] -= n1
+                own_sums[j + 1, 0] -= s10
+                own_sums[j + 1, 1] -= s11
+                own_sums[j + 1, 2] -= s12
+                own_sums[j + 1, 3] -= s13
+            if j + 2 < k:
+                own_counts[j + 2] -= n2
+                own_sums[j + 2, 0] -= s20
+                own_sums[j + 2, 1] -= s21
+                own_sums[j + 2, 2] -= s22
+                own_sums[j + 2, 3] -= s23
+            if j + 3 < k:
+                own_counts[j + 3] -= n3
+                own_sums[j + 3, 0] -= s30
+                own_sums[j + 3, 1] -= s31
+                own_sums[j + 3, 2] -= s32
+                own_sums[j + 3, 3] -= s33
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
     return moved
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_5(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
     """Block ``b`` of ``rows`` rows for d = 5: labels rewritten in place, ``low`` left
-    holding the squared distances, sums and counts added when ``update``; returns the
-    rows whose label changed."""
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -530,14 +880,54 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
-    for r in range(rows):
-        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
-        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (low[r] + low[r])
-        low[r] = v if v > zero else zero
-        bi = best[r]
-        moved += np.int32(1) if own[r] != bi else np.int32(0)
-        own[r] = bi
+    fresh = np.int32(0)
     if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                own[r] = bi
+    if many:
         for j in range(0, k, 2):
             l0 = np.int32(j)
             n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero
@@ -573,14 +963,53 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 own_sums[j + 1, 2] += s12
                 own_sums[j + 1, 3] += s13
                 own_sums[j + 1, 4] += s14
+    if many and fresh < moved:
+        for j in range(0, k, 2):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                s14 += x4 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            if j + 1 < k:
+                own_counts[j + 1] -= n1
+                own_sums[j + 1, 0] -= s10
+                own_sums[j + 1, 1] -= s11
+                own_sums[j + 1, 2] -= s12
+                own_sums[j + 1, 3] -= s13
+                own_sums[j + 1, 4] -= s14
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
     return moved
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_6(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
     """Block ``b`` of ``rows`` rows for d = 6: labels rewritten in place, ``low`` left
-    holding the squared distances, sums and counts added when ``update``; returns the
-    rows whose label changed."""
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -630,14 +1059,56 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
-    for r in range(rows):
-        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
-        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (low[r] + low[r])
-        low[r] = v if v > zero else zero
-        bi = best[r]
-        moved += np.int32(1) if own[r] != bi else np.int32(0)
-        own[r] = bi
+    fresh = np.int32(0)
     if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                own[r] = bi
+    if many:
         for j in range(0, k, 2):
             l0 = np.int32(j)
             n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero
@@ -677,14 +1148,57 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 own_sums[j + 1, 3] += s13
                 own_sums[j + 1, 4] += s14
                 own_sums[j + 1, 5] += s15
+    if many and fresh < moved:
+        for j in range(0, k, 2):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                s14 += x4 if hit else zero
+                s15 += x5 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            if j + 1 < k:
+                own_counts[j + 1] -= n1
+                own_sums[j + 1, 0] -= s10
+                own_sums[j + 1, 1] -= s11
+                own_sums[j + 1, 2] -= s12
+                own_sums[j + 1, 3] -= s13
+                own_sums[j + 1, 4] -= s14
+                own_sums[j + 1, 5] -= s15
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
     return moved
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_7(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
     """Block ``b`` of ``rows`` rows for d = 7: labels rewritten in place, ``low`` left
-    holding the squared distances, sums and counts added when ``update``; returns the
-    rows whose label changed."""
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -734,14 +1248,58 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
-    for r in range(rows):
-        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
-        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (low[r] + low[r])
-        low[r] = v if v > zero else zero
-        bi = best[r]
-        moved += np.int32(1) if own[r] != bi else np.int32(0)
-        own[r] = bi
+    fresh = np.int32(0)
     if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                own[r] = bi
+    if many:
         for j in range(0, k, 2):
             l0 = np.int32(j)
             n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero
@@ -785,14 +1343,61 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 own_sums[j + 1, 4] += s14
                 own_sums[j + 1, 5] += s15
                 own_sums[j + 1, 6] += s16
+    if many and fresh < moved:
+        for j in range(0, k, 2):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                s14 += x4 if hit else zero
+                s15 += x5 if hit else zero
+                s16 += x6 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            if j + 1 < k:
+                own_counts[j + 1] -= n1
+                own_sums[j + 1, 0] -= s10
+                own_sums[j + 1, 1] -= s11
+                own_sums[j + 1, 2] -= s12
+                own_sums[j + 1, 3] -= s13
+                own_sums[j + 1, 4] -= s14
+                own_sums[j + 1, 5] -= s15
+                own_sums[j + 1, 6] -= s16
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
     return moved
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_8(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update):
+def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
     """Block ``b`` of ``rows`` rows for d = 8: labels rewritten in place, ``low`` left
-    holding the squared distances, sums and counts added when ``update``; returns the
-    rows whose label changed."""
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -842,14 +1447,60 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
-    for r in range(rows):
-        x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
-        v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (low[r] + low[r])
-        low[r] = v if v > zero else zero
-        bi = best[r]
-        moved += np.int32(1) if own[r] != bi else np.int32(0)
-        own[r] = bi
+    fresh = np.int32(0)
     if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                own[r] = bi
+    if many:
         for j in range(0, k, 2):
             l0 = np.int32(j)
             n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero
@@ -897,6 +1548,57 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, 
                 own_sums[j + 1, 5] += s15
                 own_sums[j + 1, 6] += s16
                 own_sums[j + 1, 7] += s17
+    if many and fresh < moved:
+        for j in range(0, k, 2):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero
+            l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
+            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero; s17 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                hit = bi == l1
+                n1 += np.int32(1) if hit else np.int32(0)
+                s10 += x0 if hit else zero
+                s11 += x1 if hit else zero
+                s12 += x2 if hit else zero
+                s13 += x3 if hit else zero
+                s14 += x4 if hit else zero
+                s15 += x5 if hit else zero
+                s16 += x6 if hit else zero
+                s17 += x7 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            if j + 1 < k:
+                own_counts[j + 1] -= n1
+                own_sums[j + 1, 0] -= s10
+                own_sums[j + 1, 1] -= s11
+                own_sums[j + 1, 2] -= s12
+                own_sums[j + 1, 3] -= s13
+                own_sums[j + 1, 4] -= s14
+                own_sums[j + 1, 5] -= s15
+                own_sums[j + 1, 6] -= s16
+                own_sums[j + 1, 7] -= s17
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
     return moved
 
 
@@ -913,8 +1615,12 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
     half_norms : (k,) same dtype, ``||c||^2 / 2``
     labels : (n,) int8, int16 or int32 (``numba_fused.narrow_labels``), the previous pass's
         labels (-1: none yet), overwritten with this pass's
-    dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
+    dist, totals : as ``numba_tiles.fused_avx2_float32``
+    sums, counts : (parts, k, d) float64 and (parts, k) int64, out (``update``): the change of
+        each part's cluster sums and counts, its rows whose label changed taken from their old
+        cluster (none for -1) and added to their new one
     changes : (parts,) int64, out: each part's rows whose label differs from the one it had
+    update : bool, the sums and counts and ``totals`` written; else ``dist``
     """
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -924,27 +1630,28 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
         own_counts = np.zeros(k, dtype=np.int64)
         low = np.empty(width, dtype=panels.dtype)
         best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
         total = 0.0
         changed = 0
         for b in range(p * nb // parts, (p + 1) * nb // parts):
             start = b * width
             rows = min(width, n - start)
             if d == 1:
-                moved = block_1(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+                moved = block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update)
             elif d == 2:
-                moved = block_2(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+                moved = block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update)
             elif d == 3:
-                moved = block_3(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+                moved = block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update)
             elif d == 4:
-                moved = block_4(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+                moved = block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update)
             elif d == 5:
-                moved = block_5(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+                moved = block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update)
             elif d == 6:
-                moved = block_6(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+                moved = block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update)
             elif d == 7:
-                moved = block_7(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+                moved = block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update)
             elif d == 8:
-                moved = block_8(panels, b, rows, start, C, half_norms, low, best, labels, own_sums, own_counts, update)
+                moved = block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update)
             else:
                 moved = 0
             changed += moved

@@ -630,7 +630,7 @@ def test_fused_from_panels_adds_up_in_a_second_pass_what_the_tile_would(dtype):
         np.testing.assert_array_equal(counts, expected_counts)
 
 
-@pytest.mark.parametrize("strategy", ["fused", "grouped", "pruned"])
+@pytest.mark.parametrize("strategy", ["fused", "grouped", "pruned", "stream"])
 def test_passes_move_only_the_rows_whose_label_changed_and_the_sums_stay_exact(strategy):
     """The tiles return the change of the sums (rows taken from their old cluster, added to the new);
     the backend's running sums equal a fresh sum by label after every step, with a few rows moving."""
@@ -660,6 +660,34 @@ def test_passes_move_only_the_rows_whose_label_changed_and_the_sums_stay_exact(s
     assert moves[0] == len(X) and 0 < moves[1] < len(X) // 2  # a step where some rows, not all, moved
     fit = kmbench.fit(X, 40, backend="numba", init=X[:40].copy(), max_iter=3, tol=-1.0, strategy=strategy)
     assert fit.info["sums"] == "moved rows"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d, k", [(1, 3), (3, 9), (8, 130)])
+def test_stream_moves_few_rows_one_by_one_and_many_by_masked_sweeps(dtype, d, k):
+    """Centres renumbered move every row (the masked sweeps, new labels in and old out);
+    nudged, a few (one by one, found by their flags); the running sums stay a fresh sum by
+    label, over ragged blocks split between parts."""
+    from impls.lloyd import cluster_sums
+    from impls.numba_stream import SCATTER_SHARE, STREAM_ROWS
+
+    X = np.random.default_rng(d).standard_normal((2 * STREAM_ROWS + 777, d)).astype(dtype)
+    C = X[:k].copy()
+    backend = prepared(X, C, strategy="stream")
+    order = np.roll(np.arange(k), 1)  # every centre under another index: every row relabelled
+    nudged = C[order] + np.asarray(0.02, dtype=dtype)
+    shares = []
+    for centres in (C, C[order], nudged, nudged):
+        before = backend.label_buffers[0].copy()
+        labels, _, sums, counts = (np.copy(a) for a in backend.step(centres))
+        expected_sums, expected_counts = cluster_sums(X, labels, k)
+        np.testing.assert_array_equal(counts, expected_counts)
+        # rounding only: a block's masked sums run in the working dtype, in another order than
+        # the oracle's (a row in the wrong cluster shows in the counts)
+        np.testing.assert_allclose(sums, expected_sums, rtol=0, atol=100 * np.finfo(dtype).eps * np.abs(X).sum())
+        shares.append(np.count_nonzero(labels != before) / len(X))
+    assert shares[0] == 1.0 and shares[1] * SCATTER_SHARE >= 1  # fresh, then many moved
+    assert 0 < shares[2] * SCATTER_SHARE < 1 and shares[3] == 0  # few, then none
 
 
 @pytest.mark.parametrize("k", [5, 130])
