@@ -102,8 +102,12 @@ class HostLloyd(Backend):
                 break
             previous = labels
         self.centers = centers
-        self.labels = self.assign(centers)[0]
+        self.labels = self.final_labels(centers)
         self.n_iter, self.converged, self.history, self.relocated = n_iter, converged, history, relocated
+
+    def final_labels(self, centers: np.ndarray) -> np.ndarray:
+        """The labels of the fitted centres (shape (n,)); a backend may skip their distances."""
+        return self.assign(centers)[0]
 
     def unchanged(self, labels: np.ndarray, previous: np.ndarray | None) -> bool:
         """Whether this step's labels are the previous step's (``previous`` is None after the first step).

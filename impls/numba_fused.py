@@ -550,14 +550,15 @@ class NumbaKMeans(HostLloyd):
                 self.kernels.gemm_pass(tiny, centers, half, norms, labels, dist, sums, counts, totals, 1, True)
         _WARMED.add(key)
 
-    def _pass(self, centers, labels, update, previous=None):
+    def _pass(self, centers, labels, update, previous=None, distances=True):
         """A pass writing ``labels``; with ``update``, INCREMENTAL strategies move the rows whose
-        label is not ``previous``'s in the partial sums."""
+        label is not ``previous``'s in the partial sums. Without ``distances`` the stream pass
+        leaves ``self.dist`` unwritten."""
         # Only a type combination warm_up did not foresee compiles here; keep it vectorised too.
         with self.kernels.slp_vectorize():
-            self._kernel_pass(centers, labels, update, labels if previous is None else previous)
+            self._kernel_pass(centers, labels, update, labels if previous is None else previous, distances)
 
-    def _kernel_pass(self, centers, labels, update, previous):
+    def _kernel_pass(self, centers, labels, update, previous, distances):
         centers = np.ascontiguousarray(centers, dtype=self.X.dtype)
         half = half_norms(centers)
         if self.strategy in TILED:
@@ -577,7 +578,8 @@ class NumbaKMeans(HostLloyd):
         if self.strategy == "stream":
             if not self.panels.shape[0]:  # released by result(); a later assign needs them again
                 self.panels = transposed_panels(self.X, self.stream.STREAM_ROWS, reuse=True)
-            self.stream.stream_pass(self.panels, self.X.shape[0], centers, half, labels, self.dist,
+            self.stream.stream_pass(self.panels, self.X.shape[0], centers, half, labels,
+                                    self.dist if distances else self.dist[:0],
                                     self.partial_sums, self.partial_counts, self.totals, self.changes, update)
             return
         self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist, self.partial_sums,
@@ -608,6 +610,12 @@ class NumbaKMeans(HostLloyd):
             self.kernels.sums_by_label(X, labels, previous, dist, sums, counts, totals)
 
     def run(self, max_iter, tol):
+        # Every run starts from no labels, as its first pass adds every row: a run after another
+        # (asv repeats them) would otherwise move rows from the last run's final labels.
+        for buffer in self.label_buffers:
+            buffer.fill(-1)
+        self.running_sums[:] = 0
+        self.running_counts[:] = 0
         # the final assignment and the inertia's distances are passes too
         self.threads_used = 1 if self._one_thread_pays(max_iter + 2) else self.parts
         with self._threads(self.threads_used):
@@ -642,6 +650,15 @@ class NumbaKMeans(HostLloyd):
         labels = np.empty(self.X.shape[0], dtype=self.label_dtype)
         self._pass(centers, labels, False)
         return labels, self.dist
+
+    def final_labels(self, centers):
+        """The stream pass relabels its buffer in place, without the distances: at 2M x 2, k=8
+        a fresh label array and the distances written cost as much as reading X."""
+        if self.strategy != "stream":
+            return super().final_labels(centers)
+        labels = self.label_buffers[0]
+        self._pass(centers, labels, False, distances=False)
+        return labels
 
     def distances_to_own(self, X, centers, labels):
         out = np.empty(X.shape[0])

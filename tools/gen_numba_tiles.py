@@ -719,7 +719,7 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
         each part's cluster sums and counts, its rows whose label changed taken from their old
         cluster (none for -1) and added to their new one
     changes : (parts,) int64, out: each part's rows whose label differs from the one it had
-    update : bool, the sums and counts and ``totals`` written; else ``dist``
+    update : bool, the sums and counts and ``totals`` written; else ``dist``, unless it is empty
     """
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -750,7 +750,7 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            else:
+            elif dist.shape[0]:  # an empty dist: the labels alone
                 dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
