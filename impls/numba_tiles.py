@@ -62,6 +62,16 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
     parts = sums.shape[0]
     blocks = (n + 15) // 16
     zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(6):
+            row = min(jb * 6 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -266,7 +276,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                     x13 = source[b, t, 13]
                     x14 = source[b, t, 14]
                     x15 = source[b, t, 15]
-                    w0 = C[j0, t]
+                    w0 = packed[j // 6, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -283,7 +293,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a0_13 -= x13 * w0
                     a0_14 -= x14 * w0
                     a0_15 -= x15 * w0
-                    w1 = C[j1, t]
+                    w1 = packed[j // 6, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -300,7 +310,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a1_13 -= x13 * w1
                     a1_14 -= x14 * w1
                     a1_15 -= x15 * w1
-                    w2 = C[j2, t]
+                    w2 = packed[j // 6, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -317,7 +327,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a2_13 -= x13 * w2
                     a2_14 -= x14 * w2
                     a2_15 -= x15 * w2
-                    w3 = C[j3, t]
+                    w3 = packed[j // 6, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -334,7 +344,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a3_13 -= x13 * w3
                     a3_14 -= x14 * w3
                     a3_15 -= x15 * w3
-                    w4 = C[j4, t]
+                    w4 = packed[j // 6, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -351,7 +361,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a4_13 -= x13 * w4
                     a4_14 -= x14 * w4
                     a4_15 -= x15 * w4
-                    w5 = C[j5, t]
+                    w5 = packed[j // 6, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -721,6 +731,16 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
     parts = sums.shape[0]
     blocks = (n + 7) // 8
     zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(6):
+            row = min(jb * 6 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -853,7 +873,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                     x5 = source[b, t, 5]
                     x6 = source[b, t, 6]
                     x7 = source[b, t, 7]
-                    w0 = C[j0, t]
+                    w0 = packed[j // 6, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -862,7 +882,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
-                    w1 = C[j1, t]
+                    w1 = packed[j // 6, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -871,7 +891,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
-                    w2 = C[j2, t]
+                    w2 = packed[j // 6, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -880,7 +900,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
-                    w3 = C[j3, t]
+                    w3 = packed[j // 6, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -889,7 +909,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
-                    w4 = C[j4, t]
+                    w4 = packed[j // 6, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -898,7 +918,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
-                    w5 = C[j5, t]
+                    w5 = packed[j // 6, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -1124,6 +1144,16 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
     parts = sums.shape[0]
     blocks = (n + 31) // 32
     zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    packed = np.empty(((k + 7) // 8, d, 8), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(8):
+            row = min(jb * 8 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -1541,7 +1571,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     x29 = source[b, t, 29]
                     x30 = source[b, t, 30]
                     x31 = source[b, t, 31]
-                    w0 = C[j0, t]
+                    w0 = packed[j // 8, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -1574,7 +1604,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a0_29 -= x29 * w0
                     a0_30 -= x30 * w0
                     a0_31 -= x31 * w0
-                    w1 = C[j1, t]
+                    w1 = packed[j // 8, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -1607,7 +1637,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a1_29 -= x29 * w1
                     a1_30 -= x30 * w1
                     a1_31 -= x31 * w1
-                    w2 = C[j2, t]
+                    w2 = packed[j // 8, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -1640,7 +1670,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a2_29 -= x29 * w2
                     a2_30 -= x30 * w2
                     a2_31 -= x31 * w2
-                    w3 = C[j3, t]
+                    w3 = packed[j // 8, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -1673,7 +1703,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a3_29 -= x29 * w3
                     a3_30 -= x30 * w3
                     a3_31 -= x31 * w3
-                    w4 = C[j4, t]
+                    w4 = packed[j // 8, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -1706,7 +1736,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a4_29 -= x29 * w4
                     a4_30 -= x30 * w4
                     a4_31 -= x31 * w4
-                    w5 = C[j5, t]
+                    w5 = packed[j // 8, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -1739,7 +1769,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a5_29 -= x29 * w5
                     a5_30 -= x30 * w5
                     a5_31 -= x31 * w5
-                    w6 = C[j6, t]
+                    w6 = packed[j // 8, t, 6]
                     a6_0 -= x0 * w6
                     a6_1 -= x1 * w6
                     a6_2 -= x2 * w6
@@ -1772,7 +1802,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a6_29 -= x29 * w6
                     a6_30 -= x30 * w6
                     a6_31 -= x31 * w6
-                    w7 = C[j7, t]
+                    w7 = packed[j // 8, t, 7]
                     a7_0 -= x0 * w7
                     a7_1 -= x1 * w7
                     a7_2 -= x2 * w7
@@ -2558,6 +2588,16 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
     parts = sums.shape[0]
     blocks = (n + 7) // 8
     zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    packed = np.empty(((k + 7) // 8, d, 8), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(8):
+            row = min(jb * 8 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -2710,7 +2750,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     x5 = source[b, t, 5]
                     x6 = source[b, t, 6]
                     x7 = source[b, t, 7]
-                    w0 = C[j0, t]
+                    w0 = packed[j // 8, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -2719,7 +2759,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
-                    w1 = C[j1, t]
+                    w1 = packed[j // 8, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -2728,7 +2768,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
-                    w2 = C[j2, t]
+                    w2 = packed[j // 8, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -2737,7 +2777,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
-                    w3 = C[j3, t]
+                    w3 = packed[j // 8, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -2746,7 +2786,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
-                    w4 = C[j4, t]
+                    w4 = packed[j // 8, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -2755,7 +2795,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
-                    w5 = C[j5, t]
+                    w5 = packed[j // 8, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -2764,7 +2804,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a5_5 -= x5 * w5
                     a5_6 -= x6 * w5
                     a5_7 -= x7 * w5
-                    w6 = C[j6, t]
+                    w6 = packed[j // 8, t, 6]
                     a6_0 -= x0 * w6
                     a6_1 -= x1 * w6
                     a6_2 -= x2 * w6
@@ -2773,7 +2813,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a6_5 -= x5 * w6
                     a6_6 -= x6 * w6
                     a6_7 -= x7 * w6
-                    w7 = C[j7, t]
+                    w7 = packed[j // 8, t, 7]
                     a7_0 -= x0 * w7
                     a7_1 -= x1 * w7
                     a7_2 -= x2 * w7
@@ -3013,6 +3053,16 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
     parts = sums.shape[0]
     blocks = (n + 15) // 16
     zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(6):
+            row = min(jb * 6 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -3217,7 +3267,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     x13 = source[b, t, 13]
                     x14 = source[b, t, 14]
                     x15 = source[b, t, 15]
-                    w0 = C[j0, t]
+                    w0 = packed[j // 6, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -3234,7 +3284,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a0_13 -= x13 * w0
                     a0_14 -= x14 * w0
                     a0_15 -= x15 * w0
-                    w1 = C[j1, t]
+                    w1 = packed[j // 6, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -3251,7 +3301,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a1_13 -= x13 * w1
                     a1_14 -= x14 * w1
                     a1_15 -= x15 * w1
-                    w2 = C[j2, t]
+                    w2 = packed[j // 6, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -3268,7 +3318,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a2_13 -= x13 * w2
                     a2_14 -= x14 * w2
                     a2_15 -= x15 * w2
-                    w3 = C[j3, t]
+                    w3 = packed[j // 6, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -3285,7 +3335,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a3_13 -= x13 * w3
                     a3_14 -= x14 * w3
                     a3_15 -= x15 * w3
-                    w4 = C[j4, t]
+                    w4 = packed[j // 6, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -3302,7 +3352,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     a4_13 -= x13 * w4
                     a4_14 -= x14 * w4
                     a4_15 -= x15 * w4
-                    w5 = C[j5, t]
+                    w5 = packed[j // 6, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -3588,6 +3638,16 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
     parts = sums.shape[0]
     blocks = (n + 7) // 8
     zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(6):
+            row = min(jb * 6 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -3720,7 +3780,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     x5 = source[b, t, 5]
                     x6 = source[b, t, 6]
                     x7 = source[b, t, 7]
-                    w0 = C[j0, t]
+                    w0 = packed[j // 6, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -3729,7 +3789,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
-                    w1 = C[j1, t]
+                    w1 = packed[j // 6, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -3738,7 +3798,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
-                    w2 = C[j2, t]
+                    w2 = packed[j // 6, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -3747,7 +3807,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
-                    w3 = C[j3, t]
+                    w3 = packed[j // 6, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -3756,7 +3816,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
-                    w4 = C[j4, t]
+                    w4 = packed[j // 6, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -3765,7 +3825,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
-                    w5 = C[j5, t]
+                    w5 = packed[j // 6, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -3947,6 +4007,16 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
     parts = sums.shape[0]
     blocks = (n + 31) // 32
     zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    packed = np.empty(((k + 7) // 8, d, 8), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(8):
+            row = min(jb * 8 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -4364,7 +4434,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     x29 = source[b, t, 29]
                     x30 = source[b, t, 30]
                     x31 = source[b, t, 31]
-                    w0 = C[j0, t]
+                    w0 = packed[j // 8, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -4397,7 +4467,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     a0_29 -= x29 * w0
                     a0_30 -= x30 * w0
                     a0_31 -= x31 * w0
-                    w1 = C[j1, t]
+                    w1 = packed[j // 8, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -4430,7 +4500,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     a1_29 -= x29 * w1
                     a1_30 -= x30 * w1
                     a1_31 -= x31 * w1
-                    w2 = C[j2, t]
+                    w2 = packed[j // 8, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -4463,7 +4533,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     a2_29 -= x29 * w2
                     a2_30 -= x30 * w2
                     a2_31 -= x31 * w2
-                    w3 = C[j3, t]
+                    w3 = packed[j // 8, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -4496,7 +4566,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     a3_29 -= x29 * w3
                     a3_30 -= x30 * w3
                     a3_31 -= x31 * w3
-                    w4 = C[j4, t]
+                    w4 = packed[j // 8, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -4529,7 +4599,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     a4_29 -= x29 * w4
                     a4_30 -= x30 * w4
                     a4_31 -= x31 * w4
-                    w5 = C[j5, t]
+                    w5 = packed[j // 8, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -4562,7 +4632,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     a5_29 -= x29 * w5
                     a5_30 -= x30 * w5
                     a5_31 -= x31 * w5
-                    w6 = C[j6, t]
+                    w6 = packed[j // 8, t, 6]
                     a6_0 -= x0 * w6
                     a6_1 -= x1 * w6
                     a6_2 -= x2 * w6
@@ -4595,7 +4665,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     a6_29 -= x29 * w6
                     a6_30 -= x30 * w6
                     a6_31 -= x31 * w6
-                    w7 = C[j7, t]
+                    w7 = packed[j // 8, t, 7]
                     a7_0 -= x0 * w7
                     a7_1 -= x1 * w7
                     a7_2 -= x2 * w7
@@ -5153,6 +5223,16 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
     parts = sums.shape[0]
     blocks = (n + 7) // 8
     zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    packed = np.empty(((k + 7) // 8, d, 8), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(8):
+            row = min(jb * 8 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -5305,7 +5385,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     x5 = source[b, t, 5]
                     x6 = source[b, t, 6]
                     x7 = source[b, t, 7]
-                    w0 = C[j0, t]
+                    w0 = packed[j // 8, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -5314,7 +5394,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
-                    w1 = C[j1, t]
+                    w1 = packed[j // 8, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -5323,7 +5403,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
-                    w2 = C[j2, t]
+                    w2 = packed[j // 8, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -5332,7 +5412,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
-                    w3 = C[j3, t]
+                    w3 = packed[j // 8, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -5341,7 +5421,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
-                    w4 = C[j4, t]
+                    w4 = packed[j // 8, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -5350,7 +5430,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
-                    w5 = C[j5, t]
+                    w5 = packed[j // 8, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -5359,7 +5439,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a5_5 -= x5 * w5
                     a5_6 -= x6 * w5
                     a5_7 -= x7 * w5
-                    w6 = C[j6, t]
+                    w6 = packed[j // 8, t, 6]
                     a6_0 -= x0 * w6
                     a6_1 -= x1 * w6
                     a6_2 -= x2 * w6
@@ -5368,7 +5448,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a6_5 -= x5 * w6
                     a6_6 -= x6 * w6
                     a6_7 -= x7 * w6
-                    w7 = C[j7, t]
+                    w7 = packed[j // 8, t, 7]
                     a7_0 -= x0 * w7
                     a7_1 -= x1 * w7
                     a7_2 -= x2 * w7
