@@ -83,8 +83,8 @@ ROWDOT_MIN_D = 33
 #: 1.17x at 100000 x 33, 1.30x at d=40, 1.05x at d=64, 1.04x at d=78 (k=8); 0.91x at d=100,
 #: 0.87x at 60000 x 128, 0.89x at 20000 x 512 (k=2)
 ROWDOT_NORMS_MAX_D = 64
-#: the plan races ``stream`` only up to this many centres: its sums cost k x d masked
-#: reductions per block, and the tile keeps 8 centres in registers to its 4 (stream over
+#: the plan races ``stream`` only up to this many centres: its first pass's sums cost k x d
+#: masked reductions per block, and the tile keeps 8 centres in registers to its 4 (stream over
 #: fused, whole passes interleaved, float32, Zen 4: 2.0x at 2M x 3, k=5; 1.35x at 256k x 4,
 #: k=14; 0.90x at 273k x 3, k=64; 0.62x at 812k x 5, k=165)
 STREAM_MAX_K = 128
@@ -295,6 +295,7 @@ class NumbaKMeans(HostLloyd):
             self.label_buffers = [np.full(n, -1, dtype=np.int32), np.full(n, -1, dtype=np.int32)]
         # the sums and counts of the rows by the labels of the last pass, for INCREMENTAL passes
         self.running_sums, self.running_counts = np.zeros((k, d)), np.zeros(k, dtype=np.int64)
+        self.step_sums, self.step_counts = np.empty((k, d)), np.empty(k, dtype=np.int64)
         self.dist = np.empty(n, dtype=self.X.dtype)
         self.chunk = self.blas = self.x_norms = None
         if self.strategy == "gemm":
@@ -633,11 +634,17 @@ class NumbaKMeans(HostLloyd):
         labels, previous = self.label_buffers[0], self.label_buffers[-1]  # the stream pass has one
         self.label_buffers.reverse()
         self._pass(centers, labels, True, previous)
-        sums, counts = self.partial_sums.sum(axis=0), self.partial_counts.sum(axis=0)
+        # into buffers kept for the fit: at k x d = 2048 x 256 fresh arrays cost 2 ms a step
+        sums, counts = self.step_sums, self.step_counts
         if self.strategy in INCREMENTAL:
-            self.running_sums += sums
-            self.running_counts += counts
-            sums, counts = self.running_sums.copy(), self.running_counts.copy()
+            for part in range(self.parts):
+                np.add(self.running_sums, self.partial_sums[part], out=self.running_sums)
+                np.add(self.running_counts, self.partial_counts[part], out=self.running_counts)
+            np.copyto(sums, self.running_sums)
+            np.copyto(counts, self.running_counts)
+        else:
+            np.sum(self.partial_sums, axis=0, out=sums)
+            np.sum(self.partial_counts, axis=0, out=counts)
         return labels, self.totals, sums, counts
 
     def unchanged(self, labels, previous):
