@@ -32,7 +32,7 @@ from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch, transpo
 SUMS_FROM_X_D = 4
 
 #: (rows, centres) per tile, by (instruction set, dtype)
-TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', 'float32'): (32, 8), ('avx512', 'float64'): (8, 8)}
+TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', 'float32'): (32, 8), ('avx512', 'float64'): (16, 6)}
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
@@ -2563,13 +2563,13 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
 def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
-    """One fused pass over float64 X, 8 rows x 8 centres per tile (avx512).
+    """One fused pass over float64 X, 16 rows x 6 centres per tile (avx512).
 
     Parameters
     ----------
     X : (n, d) float64
-    panels : (ceil(n / 8), d, 8) float64: panel b holds rows ``8 b ...`` transposed,
-        the last padded with copies of the last row; or (0, d, 8) to transpose here
+    panels : (ceil(n / 16), d, 16) float64: panel b holds rows ``16 b ...`` transposed,
+        the last padded with copies of the last row; or (0, d, 16) to transpose here
     C : (k, d) float64, C-contiguous
     half_norms : (k,) float64, ``||c||^2 / 2``
     labels : (n,) int32, out
@@ -2586,16 +2586,16 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
-    blocks = (n + 7) // 8
+    blocks = (n + 15) // 16
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 7) // 8, d, 8), dtype=C.dtype)
+    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
     for jb in range(packed.shape[0]):
-        for q in range(8):
-            row = min(jb * 8 + q, k - 1)
+        for q in range(6):
+            row = min(jb * 6 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
     for p in prange(parts):
@@ -2607,39 +2607,39 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
         wide = d > SUMS_FROM_X_D
         own_sums = np.zeros((copies, k if update else 0, d))
         own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
-        lane_totals = np.zeros(8)
+        lane_totals = np.zeros(16)
         # Parts start on panel boundaries.
-        lo = (p * blocks // parts) * 8
-        hi = min(n, ((p + 1) * blocks // parts) * 8)
-        scratch = np.empty((1, d, 8), dtype=X.dtype)
+        lo = (p * blocks // parts) * 16
+        hi = min(n, ((p + 1) * blocks // parts) * 16)
+        scratch = np.empty((1, d, 16), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
-        lows = np.empty(8, dtype=X.dtype)
-        bests = np.empty(8, dtype=np.int32)
+        lows = np.empty(16, dtype=X.dtype)
+        bests = np.empty(16, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
         scratch_base = np.int64(scratch.ctypes.data)
         whole = d // 8 * 8
-        for i in range(lo, hi, 8):
+        for i in range(lo, hi, 16):
             if panels.shape[0] > 0:
-                b = i // 8
-                ahead = panel_base + (b + 1) * d * 64
+                b = i // 16
+                ahead = panel_base + (b + 1) * d * 128
             else:
                 b = 0
-                ahead = x_base + (i + 8) * d * 8
+                ahead = x_base + (i + 16) * d * 8
                 # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
                 # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
-                blocked = whole if i + 8 <= hi else 0
-                for rb in range(0, 8 if blocked else 0, 8):
+                blocked = whole if i + 16 <= hi else 0
+                for rb in range(0, 16 if blocked else 0, 8):
                     for t in range(0, blocked, 8):
                         transpose8_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
-                                           scratch_base + (t * 8 + rb) * 8, np.int64(64))
-                for r in range(8):
+                                           scratch_base + (t * 16 + rb) * 8, np.int64(128))
+                for r in range(16):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
@@ -2659,7 +2659,23 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
             best6 = np.int32(0)
             low7 = largest
             best7 = np.int32(0)
-            for j in range(0, k, 8):
+            low8 = largest
+            best8 = np.int32(0)
+            low9 = largest
+            best9 = np.int32(0)
+            low10 = largest
+            best10 = np.int32(0)
+            low11 = largest
+            best11 = np.int32(0)
+            low12 = largest
+            best12 = np.int32(0)
+            low13 = largest
+            best13 = np.int32(0)
+            low14 = largest
+            best14 = np.int32(0)
+            low15 = largest
+            best15 = np.int32(0)
+            for j in range(0, k, 6):
                 j0 = np.int32(min(j + 0, k - 1))
                 h0 = half_norms[j0]
                 j1 = np.int32(min(j + 1, k - 1))
@@ -2672,10 +2688,6 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 h4 = half_norms[j4]
                 j5 = np.int32(min(j + 5, k - 1))
                 h5 = half_norms[j5]
-                j6 = np.int32(min(j + 6, k - 1))
-                h6 = half_norms[j6]
-                j7 = np.int32(min(j + 7, k - 1))
-                h7 = half_norms[j7]
                 a0_0 = h0
                 a0_1 = h0
                 a0_2 = h0
@@ -2684,6 +2696,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 a0_5 = h0
                 a0_6 = h0
                 a0_7 = h0
+                a0_8 = h0
+                a0_9 = h0
+                a0_10 = h0
+                a0_11 = h0
+                a0_12 = h0
+                a0_13 = h0
+                a0_14 = h0
+                a0_15 = h0
                 a1_0 = h1
                 a1_1 = h1
                 a1_2 = h1
@@ -2692,6 +2712,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 a1_5 = h1
                 a1_6 = h1
                 a1_7 = h1
+                a1_8 = h1
+                a1_9 = h1
+                a1_10 = h1
+                a1_11 = h1
+                a1_12 = h1
+                a1_13 = h1
+                a1_14 = h1
+                a1_15 = h1
                 a2_0 = h2
                 a2_1 = h2
                 a2_2 = h2
@@ -2700,6 +2728,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 a2_5 = h2
                 a2_6 = h2
                 a2_7 = h2
+                a2_8 = h2
+                a2_9 = h2
+                a2_10 = h2
+                a2_11 = h2
+                a2_12 = h2
+                a2_13 = h2
+                a2_14 = h2
+                a2_15 = h2
                 a3_0 = h3
                 a3_1 = h3
                 a3_2 = h3
@@ -2708,6 +2744,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 a3_5 = h3
                 a3_6 = h3
                 a3_7 = h3
+                a3_8 = h3
+                a3_9 = h3
+                a3_10 = h3
+                a3_11 = h3
+                a3_12 = h3
+                a3_13 = h3
+                a3_14 = h3
+                a3_15 = h3
                 a4_0 = h4
                 a4_1 = h4
                 a4_2 = h4
@@ -2716,6 +2760,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 a4_5 = h4
                 a4_6 = h4
                 a4_7 = h4
+                a4_8 = h4
+                a4_9 = h4
+                a4_10 = h4
+                a4_11 = h4
+                a4_12 = h4
+                a4_13 = h4
+                a4_14 = h4
+                a4_15 = h4
                 a5_0 = h5
                 a5_1 = h5
                 a5_2 = h5
@@ -2724,24 +2776,17 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 a5_5 = h5
                 a5_6 = h5
                 a5_7 = h5
-                a6_0 = h6
-                a6_1 = h6
-                a6_2 = h6
-                a6_3 = h6
-                a6_4 = h6
-                a6_5 = h6
-                a6_6 = h6
-                a6_7 = h6
-                a7_0 = h7
-                a7_1 = h7
-                a7_2 = h7
-                a7_3 = h7
-                a7_4 = h7
-                a7_5 = h7
-                a7_6 = h7
-                a7_7 = h7
+                a5_8 = h5
+                a5_9 = h5
+                a5_10 = h5
+                a5_11 = h5
+                a5_12 = h5
+                a5_13 = h5
+                a5_14 = h5
+                a5_15 = h5
                 for t in range(d):
-                    prefetch(ahead + 64 * t + 0)
+                    prefetch(ahead + 128 * t + 0)
+                    prefetch(ahead + 128 * t + 64)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -2750,7 +2795,15 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     x5 = source[b, t, 5]
                     x6 = source[b, t, 6]
                     x7 = source[b, t, 7]
-                    w0 = packed[j // 8, t, 0]
+                    x8 = source[b, t, 8]
+                    x9 = source[b, t, 9]
+                    x10 = source[b, t, 10]
+                    x11 = source[b, t, 11]
+                    x12 = source[b, t, 12]
+                    x13 = source[b, t, 13]
+                    x14 = source[b, t, 14]
+                    x15 = source[b, t, 15]
+                    w0 = packed[j // 6, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -2759,7 +2812,15 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
-                    w1 = packed[j // 8, t, 1]
+                    a0_8 -= x8 * w0
+                    a0_9 -= x9 * w0
+                    a0_10 -= x10 * w0
+                    a0_11 -= x11 * w0
+                    a0_12 -= x12 * w0
+                    a0_13 -= x13 * w0
+                    a0_14 -= x14 * w0
+                    a0_15 -= x15 * w0
+                    w1 = packed[j // 6, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -2768,7 +2829,15 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
-                    w2 = packed[j // 8, t, 2]
+                    a1_8 -= x8 * w1
+                    a1_9 -= x9 * w1
+                    a1_10 -= x10 * w1
+                    a1_11 -= x11 * w1
+                    a1_12 -= x12 * w1
+                    a1_13 -= x13 * w1
+                    a1_14 -= x14 * w1
+                    a1_15 -= x15 * w1
+                    w2 = packed[j // 6, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -2777,7 +2846,15 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
-                    w3 = packed[j // 8, t, 3]
+                    a2_8 -= x8 * w2
+                    a2_9 -= x9 * w2
+                    a2_10 -= x10 * w2
+                    a2_11 -= x11 * w2
+                    a2_12 -= x12 * w2
+                    a2_13 -= x13 * w2
+                    a2_14 -= x14 * w2
+                    a2_15 -= x15 * w2
+                    w3 = packed[j // 6, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -2786,7 +2863,15 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
-                    w4 = packed[j // 8, t, 4]
+                    a3_8 -= x8 * w3
+                    a3_9 -= x9 * w3
+                    a3_10 -= x10 * w3
+                    a3_11 -= x11 * w3
+                    a3_12 -= x12 * w3
+                    a3_13 -= x13 * w3
+                    a3_14 -= x14 * w3
+                    a3_15 -= x15 * w3
+                    w4 = packed[j // 6, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -2795,7 +2880,15 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
-                    w5 = packed[j // 8, t, 5]
+                    a4_8 -= x8 * w4
+                    a4_9 -= x9 * w4
+                    a4_10 -= x10 * w4
+                    a4_11 -= x11 * w4
+                    a4_12 -= x12 * w4
+                    a4_13 -= x13 * w4
+                    a4_14 -= x14 * w4
+                    a4_15 -= x15 * w4
+                    w5 = packed[j // 6, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -2804,24 +2897,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     a5_5 -= x5 * w5
                     a5_6 -= x6 * w5
                     a5_7 -= x7 * w5
-                    w6 = packed[j // 8, t, 6]
-                    a6_0 -= x0 * w6
-                    a6_1 -= x1 * w6
-                    a6_2 -= x2 * w6
-                    a6_3 -= x3 * w6
-                    a6_4 -= x4 * w6
-                    a6_5 -= x5 * w6
-                    a6_6 -= x6 * w6
-                    a6_7 -= x7 * w6
-                    w7 = packed[j // 8, t, 7]
-                    a7_0 -= x0 * w7
-                    a7_1 -= x1 * w7
-                    a7_2 -= x2 * w7
-                    a7_3 -= x3 * w7
-                    a7_4 -= x4 * w7
-                    a7_5 -= x5 * w7
-                    a7_6 -= x6 * w7
-                    a7_7 -= x7 * w7
+                    a5_8 -= x8 * w5
+                    a5_9 -= x9 * w5
+                    a5_10 -= x10 * w5
+                    a5_11 -= x11 * w5
+                    a5_12 -= x12 * w5
+                    a5_13 -= x13 * w5
+                    a5_14 -= x14 * w5
+                    a5_15 -= x15 * w5
                 i0_0_0 = j1 if a1_0 < a0_0 else j0
                 i0_0_1 = j1 if a1_1 < a0_1 else j0
                 i0_0_2 = j1 if a1_2 < a0_2 else j0
@@ -2830,6 +2913,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 i0_0_5 = j1 if a1_5 < a0_5 else j0
                 i0_0_6 = j1 if a1_6 < a0_6 else j0
                 i0_0_7 = j1 if a1_7 < a0_7 else j0
+                i0_0_8 = j1 if a1_8 < a0_8 else j0
+                i0_0_9 = j1 if a1_9 < a0_9 else j0
+                i0_0_10 = j1 if a1_10 < a0_10 else j0
+                i0_0_11 = j1 if a1_11 < a0_11 else j0
+                i0_0_12 = j1 if a1_12 < a0_12 else j0
+                i0_0_13 = j1 if a1_13 < a0_13 else j0
+                i0_0_14 = j1 if a1_14 < a0_14 else j0
+                i0_0_15 = j1 if a1_15 < a0_15 else j0
                 m0_0_0 = min(a0_0, a1_0)
                 m0_0_1 = min(a0_1, a1_1)
                 m0_0_2 = min(a0_2, a1_2)
@@ -2838,6 +2929,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 m0_0_5 = min(a0_5, a1_5)
                 m0_0_6 = min(a0_6, a1_6)
                 m0_0_7 = min(a0_7, a1_7)
+                m0_0_8 = min(a0_8, a1_8)
+                m0_0_9 = min(a0_9, a1_9)
+                m0_0_10 = min(a0_10, a1_10)
+                m0_0_11 = min(a0_11, a1_11)
+                m0_0_12 = min(a0_12, a1_12)
+                m0_0_13 = min(a0_13, a1_13)
+                m0_0_14 = min(a0_14, a1_14)
+                m0_0_15 = min(a0_15, a1_15)
                 i0_1_0 = j3 if a3_0 < a2_0 else j2
                 i0_1_1 = j3 if a3_1 < a2_1 else j2
                 i0_1_2 = j3 if a3_2 < a2_2 else j2
@@ -2846,6 +2945,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 i0_1_5 = j3 if a3_5 < a2_5 else j2
                 i0_1_6 = j3 if a3_6 < a2_6 else j2
                 i0_1_7 = j3 if a3_7 < a2_7 else j2
+                i0_1_8 = j3 if a3_8 < a2_8 else j2
+                i0_1_9 = j3 if a3_9 < a2_9 else j2
+                i0_1_10 = j3 if a3_10 < a2_10 else j2
+                i0_1_11 = j3 if a3_11 < a2_11 else j2
+                i0_1_12 = j3 if a3_12 < a2_12 else j2
+                i0_1_13 = j3 if a3_13 < a2_13 else j2
+                i0_1_14 = j3 if a3_14 < a2_14 else j2
+                i0_1_15 = j3 if a3_15 < a2_15 else j2
                 m0_1_0 = min(a2_0, a3_0)
                 m0_1_1 = min(a2_1, a3_1)
                 m0_1_2 = min(a2_2, a3_2)
@@ -2854,6 +2961,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 m0_1_5 = min(a2_5, a3_5)
                 m0_1_6 = min(a2_6, a3_6)
                 m0_1_7 = min(a2_7, a3_7)
+                m0_1_8 = min(a2_8, a3_8)
+                m0_1_9 = min(a2_9, a3_9)
+                m0_1_10 = min(a2_10, a3_10)
+                m0_1_11 = min(a2_11, a3_11)
+                m0_1_12 = min(a2_12, a3_12)
+                m0_1_13 = min(a2_13, a3_13)
+                m0_1_14 = min(a2_14, a3_14)
+                m0_1_15 = min(a2_15, a3_15)
                 i0_2_0 = j5 if a5_0 < a4_0 else j4
                 i0_2_1 = j5 if a5_1 < a4_1 else j4
                 i0_2_2 = j5 if a5_2 < a4_2 else j4
@@ -2862,6 +2977,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 i0_2_5 = j5 if a5_5 < a4_5 else j4
                 i0_2_6 = j5 if a5_6 < a4_6 else j4
                 i0_2_7 = j5 if a5_7 < a4_7 else j4
+                i0_2_8 = j5 if a5_8 < a4_8 else j4
+                i0_2_9 = j5 if a5_9 < a4_9 else j4
+                i0_2_10 = j5 if a5_10 < a4_10 else j4
+                i0_2_11 = j5 if a5_11 < a4_11 else j4
+                i0_2_12 = j5 if a5_12 < a4_12 else j4
+                i0_2_13 = j5 if a5_13 < a4_13 else j4
+                i0_2_14 = j5 if a5_14 < a4_14 else j4
+                i0_2_15 = j5 if a5_15 < a4_15 else j4
                 m0_2_0 = min(a4_0, a5_0)
                 m0_2_1 = min(a4_1, a5_1)
                 m0_2_2 = min(a4_2, a5_2)
@@ -2870,22 +2993,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 m0_2_5 = min(a4_5, a5_5)
                 m0_2_6 = min(a4_6, a5_6)
                 m0_2_7 = min(a4_7, a5_7)
-                i0_3_0 = j7 if a7_0 < a6_0 else j6
-                i0_3_1 = j7 if a7_1 < a6_1 else j6
-                i0_3_2 = j7 if a7_2 < a6_2 else j6
-                i0_3_3 = j7 if a7_3 < a6_3 else j6
-                i0_3_4 = j7 if a7_4 < a6_4 else j6
-                i0_3_5 = j7 if a7_5 < a6_5 else j6
-                i0_3_6 = j7 if a7_6 < a6_6 else j6
-                i0_3_7 = j7 if a7_7 < a6_7 else j6
-                m0_3_0 = min(a6_0, a7_0)
-                m0_3_1 = min(a6_1, a7_1)
-                m0_3_2 = min(a6_2, a7_2)
-                m0_3_3 = min(a6_3, a7_3)
-                m0_3_4 = min(a6_4, a7_4)
-                m0_3_5 = min(a6_5, a7_5)
-                m0_3_6 = min(a6_6, a7_6)
-                m0_3_7 = min(a6_7, a7_7)
+                m0_2_8 = min(a4_8, a5_8)
+                m0_2_9 = min(a4_9, a5_9)
+                m0_2_10 = min(a4_10, a5_10)
+                m0_2_11 = min(a4_11, a5_11)
+                m0_2_12 = min(a4_12, a5_12)
+                m0_2_13 = min(a4_13, a5_13)
+                m0_2_14 = min(a4_14, a5_14)
+                m0_2_15 = min(a4_15, a5_15)
                 i1_0_0 = i0_1_0 if m0_1_0 < m0_0_0 else i0_0_0
                 i1_0_1 = i0_1_1 if m0_1_1 < m0_0_1 else i0_0_1
                 i1_0_2 = i0_1_2 if m0_1_2 < m0_0_2 else i0_0_2
@@ -2894,6 +3009,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 i1_0_5 = i0_1_5 if m0_1_5 < m0_0_5 else i0_0_5
                 i1_0_6 = i0_1_6 if m0_1_6 < m0_0_6 else i0_0_6
                 i1_0_7 = i0_1_7 if m0_1_7 < m0_0_7 else i0_0_7
+                i1_0_8 = i0_1_8 if m0_1_8 < m0_0_8 else i0_0_8
+                i1_0_9 = i0_1_9 if m0_1_9 < m0_0_9 else i0_0_9
+                i1_0_10 = i0_1_10 if m0_1_10 < m0_0_10 else i0_0_10
+                i1_0_11 = i0_1_11 if m0_1_11 < m0_0_11 else i0_0_11
+                i1_0_12 = i0_1_12 if m0_1_12 < m0_0_12 else i0_0_12
+                i1_0_13 = i0_1_13 if m0_1_13 < m0_0_13 else i0_0_13
+                i1_0_14 = i0_1_14 if m0_1_14 < m0_0_14 else i0_0_14
+                i1_0_15 = i0_1_15 if m0_1_15 < m0_0_15 else i0_0_15
                 m1_0_0 = min(m0_0_0, m0_1_0)
                 m1_0_1 = min(m0_0_1, m0_1_1)
                 m1_0_2 = min(m0_0_2, m0_1_2)
@@ -2902,38 +3025,46 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 m1_0_5 = min(m0_0_5, m0_1_5)
                 m1_0_6 = min(m0_0_6, m0_1_6)
                 m1_0_7 = min(m0_0_7, m0_1_7)
-                i1_1_0 = i0_3_0 if m0_3_0 < m0_2_0 else i0_2_0
-                i1_1_1 = i0_3_1 if m0_3_1 < m0_2_1 else i0_2_1
-                i1_1_2 = i0_3_2 if m0_3_2 < m0_2_2 else i0_2_2
-                i1_1_3 = i0_3_3 if m0_3_3 < m0_2_3 else i0_2_3
-                i1_1_4 = i0_3_4 if m0_3_4 < m0_2_4 else i0_2_4
-                i1_1_5 = i0_3_5 if m0_3_5 < m0_2_5 else i0_2_5
-                i1_1_6 = i0_3_6 if m0_3_6 < m0_2_6 else i0_2_6
-                i1_1_7 = i0_3_7 if m0_3_7 < m0_2_7 else i0_2_7
-                m1_1_0 = min(m0_2_0, m0_3_0)
-                m1_1_1 = min(m0_2_1, m0_3_1)
-                m1_1_2 = min(m0_2_2, m0_3_2)
-                m1_1_3 = min(m0_2_3, m0_3_3)
-                m1_1_4 = min(m0_2_4, m0_3_4)
-                m1_1_5 = min(m0_2_5, m0_3_5)
-                m1_1_6 = min(m0_2_6, m0_3_6)
-                m1_1_7 = min(m0_2_7, m0_3_7)
-                i2_0_0 = i1_1_0 if m1_1_0 < m1_0_0 else i1_0_0
-                i2_0_1 = i1_1_1 if m1_1_1 < m1_0_1 else i1_0_1
-                i2_0_2 = i1_1_2 if m1_1_2 < m1_0_2 else i1_0_2
-                i2_0_3 = i1_1_3 if m1_1_3 < m1_0_3 else i1_0_3
-                i2_0_4 = i1_1_4 if m1_1_4 < m1_0_4 else i1_0_4
-                i2_0_5 = i1_1_5 if m1_1_5 < m1_0_5 else i1_0_5
-                i2_0_6 = i1_1_6 if m1_1_6 < m1_0_6 else i1_0_6
-                i2_0_7 = i1_1_7 if m1_1_7 < m1_0_7 else i1_0_7
-                m2_0_0 = min(m1_0_0, m1_1_0)
-                m2_0_1 = min(m1_0_1, m1_1_1)
-                m2_0_2 = min(m1_0_2, m1_1_2)
-                m2_0_3 = min(m1_0_3, m1_1_3)
-                m2_0_4 = min(m1_0_4, m1_1_4)
-                m2_0_5 = min(m1_0_5, m1_1_5)
-                m2_0_6 = min(m1_0_6, m1_1_6)
-                m2_0_7 = min(m1_0_7, m1_1_7)
+                m1_0_8 = min(m0_0_8, m0_1_8)
+                m1_0_9 = min(m0_0_9, m0_1_9)
+                m1_0_10 = min(m0_0_10, m0_1_10)
+                m1_0_11 = min(m0_0_11, m0_1_11)
+                m1_0_12 = min(m0_0_12, m0_1_12)
+                m1_0_13 = min(m0_0_13, m0_1_13)
+                m1_0_14 = min(m0_0_14, m0_1_14)
+                m1_0_15 = min(m0_0_15, m0_1_15)
+                i2_0_0 = i0_2_0 if m0_2_0 < m1_0_0 else i1_0_0
+                i2_0_1 = i0_2_1 if m0_2_1 < m1_0_1 else i1_0_1
+                i2_0_2 = i0_2_2 if m0_2_2 < m1_0_2 else i1_0_2
+                i2_0_3 = i0_2_3 if m0_2_3 < m1_0_3 else i1_0_3
+                i2_0_4 = i0_2_4 if m0_2_4 < m1_0_4 else i1_0_4
+                i2_0_5 = i0_2_5 if m0_2_5 < m1_0_5 else i1_0_5
+                i2_0_6 = i0_2_6 if m0_2_6 < m1_0_6 else i1_0_6
+                i2_0_7 = i0_2_7 if m0_2_7 < m1_0_7 else i1_0_7
+                i2_0_8 = i0_2_8 if m0_2_8 < m1_0_8 else i1_0_8
+                i2_0_9 = i0_2_9 if m0_2_9 < m1_0_9 else i1_0_9
+                i2_0_10 = i0_2_10 if m0_2_10 < m1_0_10 else i1_0_10
+                i2_0_11 = i0_2_11 if m0_2_11 < m1_0_11 else i1_0_11
+                i2_0_12 = i0_2_12 if m0_2_12 < m1_0_12 else i1_0_12
+                i2_0_13 = i0_2_13 if m0_2_13 < m1_0_13 else i1_0_13
+                i2_0_14 = i0_2_14 if m0_2_14 < m1_0_14 else i1_0_14
+                i2_0_15 = i0_2_15 if m0_2_15 < m1_0_15 else i1_0_15
+                m2_0_0 = min(m1_0_0, m0_2_0)
+                m2_0_1 = min(m1_0_1, m0_2_1)
+                m2_0_2 = min(m1_0_2, m0_2_2)
+                m2_0_3 = min(m1_0_3, m0_2_3)
+                m2_0_4 = min(m1_0_4, m0_2_4)
+                m2_0_5 = min(m1_0_5, m0_2_5)
+                m2_0_6 = min(m1_0_6, m0_2_6)
+                m2_0_7 = min(m1_0_7, m0_2_7)
+                m2_0_8 = min(m1_0_8, m0_2_8)
+                m2_0_9 = min(m1_0_9, m0_2_9)
+                m2_0_10 = min(m1_0_10, m0_2_10)
+                m2_0_11 = min(m1_0_11, m0_2_11)
+                m2_0_12 = min(m1_0_12, m0_2_12)
+                m2_0_13 = min(m1_0_13, m0_2_13)
+                m2_0_14 = min(m1_0_14, m0_2_14)
+                m2_0_15 = min(m1_0_15, m0_2_15)
                 best0 = i2_0_0 if m2_0_0 < low0 else best0
                 best1 = i2_0_1 if m2_0_1 < low1 else best1
                 best2 = i2_0_2 if m2_0_2 < low2 else best2
@@ -2942,6 +3073,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 best5 = i2_0_5 if m2_0_5 < low5 else best5
                 best6 = i2_0_6 if m2_0_6 < low6 else best6
                 best7 = i2_0_7 if m2_0_7 < low7 else best7
+                best8 = i2_0_8 if m2_0_8 < low8 else best8
+                best9 = i2_0_9 if m2_0_9 < low9 else best9
+                best10 = i2_0_10 if m2_0_10 < low10 else best10
+                best11 = i2_0_11 if m2_0_11 < low11 else best11
+                best12 = i2_0_12 if m2_0_12 < low12 else best12
+                best13 = i2_0_13 if m2_0_13 < low13 else best13
+                best14 = i2_0_14 if m2_0_14 < low14 else best14
+                best15 = i2_0_15 if m2_0_15 < low15 else best15
                 low0 = min(m2_0_0, low0)
                 low1 = min(m2_0_1, low1)
                 low2 = min(m2_0_2, low2)
@@ -2950,6 +3089,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 low5 = min(m2_0_5, low5)
                 low6 = min(m2_0_6, low6)
                 low7 = min(m2_0_7, low7)
+                low8 = min(m2_0_8, low8)
+                low9 = min(m2_0_9, low9)
+                low10 = min(m2_0_10, low10)
+                low11 = min(m2_0_11, low11)
+                low12 = min(m2_0_12, low12)
+                low13 = min(m2_0_13, low13)
+                low14 = min(m2_0_14, low14)
+                low15 = min(m2_0_15, low15)
             norm0 = zero
             norm1 = zero
             norm2 = zero
@@ -2958,6 +3105,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
             norm5 = zero
             norm6 = zero
             norm7 = zero
+            norm8 = zero
+            norm9 = zero
+            norm10 = zero
+            norm11 = zero
+            norm12 = zero
+            norm13 = zero
+            norm14 = zero
+            norm15 = zero
             for t in range(d):
                 x0 = source[b, t, 0]
                 norm0 += x0 * x0
@@ -2975,6 +3130,22 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 norm6 += x6 * x6
                 x7 = source[b, t, 7]
                 norm7 += x7 * x7
+                x8 = source[b, t, 8]
+                norm8 += x8 * x8
+                x9 = source[b, t, 9]
+                norm9 += x9 * x9
+                x10 = source[b, t, 10]
+                norm10 += x10 * x10
+                x11 = source[b, t, 11]
+                norm11 += x11 * x11
+                x12 = source[b, t, 12]
+                norm12 += x12 * x12
+                x13 = source[b, t, 13]
+                norm13 += x13 * x13
+                x14 = source[b, t, 14]
+                norm14 += x14 * x14
+                x15 = source[b, t, 15]
+                norm15 += x15 * x15
             lows[0] = norm0 + 2 * low0
             bests[0] = best0
             lows[1] = norm1 + 2 * low1
@@ -2991,14 +3162,30 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
             bests[6] = best6
             lows[7] = norm7 + 2 * low7
             bests[7] = best7
-            if i + 8 <= hi:
-                for r in range(8):
+            lows[8] = norm8 + 2 * low8
+            bests[8] = best8
+            lows[9] = norm9 + 2 * low9
+            bests[9] = best9
+            lows[10] = norm10 + 2 * low10
+            bests[10] = best10
+            lows[11] = norm11 + 2 * low11
+            bests[11] = best11
+            lows[12] = norm12 + 2 * low12
+            bests[12] = best12
+            lows[13] = norm13 + 2 * low13
+            bests[13] = best13
+            lows[14] = norm14 + 2 * low14
+            bests[14] = best14
+            lows[15] = norm15 + 2 * low15
+            bests[15] = best15
+            if i + 16 <= hi:
+                for r in range(16):
                     labels[i + r] = bests[r]
                 if update:
-                    for r in range(8):
+                    for r in range(16):
                         value = lows[r]
                         lane_totals[r] += value if value > 0 else zero
-                    for r in range(8):
+                    for r in range(16):
                         c = bests[r]
                         was = previous[i + r]
                         if c == was:
@@ -3016,7 +3203,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                             for t in range(d):
                                 own_sums[q, was, t] -= X[i + r, t]
                 else:
-                    for r in range(8):
+                    for r in range(16):
                         value = lows[r]
                         dist[i + r] = value if value > 0 else zero
                 continue
@@ -5216,21 +5403,21 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
 def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
-    """``fused_avx512_float64``, tracking each row's best group of 8 centres in the tile
+    """``fused_avx512_float64``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
-    blocks = (n + 7) // 8
+    blocks = (n + 15) // 16
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 7) // 8, d, 8), dtype=C.dtype)
+    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
     for jb in range(packed.shape[0]):
-        for q in range(8):
-            row = min(jb * 8 + q, k - 1)
+        for q in range(6):
+            row = min(jb * 6 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
     for p in prange(parts):
@@ -5242,39 +5429,39 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
         wide = d > SUMS_FROM_X_D
         own_sums = np.zeros((copies, k if update else 0, d))
         own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
-        lane_totals = np.zeros(8)
+        lane_totals = np.zeros(16)
         # Parts start on panel boundaries.
-        lo = (p * blocks // parts) * 8
-        hi = min(n, ((p + 1) * blocks // parts) * 8)
-        scratch = np.empty((1, d, 8), dtype=X.dtype)
+        lo = (p * blocks // parts) * 16
+        hi = min(n, ((p + 1) * blocks // parts) * 16)
+        scratch = np.empty((1, d, 16), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
-        lows = np.empty(8, dtype=X.dtype)
-        bests = np.empty(8, dtype=np.int32)
+        lows = np.empty(16, dtype=X.dtype)
+        bests = np.empty(16, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
         scratch_base = np.int64(scratch.ctypes.data)
         whole = d // 8 * 8
-        for i in range(lo, hi, 8):
+        for i in range(lo, hi, 16):
             if panels.shape[0] > 0:
-                b = i // 8
-                ahead = panel_base + (b + 1) * d * 64
+                b = i // 16
+                ahead = panel_base + (b + 1) * d * 128
             else:
                 b = 0
-                ahead = x_base + (i + 8) * d * 8
+                ahead = x_base + (i + 16) * d * 8
                 # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
                 # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
-                blocked = whole if i + 8 <= hi else 0
-                for rb in range(0, 8 if blocked else 0, 8):
+                blocked = whole if i + 16 <= hi else 0
+                for rb in range(0, 16 if blocked else 0, 8):
                     for t in range(0, blocked, 8):
                         transpose8_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
-                                           scratch_base + (t * 8 + rb) * 8, np.int64(64))
-                for r in range(8):
+                                           scratch_base + (t * 16 + rb) * 8, np.int64(128))
+                for r in range(16):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
@@ -5294,7 +5481,23 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
             best6 = np.int32(0)
             low7 = largest
             best7 = np.int32(0)
-            for j in range(0, k, 8):
+            low8 = largest
+            best8 = np.int32(0)
+            low9 = largest
+            best9 = np.int32(0)
+            low10 = largest
+            best10 = np.int32(0)
+            low11 = largest
+            best11 = np.int32(0)
+            low12 = largest
+            best12 = np.int32(0)
+            low13 = largest
+            best13 = np.int32(0)
+            low14 = largest
+            best14 = np.int32(0)
+            low15 = largest
+            best15 = np.int32(0)
+            for j in range(0, k, 6):
                 j0 = np.int32(min(j + 0, k - 1))
                 h0 = half_norms[j0]
                 j1 = np.int32(min(j + 1, k - 1))
@@ -5307,10 +5510,6 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 h4 = half_norms[j4]
                 j5 = np.int32(min(j + 5, k - 1))
                 h5 = half_norms[j5]
-                j6 = np.int32(min(j + 6, k - 1))
-                h6 = half_norms[j6]
-                j7 = np.int32(min(j + 7, k - 1))
-                h7 = half_norms[j7]
                 a0_0 = h0
                 a0_1 = h0
                 a0_2 = h0
@@ -5319,6 +5518,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 a0_5 = h0
                 a0_6 = h0
                 a0_7 = h0
+                a0_8 = h0
+                a0_9 = h0
+                a0_10 = h0
+                a0_11 = h0
+                a0_12 = h0
+                a0_13 = h0
+                a0_14 = h0
+                a0_15 = h0
                 a1_0 = h1
                 a1_1 = h1
                 a1_2 = h1
@@ -5327,6 +5534,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 a1_5 = h1
                 a1_6 = h1
                 a1_7 = h1
+                a1_8 = h1
+                a1_9 = h1
+                a1_10 = h1
+                a1_11 = h1
+                a1_12 = h1
+                a1_13 = h1
+                a1_14 = h1
+                a1_15 = h1
                 a2_0 = h2
                 a2_1 = h2
                 a2_2 = h2
@@ -5335,6 +5550,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 a2_5 = h2
                 a2_6 = h2
                 a2_7 = h2
+                a2_8 = h2
+                a2_9 = h2
+                a2_10 = h2
+                a2_11 = h2
+                a2_12 = h2
+                a2_13 = h2
+                a2_14 = h2
+                a2_15 = h2
                 a3_0 = h3
                 a3_1 = h3
                 a3_2 = h3
@@ -5343,6 +5566,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 a3_5 = h3
                 a3_6 = h3
                 a3_7 = h3
+                a3_8 = h3
+                a3_9 = h3
+                a3_10 = h3
+                a3_11 = h3
+                a3_12 = h3
+                a3_13 = h3
+                a3_14 = h3
+                a3_15 = h3
                 a4_0 = h4
                 a4_1 = h4
                 a4_2 = h4
@@ -5351,6 +5582,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 a4_5 = h4
                 a4_6 = h4
                 a4_7 = h4
+                a4_8 = h4
+                a4_9 = h4
+                a4_10 = h4
+                a4_11 = h4
+                a4_12 = h4
+                a4_13 = h4
+                a4_14 = h4
+                a4_15 = h4
                 a5_0 = h5
                 a5_1 = h5
                 a5_2 = h5
@@ -5359,24 +5598,17 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 a5_5 = h5
                 a5_6 = h5
                 a5_7 = h5
-                a6_0 = h6
-                a6_1 = h6
-                a6_2 = h6
-                a6_3 = h6
-                a6_4 = h6
-                a6_5 = h6
-                a6_6 = h6
-                a6_7 = h6
-                a7_0 = h7
-                a7_1 = h7
-                a7_2 = h7
-                a7_3 = h7
-                a7_4 = h7
-                a7_5 = h7
-                a7_6 = h7
-                a7_7 = h7
+                a5_8 = h5
+                a5_9 = h5
+                a5_10 = h5
+                a5_11 = h5
+                a5_12 = h5
+                a5_13 = h5
+                a5_14 = h5
+                a5_15 = h5
                 for t in range(d):
-                    prefetch(ahead + 64 * t + 0)
+                    prefetch(ahead + 128 * t + 0)
+                    prefetch(ahead + 128 * t + 64)
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
                     x2 = source[b, t, 2]
@@ -5385,7 +5617,15 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     x5 = source[b, t, 5]
                     x6 = source[b, t, 6]
                     x7 = source[b, t, 7]
-                    w0 = packed[j // 8, t, 0]
+                    x8 = source[b, t, 8]
+                    x9 = source[b, t, 9]
+                    x10 = source[b, t, 10]
+                    x11 = source[b, t, 11]
+                    x12 = source[b, t, 12]
+                    x13 = source[b, t, 13]
+                    x14 = source[b, t, 14]
+                    x15 = source[b, t, 15]
+                    w0 = packed[j // 6, t, 0]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
                     a0_2 -= x2 * w0
@@ -5394,7 +5634,15 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
-                    w1 = packed[j // 8, t, 1]
+                    a0_8 -= x8 * w0
+                    a0_9 -= x9 * w0
+                    a0_10 -= x10 * w0
+                    a0_11 -= x11 * w0
+                    a0_12 -= x12 * w0
+                    a0_13 -= x13 * w0
+                    a0_14 -= x14 * w0
+                    a0_15 -= x15 * w0
+                    w1 = packed[j // 6, t, 1]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
                     a1_2 -= x2 * w1
@@ -5403,7 +5651,15 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
-                    w2 = packed[j // 8, t, 2]
+                    a1_8 -= x8 * w1
+                    a1_9 -= x9 * w1
+                    a1_10 -= x10 * w1
+                    a1_11 -= x11 * w1
+                    a1_12 -= x12 * w1
+                    a1_13 -= x13 * w1
+                    a1_14 -= x14 * w1
+                    a1_15 -= x15 * w1
+                    w2 = packed[j // 6, t, 2]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
                     a2_2 -= x2 * w2
@@ -5412,7 +5668,15 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
-                    w3 = packed[j // 8, t, 3]
+                    a2_8 -= x8 * w2
+                    a2_9 -= x9 * w2
+                    a2_10 -= x10 * w2
+                    a2_11 -= x11 * w2
+                    a2_12 -= x12 * w2
+                    a2_13 -= x13 * w2
+                    a2_14 -= x14 * w2
+                    a2_15 -= x15 * w2
+                    w3 = packed[j // 6, t, 3]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
                     a3_2 -= x2 * w3
@@ -5421,7 +5685,15 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
-                    w4 = packed[j // 8, t, 4]
+                    a3_8 -= x8 * w3
+                    a3_9 -= x9 * w3
+                    a3_10 -= x10 * w3
+                    a3_11 -= x11 * w3
+                    a3_12 -= x12 * w3
+                    a3_13 -= x13 * w3
+                    a3_14 -= x14 * w3
+                    a3_15 -= x15 * w3
+                    w4 = packed[j // 6, t, 4]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
                     a4_2 -= x2 * w4
@@ -5430,7 +5702,15 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
-                    w5 = packed[j // 8, t, 5]
+                    a4_8 -= x8 * w4
+                    a4_9 -= x9 * w4
+                    a4_10 -= x10 * w4
+                    a4_11 -= x11 * w4
+                    a4_12 -= x12 * w4
+                    a4_13 -= x13 * w4
+                    a4_14 -= x14 * w4
+                    a4_15 -= x15 * w4
+                    w5 = packed[j // 6, t, 5]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
                     a5_2 -= x2 * w5
@@ -5439,24 +5719,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     a5_5 -= x5 * w5
                     a5_6 -= x6 * w5
                     a5_7 -= x7 * w5
-                    w6 = packed[j // 8, t, 6]
-                    a6_0 -= x0 * w6
-                    a6_1 -= x1 * w6
-                    a6_2 -= x2 * w6
-                    a6_3 -= x3 * w6
-                    a6_4 -= x4 * w6
-                    a6_5 -= x5 * w6
-                    a6_6 -= x6 * w6
-                    a6_7 -= x7 * w6
-                    w7 = packed[j // 8, t, 7]
-                    a7_0 -= x0 * w7
-                    a7_1 -= x1 * w7
-                    a7_2 -= x2 * w7
-                    a7_3 -= x3 * w7
-                    a7_4 -= x4 * w7
-                    a7_5 -= x5 * w7
-                    a7_6 -= x6 * w7
-                    a7_7 -= x7 * w7
+                    a5_8 -= x8 * w5
+                    a5_9 -= x9 * w5
+                    a5_10 -= x10 * w5
+                    a5_11 -= x11 * w5
+                    a5_12 -= x12 * w5
+                    a5_13 -= x13 * w5
+                    a5_14 -= x14 * w5
+                    a5_15 -= x15 * w5
                 m0_0_0 = min(a0_0, a1_0)
                 m0_0_1 = min(a0_1, a1_1)
                 m0_0_2 = min(a0_2, a1_2)
@@ -5465,6 +5735,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 m0_0_5 = min(a0_5, a1_5)
                 m0_0_6 = min(a0_6, a1_6)
                 m0_0_7 = min(a0_7, a1_7)
+                m0_0_8 = min(a0_8, a1_8)
+                m0_0_9 = min(a0_9, a1_9)
+                m0_0_10 = min(a0_10, a1_10)
+                m0_0_11 = min(a0_11, a1_11)
+                m0_0_12 = min(a0_12, a1_12)
+                m0_0_13 = min(a0_13, a1_13)
+                m0_0_14 = min(a0_14, a1_14)
+                m0_0_15 = min(a0_15, a1_15)
                 m0_1_0 = min(a2_0, a3_0)
                 m0_1_1 = min(a2_1, a3_1)
                 m0_1_2 = min(a2_2, a3_2)
@@ -5473,6 +5751,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 m0_1_5 = min(a2_5, a3_5)
                 m0_1_6 = min(a2_6, a3_6)
                 m0_1_7 = min(a2_7, a3_7)
+                m0_1_8 = min(a2_8, a3_8)
+                m0_1_9 = min(a2_9, a3_9)
+                m0_1_10 = min(a2_10, a3_10)
+                m0_1_11 = min(a2_11, a3_11)
+                m0_1_12 = min(a2_12, a3_12)
+                m0_1_13 = min(a2_13, a3_13)
+                m0_1_14 = min(a2_14, a3_14)
+                m0_1_15 = min(a2_15, a3_15)
                 m0_2_0 = min(a4_0, a5_0)
                 m0_2_1 = min(a4_1, a5_1)
                 m0_2_2 = min(a4_2, a5_2)
@@ -5481,14 +5767,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 m0_2_5 = min(a4_5, a5_5)
                 m0_2_6 = min(a4_6, a5_6)
                 m0_2_7 = min(a4_7, a5_7)
-                m0_3_0 = min(a6_0, a7_0)
-                m0_3_1 = min(a6_1, a7_1)
-                m0_3_2 = min(a6_2, a7_2)
-                m0_3_3 = min(a6_3, a7_3)
-                m0_3_4 = min(a6_4, a7_4)
-                m0_3_5 = min(a6_5, a7_5)
-                m0_3_6 = min(a6_6, a7_6)
-                m0_3_7 = min(a6_7, a7_7)
+                m0_2_8 = min(a4_8, a5_8)
+                m0_2_9 = min(a4_9, a5_9)
+                m0_2_10 = min(a4_10, a5_10)
+                m0_2_11 = min(a4_11, a5_11)
+                m0_2_12 = min(a4_12, a5_12)
+                m0_2_13 = min(a4_13, a5_13)
+                m0_2_14 = min(a4_14, a5_14)
+                m0_2_15 = min(a4_15, a5_15)
                 m1_0_0 = min(m0_0_0, m0_1_0)
                 m1_0_1 = min(m0_0_1, m0_1_1)
                 m1_0_2 = min(m0_0_2, m0_1_2)
@@ -5497,22 +5783,30 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 m1_0_5 = min(m0_0_5, m0_1_5)
                 m1_0_6 = min(m0_0_6, m0_1_6)
                 m1_0_7 = min(m0_0_7, m0_1_7)
-                m1_1_0 = min(m0_2_0, m0_3_0)
-                m1_1_1 = min(m0_2_1, m0_3_1)
-                m1_1_2 = min(m0_2_2, m0_3_2)
-                m1_1_3 = min(m0_2_3, m0_3_3)
-                m1_1_4 = min(m0_2_4, m0_3_4)
-                m1_1_5 = min(m0_2_5, m0_3_5)
-                m1_1_6 = min(m0_2_6, m0_3_6)
-                m1_1_7 = min(m0_2_7, m0_3_7)
-                m2_0_0 = min(m1_0_0, m1_1_0)
-                m2_0_1 = min(m1_0_1, m1_1_1)
-                m2_0_2 = min(m1_0_2, m1_1_2)
-                m2_0_3 = min(m1_0_3, m1_1_3)
-                m2_0_4 = min(m1_0_4, m1_1_4)
-                m2_0_5 = min(m1_0_5, m1_1_5)
-                m2_0_6 = min(m1_0_6, m1_1_6)
-                m2_0_7 = min(m1_0_7, m1_1_7)
+                m1_0_8 = min(m0_0_8, m0_1_8)
+                m1_0_9 = min(m0_0_9, m0_1_9)
+                m1_0_10 = min(m0_0_10, m0_1_10)
+                m1_0_11 = min(m0_0_11, m0_1_11)
+                m1_0_12 = min(m0_0_12, m0_1_12)
+                m1_0_13 = min(m0_0_13, m0_1_13)
+                m1_0_14 = min(m0_0_14, m0_1_14)
+                m1_0_15 = min(m0_0_15, m0_1_15)
+                m2_0_0 = min(m1_0_0, m0_2_0)
+                m2_0_1 = min(m1_0_1, m0_2_1)
+                m2_0_2 = min(m1_0_2, m0_2_2)
+                m2_0_3 = min(m1_0_3, m0_2_3)
+                m2_0_4 = min(m1_0_4, m0_2_4)
+                m2_0_5 = min(m1_0_5, m0_2_5)
+                m2_0_6 = min(m1_0_6, m0_2_6)
+                m2_0_7 = min(m1_0_7, m0_2_7)
+                m2_0_8 = min(m1_0_8, m0_2_8)
+                m2_0_9 = min(m1_0_9, m0_2_9)
+                m2_0_10 = min(m1_0_10, m0_2_10)
+                m2_0_11 = min(m1_0_11, m0_2_11)
+                m2_0_12 = min(m1_0_12, m0_2_12)
+                m2_0_13 = min(m1_0_13, m0_2_13)
+                m2_0_14 = min(m1_0_14, m0_2_14)
+                m2_0_15 = min(m1_0_15, m0_2_15)
                 first = np.int32(j)
                 best0 = first if m2_0_0 < low0 else best0
                 best1 = first if m2_0_1 < low1 else best1
@@ -5522,6 +5816,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 best5 = first if m2_0_5 < low5 else best5
                 best6 = first if m2_0_6 < low6 else best6
                 best7 = first if m2_0_7 < low7 else best7
+                best8 = first if m2_0_8 < low8 else best8
+                best9 = first if m2_0_9 < low9 else best9
+                best10 = first if m2_0_10 < low10 else best10
+                best11 = first if m2_0_11 < low11 else best11
+                best12 = first if m2_0_12 < low12 else best12
+                best13 = first if m2_0_13 < low13 else best13
+                best14 = first if m2_0_14 < low14 else best14
+                best15 = first if m2_0_15 < low15 else best15
                 low0 = min(m2_0_0, low0)
                 low1 = min(m2_0_1, low1)
                 low2 = min(m2_0_2, low2)
@@ -5530,6 +5832,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 low5 = min(m2_0_5, low5)
                 low6 = min(m2_0_6, low6)
                 low7 = min(m2_0_7, low7)
+                low8 = min(m2_0_8, low8)
+                low9 = min(m2_0_9, low9)
+                low10 = min(m2_0_10, low10)
+                low11 = min(m2_0_11, low11)
+                low12 = min(m2_0_12, low12)
+                low13 = min(m2_0_13, low13)
+                low14 = min(m2_0_14, low14)
+                low15 = min(m2_0_15, low15)
             norm0 = zero
             norm1 = zero
             norm2 = zero
@@ -5538,6 +5848,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
             norm5 = zero
             norm6 = zero
             norm7 = zero
+            norm8 = zero
+            norm9 = zero
+            norm10 = zero
+            norm11 = zero
+            norm12 = zero
+            norm13 = zero
+            norm14 = zero
+            norm15 = zero
             for t in range(d):
                 x0 = source[b, t, 0]
                 norm0 += x0 * x0
@@ -5555,6 +5873,22 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 norm6 += x6 * x6
                 x7 = source[b, t, 7]
                 norm7 += x7 * x7
+                x8 = source[b, t, 8]
+                norm8 += x8 * x8
+                x9 = source[b, t, 9]
+                norm9 += x9 * x9
+                x10 = source[b, t, 10]
+                norm10 += x10 * x10
+                x11 = source[b, t, 11]
+                norm11 += x11 * x11
+                x12 = source[b, t, 12]
+                norm12 += x12 * x12
+                x13 = source[b, t, 13]
+                norm13 += x13 * x13
+                x14 = source[b, t, 14]
+                norm14 += x14 * x14
+                x15 = source[b, t, 15]
+                norm15 += x15 * x15
             lows[0] = norm0 + 2 * low0
             bests[0] = best0
             lows[1] = norm1 + 2 * low1
@@ -5571,11 +5905,27 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
             bests[6] = best6
             lows[7] = norm7 + 2 * low7
             bests[7] = best7
-            for r in range(8):
+            lows[8] = norm8 + 2 * low8
+            bests[8] = best8
+            lows[9] = norm9 + 2 * low9
+            bests[9] = best9
+            lows[10] = norm10 + 2 * low10
+            bests[10] = best10
+            lows[11] = norm11 + 2 * low11
+            bests[11] = best11
+            lows[12] = norm12 + 2 * low12
+            bests[12] = best12
+            lows[13] = norm13 + 2 * low13
+            bests[13] = best13
+            lows[14] = norm14 + 2 * low14
+            bests[14] = best14
+            lows[15] = norm15 + 2 * low15
+            bests[15] = best15
+            for r in range(16):
                 first = bests[r]
                 top = largest
                 pick = first
-                for g in range(8):
+                for g in range(6):
                     jc = np.int32(min(first + g, k - 1))
                     a = half_norms[jc]
                     for t in range(d):
@@ -5584,14 +5934,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                         top = a
                         pick = jc
                 bests[r] = pick
-            if i + 8 <= hi:
-                for r in range(8):
+            if i + 16 <= hi:
+                for r in range(16):
                     labels[i + r] = bests[r]
                 if update:
-                    for r in range(8):
+                    for r in range(16):
                         value = lows[r]
                         lane_totals[r] += value if value > 0 else zero
-                    for r in range(8):
+                    for r in range(16):
                         c = bests[r]
                         was = previous[i + r]
                         if c == was:
@@ -5609,7 +5959,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                             for t in range(d):
                                 own_sums[q, was, t] -= X[i + r, t]
                 else:
-                    for r in range(8):
+                    for r in range(16):
                         value = lows[r]
                         dist[i + r] = value if value > 0 else zero
                 continue
@@ -8046,7 +8396,7 @@ def pruned_avx512_float32(panels, order, box_lo, box_hi, C, CT, half_norms, cent
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
 def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, centre_index, group_lo, group_hi, labels, dist, parts, margin, largest):
-    """One pruned pass over float64 X, 8 rows x 8 centres per tile (avx512): labels and distances.
+    """One pruned pass over float64 X, 16 rows x 6 centres per tile (avx512): labels and distances.
 
     The rows come in the order ``order`` (near rows together: ``numba_pruned.spatial_order``),
     the centres sorted likewise and padded to whole groups (``numba_pruned.arrange_centres``).
@@ -8059,14 +8409,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
 
     Parameters
     ----------
-    panels : (ceil(n / 8), d, 8) float64: rows ``order[8 b ...]`` transposed
+    panels : (ceil(n / 16), d, 16) float64: rows ``order[16 b ...]`` transposed
     order : (n,) int64, the row of X each panel column holds
-    box_lo, box_hi : (ceil(n / 8), d) float64, each panel's bounding box
-    C : (groups x 8, d) float64, the centres in their spatial order, padded, each group's
+    box_lo, box_hi : (ceil(n / 16), d) float64, each panel's bounding box
+    C : (groups x 6, d) float64, the centres in their spatial order, padded, each group's
         centres by index
-    CT : (d, groups x 8) float64, C transposed
-    half_norms : (groups x 8,) float64, ``||c||^2 / 2``
-    centre_index : (groups x 8,) int32, each sorted centre's index
+    CT : (d, groups x 6) float64, C transposed
+    half_norms : (groups x 6,) float64, ``||c||^2 / 2``
+    centre_index : (groups x 6,) int32, each sorted centre's index
     group_lo, group_hi : (d, groups) float64, each group's bounding box
     labels : (n,) int32, out
     dist : (n,) float64, out: squared distance to the assigned centre, clipped at 0
@@ -8083,12 +8433,12 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
         source = panels
         lb = np.empty(groups, dtype=panels.dtype)
         visit = np.empty(groups, dtype=np.int64)
-        lows = np.empty(8, dtype=panels.dtype)
-        norms = np.empty(8, dtype=panels.dtype)
-        bests = np.empty(8, dtype=np.int32)
-        ties = np.zeros(8, dtype=np.bool_)
+        lows = np.empty(16, dtype=panels.dtype)
+        norms = np.empty(16, dtype=panels.dtype)
+        bests = np.empty(16, dtype=np.int32)
+        ties = np.zeros(16, dtype=np.bool_)
         for b in range(p * nb // parts, (p + 1) * nb // parts):
-            i = b * 8
+            i = b * 16
             norm0 = zero
             norm1 = zero
             norm2 = zero
@@ -8097,6 +8447,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
             norm5 = zero
             norm6 = zero
             norm7 = zero
+            norm8 = zero
+            norm9 = zero
+            norm10 = zero
+            norm11 = zero
+            norm12 = zero
+            norm13 = zero
+            norm14 = zero
+            norm15 = zero
             for t in range(d):
                 x0 = source[b, t, 0]
                 norm0 += x0 * x0
@@ -8114,6 +8472,22 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 norm6 += x6 * x6
                 x7 = source[b, t, 7]
                 norm7 += x7 * x7
+                x8 = source[b, t, 8]
+                norm8 += x8 * x8
+                x9 = source[b, t, 9]
+                norm9 += x9 * x9
+                x10 = source[b, t, 10]
+                norm10 += x10 * x10
+                x11 = source[b, t, 11]
+                norm11 += x11 * x11
+                x12 = source[b, t, 12]
+                norm12 += x12 * x12
+                x13 = source[b, t, 13]
+                norm13 += x13 * x13
+                x14 = source[b, t, 14]
+                norm14 += x14 * x14
+                x15 = source[b, t, 15]
+                norm15 += x15 * x15
             # Squared distance from the tile's box to each group's box, a lower bound for every pair:
             # feature by feature, so the loop over the groups runs in SIMD lanes.
             lb[:] = zero
@@ -8148,6 +8522,30 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
             low7 = largest
             best7 = np.int32(0)
             tie7 = False
+            low8 = largest
+            best8 = np.int32(0)
+            tie8 = False
+            low9 = largest
+            best9 = np.int32(0)
+            tie9 = False
+            low10 = largest
+            best10 = np.int32(0)
+            tie10 = False
+            low11 = largest
+            best11 = np.int32(0)
+            tie11 = False
+            low12 = largest
+            best12 = np.int32(0)
+            tie12 = False
+            low13 = largest
+            best13 = np.int32(0)
+            tie13 = False
+            low14 = largest
+            best14 = np.int32(0)
+            tie14 = False
+            low15 = largest
+            best15 = np.int32(0)
+            tie15 = False
             # The nearest group first. Its visit bounds every row's nearest centre; then the list of the
             # other groups within that bound, those within a quarter of it first (the near ones, which
             # tighten the bound most), each visited unless the bound has fallen below it. A loop over
@@ -8162,7 +8560,7 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 q += 1
                 if lb[g] > bound:
                     continue
-                j = g * 8
+                j = g * 6
                 j0 = np.int32(min(j + 0, k - 1))
                 h0 = half_norms[j0]
                 j1 = np.int32(min(j + 1, k - 1))
@@ -8175,10 +8573,6 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 h4 = half_norms[j4]
                 j5 = np.int32(min(j + 5, k - 1))
                 h5 = half_norms[j5]
-                j6 = np.int32(min(j + 6, k - 1))
-                h6 = half_norms[j6]
-                j7 = np.int32(min(j + 7, k - 1))
-                h7 = half_norms[j7]
                 a0_0 = h0
                 a0_1 = h0
                 a0_2 = h0
@@ -8187,6 +8581,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 a0_5 = h0
                 a0_6 = h0
                 a0_7 = h0
+                a0_8 = h0
+                a0_9 = h0
+                a0_10 = h0
+                a0_11 = h0
+                a0_12 = h0
+                a0_13 = h0
+                a0_14 = h0
+                a0_15 = h0
                 a1_0 = h1
                 a1_1 = h1
                 a1_2 = h1
@@ -8195,6 +8597,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 a1_5 = h1
                 a1_6 = h1
                 a1_7 = h1
+                a1_8 = h1
+                a1_9 = h1
+                a1_10 = h1
+                a1_11 = h1
+                a1_12 = h1
+                a1_13 = h1
+                a1_14 = h1
+                a1_15 = h1
                 a2_0 = h2
                 a2_1 = h2
                 a2_2 = h2
@@ -8203,6 +8613,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 a2_5 = h2
                 a2_6 = h2
                 a2_7 = h2
+                a2_8 = h2
+                a2_9 = h2
+                a2_10 = h2
+                a2_11 = h2
+                a2_12 = h2
+                a2_13 = h2
+                a2_14 = h2
+                a2_15 = h2
                 a3_0 = h3
                 a3_1 = h3
                 a3_2 = h3
@@ -8211,6 +8629,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 a3_5 = h3
                 a3_6 = h3
                 a3_7 = h3
+                a3_8 = h3
+                a3_9 = h3
+                a3_10 = h3
+                a3_11 = h3
+                a3_12 = h3
+                a3_13 = h3
+                a3_14 = h3
+                a3_15 = h3
                 a4_0 = h4
                 a4_1 = h4
                 a4_2 = h4
@@ -8219,6 +8645,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 a4_5 = h4
                 a4_6 = h4
                 a4_7 = h4
+                a4_8 = h4
+                a4_9 = h4
+                a4_10 = h4
+                a4_11 = h4
+                a4_12 = h4
+                a4_13 = h4
+                a4_14 = h4
+                a4_15 = h4
                 a5_0 = h5
                 a5_1 = h5
                 a5_2 = h5
@@ -8227,22 +8661,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 a5_5 = h5
                 a5_6 = h5
                 a5_7 = h5
-                a6_0 = h6
-                a6_1 = h6
-                a6_2 = h6
-                a6_3 = h6
-                a6_4 = h6
-                a6_5 = h6
-                a6_6 = h6
-                a6_7 = h6
-                a7_0 = h7
-                a7_1 = h7
-                a7_2 = h7
-                a7_3 = h7
-                a7_4 = h7
-                a7_5 = h7
-                a7_6 = h7
-                a7_7 = h7
+                a5_8 = h5
+                a5_9 = h5
+                a5_10 = h5
+                a5_11 = h5
+                a5_12 = h5
+                a5_13 = h5
+                a5_14 = h5
+                a5_15 = h5
                 for t in range(d):
                     x0 = source[b, t, 0]
                     x1 = source[b, t, 1]
@@ -8252,6 +8678,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     x5 = source[b, t, 5]
                     x6 = source[b, t, 6]
                     x7 = source[b, t, 7]
+                    x8 = source[b, t, 8]
+                    x9 = source[b, t, 9]
+                    x10 = source[b, t, 10]
+                    x11 = source[b, t, 11]
+                    x12 = source[b, t, 12]
+                    x13 = source[b, t, 13]
+                    x14 = source[b, t, 14]
+                    x15 = source[b, t, 15]
                     w0 = C[j0, t]
                     a0_0 -= x0 * w0
                     a0_1 -= x1 * w0
@@ -8261,6 +8695,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     a0_5 -= x5 * w0
                     a0_6 -= x6 * w0
                     a0_7 -= x7 * w0
+                    a0_8 -= x8 * w0
+                    a0_9 -= x9 * w0
+                    a0_10 -= x10 * w0
+                    a0_11 -= x11 * w0
+                    a0_12 -= x12 * w0
+                    a0_13 -= x13 * w0
+                    a0_14 -= x14 * w0
+                    a0_15 -= x15 * w0
                     w1 = C[j1, t]
                     a1_0 -= x0 * w1
                     a1_1 -= x1 * w1
@@ -8270,6 +8712,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     a1_5 -= x5 * w1
                     a1_6 -= x6 * w1
                     a1_7 -= x7 * w1
+                    a1_8 -= x8 * w1
+                    a1_9 -= x9 * w1
+                    a1_10 -= x10 * w1
+                    a1_11 -= x11 * w1
+                    a1_12 -= x12 * w1
+                    a1_13 -= x13 * w1
+                    a1_14 -= x14 * w1
+                    a1_15 -= x15 * w1
                     w2 = C[j2, t]
                     a2_0 -= x0 * w2
                     a2_1 -= x1 * w2
@@ -8279,6 +8729,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     a2_5 -= x5 * w2
                     a2_6 -= x6 * w2
                     a2_7 -= x7 * w2
+                    a2_8 -= x8 * w2
+                    a2_9 -= x9 * w2
+                    a2_10 -= x10 * w2
+                    a2_11 -= x11 * w2
+                    a2_12 -= x12 * w2
+                    a2_13 -= x13 * w2
+                    a2_14 -= x14 * w2
+                    a2_15 -= x15 * w2
                     w3 = C[j3, t]
                     a3_0 -= x0 * w3
                     a3_1 -= x1 * w3
@@ -8288,6 +8746,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     a3_5 -= x5 * w3
                     a3_6 -= x6 * w3
                     a3_7 -= x7 * w3
+                    a3_8 -= x8 * w3
+                    a3_9 -= x9 * w3
+                    a3_10 -= x10 * w3
+                    a3_11 -= x11 * w3
+                    a3_12 -= x12 * w3
+                    a3_13 -= x13 * w3
+                    a3_14 -= x14 * w3
+                    a3_15 -= x15 * w3
                     w4 = C[j4, t]
                     a4_0 -= x0 * w4
                     a4_1 -= x1 * w4
@@ -8297,6 +8763,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     a4_5 -= x5 * w4
                     a4_6 -= x6 * w4
                     a4_7 -= x7 * w4
+                    a4_8 -= x8 * w4
+                    a4_9 -= x9 * w4
+                    a4_10 -= x10 * w4
+                    a4_11 -= x11 * w4
+                    a4_12 -= x12 * w4
+                    a4_13 -= x13 * w4
+                    a4_14 -= x14 * w4
+                    a4_15 -= x15 * w4
                     w5 = C[j5, t]
                     a5_0 -= x0 * w5
                     a5_1 -= x1 * w5
@@ -8306,24 +8780,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     a5_5 -= x5 * w5
                     a5_6 -= x6 * w5
                     a5_7 -= x7 * w5
-                    w6 = C[j6, t]
-                    a6_0 -= x0 * w6
-                    a6_1 -= x1 * w6
-                    a6_2 -= x2 * w6
-                    a6_3 -= x3 * w6
-                    a6_4 -= x4 * w6
-                    a6_5 -= x5 * w6
-                    a6_6 -= x6 * w6
-                    a6_7 -= x7 * w6
-                    w7 = C[j7, t]
-                    a7_0 -= x0 * w7
-                    a7_1 -= x1 * w7
-                    a7_2 -= x2 * w7
-                    a7_3 -= x3 * w7
-                    a7_4 -= x4 * w7
-                    a7_5 -= x5 * w7
-                    a7_6 -= x6 * w7
-                    a7_7 -= x7 * w7
+                    a5_8 -= x8 * w5
+                    a5_9 -= x9 * w5
+                    a5_10 -= x10 * w5
+                    a5_11 -= x11 * w5
+                    a5_12 -= x12 * w5
+                    a5_13 -= x13 * w5
+                    a5_14 -= x14 * w5
+                    a5_15 -= x15 * w5
                 m0_0_0 = min(a0_0, a1_0)
                 m0_0_1 = min(a0_1, a1_1)
                 m0_0_2 = min(a0_2, a1_2)
@@ -8332,6 +8796,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 m0_0_5 = min(a0_5, a1_5)
                 m0_0_6 = min(a0_6, a1_6)
                 m0_0_7 = min(a0_7, a1_7)
+                m0_0_8 = min(a0_8, a1_8)
+                m0_0_9 = min(a0_9, a1_9)
+                m0_0_10 = min(a0_10, a1_10)
+                m0_0_11 = min(a0_11, a1_11)
+                m0_0_12 = min(a0_12, a1_12)
+                m0_0_13 = min(a0_13, a1_13)
+                m0_0_14 = min(a0_14, a1_14)
+                m0_0_15 = min(a0_15, a1_15)
                 m0_1_0 = min(a2_0, a3_0)
                 m0_1_1 = min(a2_1, a3_1)
                 m0_1_2 = min(a2_2, a3_2)
@@ -8340,6 +8812,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 m0_1_5 = min(a2_5, a3_5)
                 m0_1_6 = min(a2_6, a3_6)
                 m0_1_7 = min(a2_7, a3_7)
+                m0_1_8 = min(a2_8, a3_8)
+                m0_1_9 = min(a2_9, a3_9)
+                m0_1_10 = min(a2_10, a3_10)
+                m0_1_11 = min(a2_11, a3_11)
+                m0_1_12 = min(a2_12, a3_12)
+                m0_1_13 = min(a2_13, a3_13)
+                m0_1_14 = min(a2_14, a3_14)
+                m0_1_15 = min(a2_15, a3_15)
                 m0_2_0 = min(a4_0, a5_0)
                 m0_2_1 = min(a4_1, a5_1)
                 m0_2_2 = min(a4_2, a5_2)
@@ -8348,14 +8828,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 m0_2_5 = min(a4_5, a5_5)
                 m0_2_6 = min(a4_6, a5_6)
                 m0_2_7 = min(a4_7, a5_7)
-                m0_3_0 = min(a6_0, a7_0)
-                m0_3_1 = min(a6_1, a7_1)
-                m0_3_2 = min(a6_2, a7_2)
-                m0_3_3 = min(a6_3, a7_3)
-                m0_3_4 = min(a6_4, a7_4)
-                m0_3_5 = min(a6_5, a7_5)
-                m0_3_6 = min(a6_6, a7_6)
-                m0_3_7 = min(a6_7, a7_7)
+                m0_2_8 = min(a4_8, a5_8)
+                m0_2_9 = min(a4_9, a5_9)
+                m0_2_10 = min(a4_10, a5_10)
+                m0_2_11 = min(a4_11, a5_11)
+                m0_2_12 = min(a4_12, a5_12)
+                m0_2_13 = min(a4_13, a5_13)
+                m0_2_14 = min(a4_14, a5_14)
+                m0_2_15 = min(a4_15, a5_15)
                 m1_0_0 = min(m0_0_0, m0_1_0)
                 m1_0_1 = min(m0_0_1, m0_1_1)
                 m1_0_2 = min(m0_0_2, m0_1_2)
@@ -8364,22 +8844,30 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 m1_0_5 = min(m0_0_5, m0_1_5)
                 m1_0_6 = min(m0_0_6, m0_1_6)
                 m1_0_7 = min(m0_0_7, m0_1_7)
-                m1_1_0 = min(m0_2_0, m0_3_0)
-                m1_1_1 = min(m0_2_1, m0_3_1)
-                m1_1_2 = min(m0_2_2, m0_3_2)
-                m1_1_3 = min(m0_2_3, m0_3_3)
-                m1_1_4 = min(m0_2_4, m0_3_4)
-                m1_1_5 = min(m0_2_5, m0_3_5)
-                m1_1_6 = min(m0_2_6, m0_3_6)
-                m1_1_7 = min(m0_2_7, m0_3_7)
-                m2_0_0 = min(m1_0_0, m1_1_0)
-                m2_0_1 = min(m1_0_1, m1_1_1)
-                m2_0_2 = min(m1_0_2, m1_1_2)
-                m2_0_3 = min(m1_0_3, m1_1_3)
-                m2_0_4 = min(m1_0_4, m1_1_4)
-                m2_0_5 = min(m1_0_5, m1_1_5)
-                m2_0_6 = min(m1_0_6, m1_1_6)
-                m2_0_7 = min(m1_0_7, m1_1_7)
+                m1_0_8 = min(m0_0_8, m0_1_8)
+                m1_0_9 = min(m0_0_9, m0_1_9)
+                m1_0_10 = min(m0_0_10, m0_1_10)
+                m1_0_11 = min(m0_0_11, m0_1_11)
+                m1_0_12 = min(m0_0_12, m0_1_12)
+                m1_0_13 = min(m0_0_13, m0_1_13)
+                m1_0_14 = min(m0_0_14, m0_1_14)
+                m1_0_15 = min(m0_0_15, m0_1_15)
+                m2_0_0 = min(m1_0_0, m0_2_0)
+                m2_0_1 = min(m1_0_1, m0_2_1)
+                m2_0_2 = min(m1_0_2, m0_2_2)
+                m2_0_3 = min(m1_0_3, m0_2_3)
+                m2_0_4 = min(m1_0_4, m0_2_4)
+                m2_0_5 = min(m1_0_5, m0_2_5)
+                m2_0_6 = min(m1_0_6, m0_2_6)
+                m2_0_7 = min(m1_0_7, m0_2_7)
+                m2_0_8 = min(m1_0_8, m0_2_8)
+                m2_0_9 = min(m1_0_9, m0_2_9)
+                m2_0_10 = min(m1_0_10, m0_2_10)
+                m2_0_11 = min(m1_0_11, m0_2_11)
+                m2_0_12 = min(m1_0_12, m0_2_12)
+                m2_0_13 = min(m1_0_13, m0_2_13)
+                m2_0_14 = min(m1_0_14, m0_2_14)
+                m2_0_15 = min(m1_0_15, m0_2_15)
                 first = np.int32(j)
                 tie0 = tie0 | (m2_0_0 == low0)
                 tie1 = tie1 | (m2_0_1 == low1)
@@ -8389,6 +8877,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 tie5 = tie5 | (m2_0_5 == low5)
                 tie6 = tie6 | (m2_0_6 == low6)
                 tie7 = tie7 | (m2_0_7 == low7)
+                tie8 = tie8 | (m2_0_8 == low8)
+                tie9 = tie9 | (m2_0_9 == low9)
+                tie10 = tie10 | (m2_0_10 == low10)
+                tie11 = tie11 | (m2_0_11 == low11)
+                tie12 = tie12 | (m2_0_12 == low12)
+                tie13 = tie13 | (m2_0_13 == low13)
+                tie14 = tie14 | (m2_0_14 == low14)
+                tie15 = tie15 | (m2_0_15 == low15)
                 best0 = first if m2_0_0 < low0 else best0
                 best1 = first if m2_0_1 < low1 else best1
                 best2 = first if m2_0_2 < low2 else best2
@@ -8397,6 +8893,14 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 best5 = first if m2_0_5 < low5 else best5
                 best6 = first if m2_0_6 < low6 else best6
                 best7 = first if m2_0_7 < low7 else best7
+                best8 = first if m2_0_8 < low8 else best8
+                best9 = first if m2_0_9 < low9 else best9
+                best10 = first if m2_0_10 < low10 else best10
+                best11 = first if m2_0_11 < low11 else best11
+                best12 = first if m2_0_12 < low12 else best12
+                best13 = first if m2_0_13 < low13 else best13
+                best14 = first if m2_0_14 < low14 else best14
+                best15 = first if m2_0_15 < low15 else best15
                 low0 = min(m2_0_0, low0)
                 low1 = min(m2_0_1, low1)
                 low2 = min(m2_0_2, low2)
@@ -8405,8 +8909,18 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                 low5 = min(m2_0_5, low5)
                 low6 = min(m2_0_6, low6)
                 low7 = min(m2_0_7, low7)
+                low8 = min(m2_0_8, low8)
+                low9 = min(m2_0_9, low9)
+                low10 = min(m2_0_10, low10)
+                low11 = min(m2_0_11, low11)
+                low12 = min(m2_0_12, low12)
+                low13 = min(m2_0_13, low13)
+                low14 = min(m2_0_14, low14)
+                low15 = min(m2_0_15, low15)
                 if q == 1 or q % 4 == 0:
-                    bound = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7))) + margin
+                    top2_0 = max(max(max(norm0 + low0 + low0, norm1 + low1 + low1), max(norm2 + low2 + low2, norm3 + low3 + low3)), max(max(norm4 + low4 + low4, norm5 + low5 + low5), max(norm6 + low6 + low6, norm7 + low7 + low7)))
+                    top2_1 = max(max(max(norm8 + low8 + low8, norm9 + low9 + low9), max(norm10 + low10 + low10, norm11 + low11 + low11)), max(max(norm12 + low12 + low12, norm13 + low13 + low13), max(norm14 + low14 + low14, norm15 + low15 + low15)))
+                    bound = max(top2_0, top2_1) + margin
                 if q == 1:
                     quarter = 0.25 * bound
                     for other in range(groups):
@@ -8449,7 +8963,39 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
             norms[7] = norm7
             bests[7] = best7
             ties[7] = tie7
-            for r in range(8):
+            lows[8] = low8
+            norms[8] = norm8
+            bests[8] = best8
+            ties[8] = tie8
+            lows[9] = low9
+            norms[9] = norm9
+            bests[9] = best9
+            ties[9] = tie9
+            lows[10] = low10
+            norms[10] = norm10
+            bests[10] = best10
+            ties[10] = tie10
+            lows[11] = low11
+            norms[11] = norm11
+            bests[11] = best11
+            ties[11] = tie11
+            lows[12] = low12
+            norms[12] = norm12
+            bests[12] = best12
+            ties[12] = tie12
+            lows[13] = low13
+            norms[13] = norm13
+            bests[13] = best13
+            ties[13] = tie13
+            lows[14] = low14
+            norms[14] = norm14
+            bests[14] = best14
+            ties[14] = tie14
+            lows[15] = low15
+            norms[15] = norm15
+            bests[15] = best15
+            ties[15] = tie15
+            for r in range(16):
                 if ties[r]:  # another group tied the row's best: every centre, for the lowest index
                     top = largest
                     pick = 0
@@ -8472,8 +9018,6 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     v3 = half_norms[first + 3]
                     v4 = half_norms[first + 4]
                     v5 = half_norms[first + 5]
-                    v6 = half_norms[first + 6]
-                    v7 = half_norms[first + 7]
                     for t in range(d):
                         xt = source[b, t, r]
                         v0 -= xt * CT[t, first + 0]
@@ -8482,8 +9026,6 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                         v3 -= xt * CT[t, first + 3]
                         v4 -= xt * CT[t, first + 4]
                         v5 -= xt * CT[t, first + 5]
-                        v6 -= xt * CT[t, first + 6]
-                        v7 -= xt * CT[t, first + 7]
                     pick = first
                     top = v0
                     pick = first + 1 if v1 < top else pick
@@ -8496,10 +9038,6 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
                     top = min(v4, top)
                     pick = first + 5 if v5 < top else pick
                     top = min(v5, top)
-                    pick = first + 6 if v6 < top else pick
-                    top = min(v6, top)
-                    pick = first + 7 if v7 < top else pick
-                    top = min(v7, top)
                 if i + r < n:
                     o = order[i + r]
                     labels[o] = centre_index[pick]

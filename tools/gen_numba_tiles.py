@@ -45,11 +45,14 @@ SCATTER_SHARE = 4
 WIDTH = {"avx2": 256, "avx512": 512}
 #: (vectors of rows, centres) per tile, by instruction set and dtype. avx2 measured on 2 Zen3
 #: cores (float32, ms per pass): 6 centres rather than 4 took 50k x 128, k=1024 from 78.6 to
-#: 75.9. avx512 float64 keeps one vector of rows: with two (16 rows, whose 16 int32 labels
-#: fill one register while their compares give two masks) LLVM scalarised the compares and
-#: the pass ran 2.5x slower than the 8-row tile on Zen 4 (200k x 32, k=64).
+#: 75.9. avx512 float64 takes two vectors of rows and 6 centres, 12 FMA chains that need 8
+#: loads a feature, against one vector and 8 centres, 8 chains and 9 loads (2 threads, per pass,
+#: Emerald Rapids): 84846 x 79, k=2070 from 89-93 to 137-138 GFLOP/s (dgemm 150), 50k x 128,
+#: k=512 1.46x, 245910 x 336, k=17 1.10-1.29x, 51212 x 3, k=108 2.1x, 200k x 32, k=64 level.
+#: An earlier Numba scalarised the compares of two vectors of float64 rows (2.5x slower on
+#: Zen 4); this one emits them as zmm compares for znver4 as for the host.
 SHAPE = {("avx2", "float32"): (2, 6), ("avx2", "float64"): (2, 6),
-         ("avx512", "float32"): (2, 8), ("avx512", "float64"): (1, 8)}
+         ("avx512", "float32"): (2, 8), ("avx512", "float64"): (2, 6)}
 DTYPES = {"float32": 4, "float64": 8}
 
 
