@@ -659,8 +659,8 @@ class NumbaKMeans(HostLloyd):
         return labels, self.dist
 
     def final_labels(self, centers):
-        """The stream pass relabels its buffer in place, without the distances: at 2M x 2, k=8
-        a fresh label array and the distances written cost as much as reading X."""
+        """The stream pass relabels its buffer in place and writes no distances: the fit reads
+        neither a fresh label array (its page faults) nor n distances (n more values written)."""
         if self.strategy != "stream":
             return super().final_labels(centers)
         labels = self.label_buffers[0]
