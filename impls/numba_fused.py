@@ -40,8 +40,9 @@ Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, `
 ``stream``
     For few features and few centres (d <= 8), where the tile's work per row is mostly
     folding minima and adding each row to its sums: X kept as blocks of 2048 rows transposed,
-    and every step a long loop over a block's rows in SIMD lanes, the sums included, as
-    masked reductions (``impls.numba_stream``).
+    and every step a long loop over a block's rows in SIMD lanes; the sums move only the rows
+    whose label changed, one by one where few did, by masked reductions where many did (a
+    fit's first pass) (``impls.numba_stream``).
 
 All use ``||c||^2/2 - x.c`` in the working dtype for the argmin and accumulate the cluster
 sums in float64 per thread, then add the few partial sums. The empty-cluster rule,
@@ -290,12 +291,13 @@ class NumbaKMeans(HostLloyd):
         self.label_dtype = np.int32
         if self.strategy == "stream":
             self.label_dtype = narrow_labels(k)
-            self.label_buffers = [np.full(n, -1, dtype=self.label_dtype)]
+            self.label_buffers = [np.empty(n, dtype=self.label_dtype)]
         else:
-            self.label_buffers = [np.full(n, -1, dtype=np.int32), np.full(n, -1, dtype=np.int32)]
+            self.label_buffers = [np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int32)]
         # the sums and counts of the rows by the labels of the last pass, for INCREMENTAL passes
-        self.running_sums, self.running_counts = np.zeros((k, d)), np.zeros(k, dtype=np.int64)
+        self.running_sums, self.running_counts = np.empty((k, d)), np.empty(k, dtype=np.int64)
         self.step_sums, self.step_counts = np.empty((k, d)), np.empty(k, dtype=np.int64)
+        self._unlabelled()
         self.dist = np.empty(n, dtype=self.X.dtype)
         self.chunk = self.blas = self.x_norms = None
         if self.strategy == "gemm":
@@ -610,13 +612,17 @@ class NumbaKMeans(HostLloyd):
         if update:
             self.kernels.sums_by_label(X, labels, previous, dist, sums, counts, totals)
 
-    def run(self, max_iter, tol):
-        # Every run starts from no labels, as its first pass adds every row: a run after another
-        # (asv repeats them) would otherwise move rows from the last run's final labels.
+    def _unlabelled(self):
+        """No row labelled yet, so the next pass adds every row to empty sums."""
         for buffer in self.label_buffers:
             buffer.fill(-1)
-        self.running_sums[:] = 0
-        self.running_counts[:] = 0
+        self.running_sums.fill(0)
+        self.running_counts.fill(0)
+
+    def run(self, max_iter, tol):
+        # Every run starts from no labels: a run after another (asv repeats them) would otherwise
+        # move rows from the last run's final labels.
+        self._unlabelled()
         # the final assignment and the inertia's distances are passes too
         self.threads_used = 1 if self._one_thread_pays(max_iter + 2) else self.parts
         with self._threads(self.threads_used):
