@@ -9,7 +9,8 @@
 #
 # It uses the host's python3 as it finds it (torch with CUDA, NumPy, scikit-learn). Wheels in
 # .whl/ (scikit-learn-intelex, faiss-cpu, fastcluster for a machine that cannot reach a registry)
-# are installed to a temporary folder first.
+# are installed to a temporary folder first; or, in their place, .whl/site.tar.xz, the same
+# wheels unpacked into one tree and packed with xz (see the branch below).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
@@ -21,6 +22,12 @@ if compgen -G ".whl/*.whl" >/dev/null; then
         .whl/*.whl >"$OUT/pip.log" 2>&1 && export PYTHONPATH="$PYTHONPATH:$site" \
         LD_LIBRARY_PATH="/tmp/kmbench-site/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     tail -2 "$OUT/pip.log"
+elif [[ -f .whl/site.tar.xz ]]; then
+    # The same wheels unpacked (packages at the top, shared libraries in lib/) and packed with xz:
+    # about half the wheels' size, for a transfer with a size limit.
+    mkdir -p /tmp/kmbench-site && tar xJf .whl/site.tar.xz -C /tmp/kmbench-site \
+        && export PYTHONPATH="$PYTHONPATH:/tmp/kmbench-site" \
+        LD_LIBRARY_PATH="/tmp/kmbench-site/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 parts=" ${*:-tests rates sums kmeans linkage} "
 want() { [[ $parts == *" $1 "* ]]; }
