@@ -43,6 +43,11 @@ HALF_TYPES = ("float16", "bfloat16")
 #: On an H200 the sorted path won at 4-186 rows per cluster (1.00-1.22x), the product from 781 up
 #: (1.6-75x): tools/gpu_check.sh's "sums" table.
 SORTED_SUMS_MAX_ROWS = 256
+#: without deterministic=True, CUDA adds by index_add_'s atomics, except for few clusters: then
+#: a chunk's atomics all land on k x d addresses and queue there, and the one-hot product (ordered
+#: too) is faster. On an H200, per timed iteration against index_add_: k = 2-16 1.6-2.9x faster,
+#: k = 32 1.2x, k = 64 level, k = 100-1024 1.1-1.5x slower (tools/gpu_check.sh's side by side).
+PRODUCT_SUMS_MAX_K = 32
 
 
 def last_level_cache_bytes() -> int | None:
@@ -95,14 +100,17 @@ def device_bytes_needed(n: int, k: int, d: int, itemsize: int, half: str | None 
 def sum_method(deterministic: bool, device: str, chunk: int, k: int) -> str:
     """How a pass adds its rows to the float64 cluster sums.
 
-    "index_add_" everywhere unless ``deterministic`` on CUDA (the CPU's index_add_ adds in
-    order already); then "sorted" (``index_put_(accumulate=True)``: PyTorch sorts the labels
-    and adds each cluster's rows in their order) while a chunk holds at most
-    ``SORTED_SUMS_MAX_ROWS`` rows per cluster, else "product" (a float64 one-hot
-    matrix times the rows: cuBLAS adds in a fixed order, at 2 chunk k d flops).
+    "index_add_" on the CPU, which adds in order already. On CUDA with ``deterministic``,
+    "sorted" (``index_put_(accumulate=True)``: PyTorch sorts the labels and adds each
+    cluster's rows in their order) while a chunk holds at most ``SORTED_SUMS_MAX_ROWS`` rows
+    per cluster, else "product" (a float64 one-hot matrix times the rows: cuBLAS adds in a
+    fixed order, at 2 chunk k d flops). On CUDA without it, the faster of index_add_'s
+    atomics and the product: the product up to ``PRODUCT_SUMS_MAX_K`` clusters.
     """
-    if not (deterministic and device.startswith("cuda")):
+    if not device.startswith("cuda"):
         return "index_add_"
+    if not deterministic:
+        return "product" if k <= PRODUCT_SUMS_MAX_K else "index_add_"
     return "sorted" if chunk <= SORTED_SUMS_MAX_ROWS * k else "product"
 
 
@@ -437,7 +445,8 @@ class TorchLloyd(Backend):
             "tf32_in_effect": self.allow_tf32 and self.device.startswith("cuda") and self.X.dtype == torch.float32,
             "half": self.half or False,
             "sums": f"float64 ({self.sum_method})",
-            "deterministic": self.deterministic or not self.device.startswith("cuda"),
+            # index_add_ is the one way of adding that is not in a fixed order, and only on CUDA
+            "deterministic": self.sum_method != "index_add_" or not self.device.startswith("cuda"),
             "input_copied": self.copied,
             "relocated": self.relocated,
             "torch": torch.__version__,

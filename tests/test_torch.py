@@ -302,11 +302,18 @@ def test_ordered_sums_agree_with_index_add_on_cpu(monkeypatch, method):
 
 
 def test_deterministic_sums_sort_while_clusters_are_small_then_multiply():
-    assert torch_lloyd.sum_method(False, "cuda", 10**6, 8) == "index_add_"
     assert torch_lloyd.sum_method(True, "cpu", 10**6, 8) == "index_add_"
+    assert torch_lloyd.sum_method(False, "cpu", 10**6, 8) == "index_add_"
     rows = torch_lloyd.SORTED_SUMS_MAX_ROWS
     assert torch_lloyd.sum_method(True, "cuda:0", rows * 100, 100) == "sorted"
     assert torch_lloyd.sum_method(True, "cuda:0", rows * 100 + 1, 100) == "product"
+
+
+def test_cuda_sums_multiply_for_few_clusters_else_add_atomically():
+    few = torch_lloyd.PRODUCT_SUMS_MAX_K
+    assert torch_lloyd.sum_method(False, "cuda", 10**6, few) == "product"
+    assert torch_lloyd.sum_method(False, "cuda:0", 10**6, few + 1) == "index_add_"
+    assert torch_lloyd.sum_method(False, "cuda", 100, 2) == "product"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -322,6 +329,18 @@ def test_torch_cuda_deterministic_repeats_its_bits(n, k):
         np.testing.assert_array_equal(other.centers, fits[0].centers)
         np.testing.assert_array_equal(other.labels, fits[0].labels)
     assert compare(fits[0], oracle.lloyd(X, C, 6, -1.0), X, "float64").ok
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_cuda_says_whether_its_default_sums_are_ordered():
+    X = _spread_rows(100_000, 4)
+    few = torch_lloyd.PRODUCT_SUMS_MAX_K
+    for k, ordered in ((few, True), (few + 1, False)):
+        fits = [kmbench.fit(X, k, backend="torch-cuda", init=X[:k], max_iter=4, tol=-1.0) for _ in range(2)]
+        assert fits[0].info["sums"] == ("float64 (product)" if ordered else "float64 (index_add_)")
+        assert fits[0].info["deterministic"] is ordered
+        if ordered:
+            np.testing.assert_array_equal(fits[1].centers, fits[0].centers)
 
 
 def test_kmbench_check_passes_for_torch_cpu(monkeypatch):
