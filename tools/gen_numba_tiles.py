@@ -94,6 +94,9 @@ from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch, transpo
 #: 1.04-1.05 at 100k x 16, k=16, 500k x 8, k=32 and 200k x 12, k=100; 0.99 at 1M x 16, k=16,
 #: where X no longer fits the caches and is read a second time.
 SUMS_FROM_X_D = 4
+#: panels per call of a tile function where the pass reads kept panels: one call per panel cost
+#: 7-13% of the pass at 273k x 3, k=64 (float32, AVX-512).
+TILE_BATCH = 8
 '''
 
 DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per tile ({isa}).
@@ -192,7 +195,7 @@ def resolve_groups(emit, rows: int, group: int) -> None:
     """Each row's centre inside its best group, by the tile's own arithmetic (the same operations
     in the same order, so the same values): the first whose value is least."""
     emit(3, f"for r in range({rows}):")
-    emit(4, "first = bests[r]")
+    emit(4, "first = bests[o + r]")
     emit(4, "top = largest")
     emit(4, "pick = first")
     emit(4, f"for g in range({group}):")
@@ -203,7 +206,7 @@ def resolve_groups(emit, rows: int, group: int) -> None:
     emit(5, "if a < top:")
     emit(6, "top = a")
     emit(6, "pick = jc")
-    emit(4, "bests[r] = pick")
+    emit(4, "bests[o + r] = pick")
 
 
 #: visits of the pruned tile between two updates of its bound
@@ -239,33 +242,22 @@ PRUNED_DOC = '''    """One pruned pass over {dtype} X, {rows} rows x {group} cen
     """'''
 
 
-def pruned_kernel(isa: str, dtype: str) -> str:
-    """The grouped tile over rows and centres in spatial order, skipping far groups of centres."""
+def pruned_tile_kernel(isa: str, dtype: str) -> str:
+    """One tile of the pruned pass, as a function of its own that the pass calls (see TILE_DOC)."""
     rows, group = tile(isa, dtype)
     out = []
 
-    def emit(indent: int, text: str) -> None:
-        out.append("    " * indent + text)
+    def emit(indent: int, text: str) -> None:  # the indents of the pass's body, less its two loops
+        out.append("    " * (indent - 2) + text)
 
-    emit(0, "@njit(parallel=True, cache=True, fastmath=FUSED_FAST)")
-    emit(0, f"def pruned_{isa}_{dtype}(panels, order, box_lo, box_hi, C, CT, half_norms, centre_index, group_lo, "
-            "group_hi, labels, dist, parts, margin, largest):")
-    out.append(PRUNED_DOC.format(dtype=dtype, rows=rows, group=group, isa=isa))
-    emit(1, "nb, d, _ = panels.shape")
-    emit(1, "n = order.shape[0]")
-    emit(1, "k = C.shape[0]")
-    emit(1, "groups = group_lo.shape[1]")
-    emit(1, "zero = largest - largest")
-    emit(1, "for p in prange(parts):")
-    emit(2, "source = panels")
-    emit(2, "lb = np.empty(groups, dtype=panels.dtype)")
-    emit(2, "visit = np.empty(groups, dtype=np.int64)")
-    emit(2, f"lows = np.empty({rows}, dtype=panels.dtype)")
-    emit(2, f"norms = np.empty({rows}, dtype=panels.dtype)")
-    emit(2, f"bests = np.empty({rows}, dtype=np.int32)")
-    emit(2, f"ties = np.zeros({rows}, dtype=np.bool_)")
-    emit(2, "for b in range(p * nb // parts, (p + 1) * nb // parts):")
-    emit(3, f"i = b * {rows}")
+    out.append("@njit(nogil=True, cache=True, fastmath=FUSED_FAST)")
+    out.append(f"def pruned_tile_{isa}_{dtype}(source, b, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, "
+               "margin, largest, lows, norms, bests, ties):")
+    out.append(PRUNED_TILE_DOC.format(rows=rows, group=group, isa=isa, dtype=dtype))
+    emit(3, "d = source.shape[1]")
+    emit(3, "k = C.shape[0]")
+    emit(3, "groups = group_lo.shape[1]")
+    emit(3, "zero = largest - largest")
     for r in range(rows):
         emit(3, f"norm{r} = zero")
     emit(3, "for t in range(d):")
@@ -331,6 +323,46 @@ def pruned_kernel(isa: str, dtype: str) -> str:
         emit(3, f"norms[{r}] = norm{r}")
         emit(3, f"bests[{r}] = best{r}")
         emit(3, f"ties[{r}] = tie{r}")
+    return "\n".join(out) + "\n"
+
+
+PRUNED_TILE_DOC = '''    """The tile of ``pruned_{isa}_{dtype}``: the {rows} rows of panel ``b`` of ``source`` against the
+    groups of {group} centres of C that its bounds cannot rule out (``lb`` and ``visit`` are scratch
+    of one entry per group); writes each row's ``||x||^2`` into ``norms``, its least
+    ``||c||^2/2 - x.c`` into ``lows``, the first centre of that group into ``bests``, and into
+    ``ties`` whether another group's minimum equalled it.
+    """'''
+
+
+def pruned_kernel(isa: str, dtype: str) -> str:
+    """The grouped tile over rows and centres in spatial order, skipping far groups of centres."""
+    rows, group = tile(isa, dtype)
+    out = []
+
+    def emit(indent: int, text: str) -> None:
+        out.append("    " * indent + text)
+
+    emit(0, "@njit(parallel=True, cache=True, fastmath=FUSED_FAST)")
+    emit(0, f"def pruned_{isa}_{dtype}(panels, order, box_lo, box_hi, C, CT, half_norms, centre_index, group_lo, "
+            "group_hi, labels, dist, parts, margin, largest):")
+    out.append(PRUNED_DOC.format(dtype=dtype, rows=rows, group=group, isa=isa))
+    emit(1, "nb, d, _ = panels.shape")
+    emit(1, "n = order.shape[0]")
+    emit(1, "k = C.shape[0]")
+    emit(1, "groups = group_lo.shape[1]")
+    emit(1, "zero = largest - largest")
+    emit(1, "for p in prange(parts):")
+    emit(2, "source = panels")
+    emit(2, "lb = np.empty(groups, dtype=panels.dtype)")
+    emit(2, "visit = np.empty(groups, dtype=np.int64)")
+    emit(2, f"lows = np.empty({rows}, dtype=panels.dtype)")
+    emit(2, f"norms = np.empty({rows}, dtype=panels.dtype)")
+    emit(2, f"bests = np.empty({rows}, dtype=np.int32)")
+    emit(2, f"ties = np.zeros({rows}, dtype=np.bool_)")
+    emit(2, "for b in range(p * nb // parts, (p + 1) * nb // parts):")
+    emit(3, f"i = b * {rows}")
+    emit(3, f"pruned_tile_{isa}_{dtype}(source, b, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, "
+            "margin, largest, lows, norms, bests, ties)")
     emit(3, f"for r in range({rows}):")
     emit(4, "if ties[r]:  # another group tied the row's best: every centre, for the lowest index")
     emit(5, "top = largest")
@@ -365,6 +397,63 @@ def pruned_kernel(isa: str, dtype: str) -> str:
     emit(5, "value = norms[r] + (lows[r] + lows[r])")
     emit(5, "dist[o] = value if value > zero else zero")
     return "\n".join(out) + "\n"
+
+
+def tile_name(isa: str, dtype: str, grouped: bool) -> str:
+    return f"{'grouped' if grouped else 'fused'}_tile_{isa}_{dtype}"
+
+
+def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
+    """One tile of the fused (or grouped) pass, as a function of its own that the pass calls."""
+    rows, group = tile(isa, dtype)
+    out = []
+
+    def emit(indent: int, text: str) -> None:  # the pass body's indents; the loop over panels takes its two loops' place
+        out.append("    " * (indent - 1) + text)
+
+    out.append("@njit(nogil=True, cache=True, fastmath=FUSED_FAST)")
+    out.append(f"def {tile_name(isa, dtype, grouped)}(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, "
+               "lows, bests):")
+    out.append(TILE_DOC.format(rows=rows, group=group, pass_name=f"{'grouped' if grouped else 'fused'}_{isa}_{dtype}",
+                               best="the first centre of its best group" if grouped else "its centre"))
+    emit(2, "zero = largest - largest")
+    emit(2, "for b in range(b0, b1):")
+    emit(3, f"o = (b - b0) * {rows}")
+    emit(3, "ahead = next_rows + (b - b0) * step")
+    for r in range(rows):
+        emit(3, f"low{r} = largest")
+        emit(3, f"best{r} = np.int32(0)")
+    emit(3, f"for j in range(0, k, {group}):")
+    group_values(emit, rows, group, ahead_lines=rows * DTYPES[dtype] // 64, packed=True)
+    if grouped:
+        grouped_minimum(emit, rows, group)
+    else:
+        indexed_minimum(emit, rows, group)
+    # ||x||^2 after the centres, from the panel still in L1: its accumulators would
+    # otherwise hold registers through the tile.
+    for r in range(rows):
+        emit(3, f"norm{r} = zero")
+    emit(3, "for t in range(d):")
+    for r in range(rows):
+        emit(4, f"x{r} = source[b, t, {r}]")
+        emit(4, f"norm{r} += x{r} * x{r}")
+    for r in range(rows):
+        emit(3, f"lows[o + {r}] = norm{r} + 2 * low{r}")
+        emit(3, f"bests[o + {r}] = best{r}")
+    return "\n".join(out) + "\n"
+
+
+TILE_DOC = '''    """The tiles of ``{pass_name}``: the {rows} rows of each panel ``b0 <= b < b1`` of ``source``
+    against every group of {group} centres in ``packed``; writes each row's squared distance to its
+    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and {best} into ``bests``
+    (panel ``b``'s rows from ``{rows} (b - b0)``). While panel ``b`` computes, the rows from byte
+    address ``next_rows + (b - b0) step`` are prefetched.
+
+    A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
+    faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
+    accumulators inline the pass took 250 of its 263 s to compile (13 s in LLVM). A call takes
+    several panels where the caller has them, so the call's cost is shared.
+    """'''
 
 
 def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
@@ -416,21 +505,27 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     # Indexed as source[b, t, r], never through row views: a view made in the loop costs a
     # reference count update each time.
     emit(2, "source = panels if panels.shape[0] > 0 else scratch")
-    emit(2, f"lows = np.empty({rows}, dtype=X.dtype)")
-    emit(2, f"bests = np.empty({rows}, dtype=np.int32)")
+    emit(2, "# From panels, a call of the tile function takes TILE_BATCH panels.")
+    emit(2, "batch = TILE_BATCH if panels.shape[0] > 0 else 1")
+    emit(2, f"lows = np.empty({rows} * TILE_BATCH, dtype=X.dtype)")
+    emit(2, f"bests = np.empty({rows} * TILE_BATCH, dtype=np.int32)")
     emit(2, "# The next tile's rows, fetched while this tile computes: where X outgrows the caches a")
     emit(2, "# tile would otherwise wait for its rows, then compute with the memory idle.")
     emit(2, "panel_base = np.int64(panels.ctypes.data)")
     emit(2, "x_base = np.int64(X.ctypes.data)")
     emit(2, "scratch_base = np.int64(scratch.ctypes.data)")
     emit(2, f"whole = d // {lanes} * {lanes}")
-    emit(2, f"for i in range(lo, hi, {rows}):")
+    emit(2, f"for i0 in range(lo, hi, {rows} * batch):")
+    emit(3, f"i1 = min(hi, i0 + {rows} * batch)")
     emit(3, "if panels.shape[0] > 0:")
-    emit(4, f"b = i // {rows}")
-    emit(4, f"ahead = panel_base + (b + 1) * d * {rows * DTYPES[dtype]}")
+    emit(4, f"b0 = i0 // {rows}")
+    emit(4, f"b1 = (i1 + {rows - 1}) // {rows}")
+    emit(4, f"step = d * {rows * DTYPES[dtype]}")
+    emit(4, "next_rows = panel_base + (b0 + 1) * step")
     emit(3, "else:")
-    emit(4, "b = 0")
-    emit(4, f"ahead = x_base + (i + {rows}) * d * {DTYPES[dtype]}")
+    emit(4, "b0, b1, step = 0, 1, 0")
+    emit(4, f"next_rows = x_base + (i0 + {rows}) * d * {DTYPES[dtype]}")
+    emit(4, "i = i0")
     emit(4, f"# {lanes} rows x {lanes} features at a time by vector shuffles, 4-8x faster than a value at a")
     emit(4, "# time (numba_kernels.transpose_block); the features left over and the rows of a last,")
     emit(4, "# partial tile value by value. Rows past hi repeat the last row: computed, never stored.")
@@ -446,77 +541,62 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(5, "source_row = min(i + r, hi - 1)")
     emit(5, "for t in range(blocked, d):")
     emit(6, "scratch[0, t, r] = X[source_row, t]")
-    for r in range(rows):
-        emit(3, f"low{r} = largest")
-        emit(3, f"best{r} = np.int32(0)")
-    emit(3, f"for j in range(0, k, {group}):")
-    group_values(emit, rows, group, ahead_lines=rows * DTYPES[dtype] // 64, packed=True)
-    if grouped:
-        grouped_minimum(emit, rows, group)
-    else:
-        indexed_minimum(emit, rows, group)
-    # ||x||^2 after the centres, from the panel still in L1: its accumulators would
-    # otherwise hold registers through the tile.
-    for r in range(rows):
-        emit(3, f"norm{r} = zero")
-    emit(3, "for t in range(d):")
-    for r in range(rows):
-        emit(4, f"x{r} = source[b, t, {r}]")
-        emit(4, f"norm{r} += x{r} * x{r}")
-    for r in range(rows):
-        emit(3, f"lows[{r}] = norm{r} + 2 * low{r}")
-        emit(3, f"bests[{r}] = best{r}")
+    emit(3, f"{tile_name(isa, dtype, grouped)}(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, "
+            "lows, bests)")
+    emit(3, f"for i in range(i0, i1, {rows}):")
+    emit(4, "o = i - i0")
+    emit(4, f"b = b0 + o // {rows}")
     # Full tiles finish with loops over the tile's lanes, which LLVM vectorises (labels,
     # distances, per-lane float64 totals); only the sums go row by row, to each row's centre.
     if grouped:
-        resolve_groups(emit, rows, group)
-    emit(3, f"if i + {rows} <= hi:")
-    emit(4, f"for r in range({rows}):")
-    emit(5, "labels[i + r] = bests[r]")
-    emit(4, "if update:")
+        resolve_groups(lambda indent, text: emit(indent + 1, text), rows, group)
+    emit(4, f"if i + {rows} <= hi:")
     emit(5, f"for r in range({rows}):")
-    emit(6, "value = lows[r]")
-    emit(6, "lane_totals[r] += value if value > 0 else zero")
-    emit(5, f"for r in range({rows}):")
-    emit(6, "c = bests[r]")
+    emit(6, "labels[i + r] = bests[o + r]")
+    emit(5, "if update:")
+    emit(6, f"for r in range({rows}):")
+    emit(7, "value = lows[o + r]")
+    emit(7, "lane_totals[r] += value if value > 0 else zero")
+    emit(6, f"for r in range({rows}):")
+    emit(7, "c = bests[o + r]")
+    emit(7, "was = previous[i + r]")
+    emit(7, "if c == was:")
+    emit(8, "continue")
+    emit(7, "q = r & (copies - 1)")
+    emit(7, "own_counts[q, c] += 1")
+    emit(7, "if wide:")
+    emit(8, "for t in range(d):")
+    emit(9, "own_sums[q, c, t] += X[i + r, t]")
+    emit(7, "else:")
+    emit(8, "for t in range(d):")
+    emit(9, "own_sums[q, c, t] += source[b, t, r]")
+    emit(7, "if was >= 0:")
+    emit(8, "own_counts[q, was] -= 1")
+    emit(8, "for t in range(d):")
+    emit(9, "own_sums[q, was, t] -= X[i + r, t]")
+    emit(5, "else:")
+    emit(6, f"for r in range({rows}):")
+    emit(7, "value = lows[o + r]")
+    emit(7, "dist[i + r] = value if value > 0 else zero")
+    emit(5, "continue")
+    emit(4, f"for r in range(hi - i):")
+    emit(5, "c = bests[o + r]")
+    emit(5, "labels[i + r] = c")
+    emit(5, "value = lows[o + r] if lows[o + r] > 0 else zero")
+    emit(5, "if update:")
+    emit(6, "lane_totals[r] += value")
     emit(6, "was = previous[i + r]")
-    emit(6, "if c == was:")
-    emit(7, "continue")
-    emit(6, "q = r & (copies - 1)")
-    emit(6, "own_counts[q, c] += 1")
-    emit(6, "if wide:")
+    emit(6, "if c != was:")
+    emit(7, "q = r & (copies - 1)")
+    emit(7, "own_counts[q, c] += 1")
     emit(7, "for t in range(d):")
     emit(8, "own_sums[q, c, t] += X[i + r, t]")
-    emit(6, "else:")
-    emit(7, "for t in range(d):")
-    emit(8, "own_sums[q, c, t] += source[b, t, r]")
-    emit(6, "if was >= 0:")
-    emit(7, "own_counts[q, was] -= 1")
-    emit(7, "for t in range(d):")
-    emit(8, "own_sums[q, was, t] -= X[i + r, t]")
-    emit(4, "else:")
-    emit(5, f"for r in range({rows}):")
-    emit(6, "value = lows[r]")
-    emit(6, "dist[i + r] = value if value > 0 else zero")
-    emit(4, "continue")
-    emit(3, f"for r in range(hi - i):")
-    emit(4, "c = bests[r]")
-    emit(4, "labels[i + r] = c")
-    emit(4, "value = lows[r] if lows[r] > 0 else zero")
-    emit(4, "if update:")
-    emit(5, "lane_totals[r] += value")
-    emit(5, "was = previous[i + r]")
-    emit(5, "if c != was:")
-    emit(6, "q = r & (copies - 1)")
-    emit(6, "own_counts[q, c] += 1")
-    emit(6, "for t in range(d):")
-    emit(7, "own_sums[q, c, t] += X[i + r, t]")
-    emit(6, "if was >= 0:")
-    emit(7, "own_counts[q, was] -= 1")
-    emit(7, "for t in range(d):")
-    emit(8, "own_sums[q, was, t] -= X[i + r, t]")
-    emit(4, "else:")
-    emit(5, "dist[i + r] = value")
+    emit(7, "if was >= 0:")
+    emit(8, "own_counts[q, was] -= 1")
+    emit(8, "for t in range(d):")
+    emit(9, "own_sums[q, was, t] -= X[i + r, t]")
+    emit(5, "else:")
+    emit(6, "dist[i + r] = value")
     emit(2, "if update:")
     emit(3, "sums[p] = own_sums.sum(axis=0)")
     emit(3, "counts[p] = own_counts.sum(axis=0)")
@@ -531,9 +611,11 @@ def source() -> str:
     for grouped in (False, True):
         for isa in WIDTH:
             for dtype in DTYPES:
+                parts.append("\n\n" + tile_kernel(isa, dtype, grouped))
                 parts.append("\n\n" + kernel(isa, dtype, grouped))
     for isa in WIDTH:
         for dtype in DTYPES:
+            parts.append("\n\n" + pruned_tile_kernel(isa, dtype))
             parts.append("\n\n" + pruned_kernel(isa, dtype))
     for name, what in (("fused", "the fused pass"), ("grouped", "the fused pass with the argmin by groups"),
                        ("pruned", "the pruned pass")):
