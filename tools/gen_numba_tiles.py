@@ -94,8 +94,8 @@ from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch, transpo
 #: 1.04-1.05 at 100k x 16, k=16, 500k x 8, k=32 and 200k x 12, k=100; 0.99 at 1M x 16, k=16,
 #: where X no longer fits the caches and is read a second time.
 SUMS_FROM_X_D = 4
-#: panels per call of a tile function where the pass reads kept panels: one call per panel cost
-#: 7-13% of the pass at 273k x 3, k=64 (float32, AVX-512).
+#: panels per call of a tile function where the pass reads kept panels (the pruned pass always):
+#: one call per panel cost 8-14% of the fused pass at 273k x 3, k=64 (float32, AVX-512).
 TILE_BATCH = 8
 '''
 
@@ -247,17 +247,19 @@ def pruned_tile_kernel(isa: str, dtype: str) -> str:
     rows, group = tile(isa, dtype)
     out = []
 
-    def emit(indent: int, text: str) -> None:  # the indents of the pass's body, less its two loops
-        out.append("    " * (indent - 2) + text)
+    def emit(indent: int, text: str) -> None:  # the pass body's indents; the loop over panels takes its two loops' place
+        out.append("    " * (indent - 1) + text)
 
     out.append("@njit(nogil=True, cache=True, fastmath=FUSED_FAST)")
-    out.append(f"def pruned_tile_{isa}_{dtype}(source, b, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, "
+    out.append(f"def pruned_tile_{isa}_{dtype}(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, "
                "margin, largest, lows, norms, bests, ties):")
     out.append(PRUNED_TILE_DOC.format(rows=rows, group=group, isa=isa, dtype=dtype))
-    emit(3, "d = source.shape[1]")
-    emit(3, "k = C.shape[0]")
-    emit(3, "groups = group_lo.shape[1]")
-    emit(3, "zero = largest - largest")
+    emit(2, "d = source.shape[1]")
+    emit(2, "k = C.shape[0]")
+    emit(2, "groups = group_lo.shape[1]")
+    emit(2, "zero = largest - largest")
+    emit(2, "for b in range(b0, b1):")
+    emit(3, f"at = (b - b0) * {rows}")
     for r in range(rows):
         emit(3, f"norm{r} = zero")
     emit(3, "for t in range(d):")
@@ -319,18 +321,18 @@ def pruned_tile_kernel(isa: str, dtype: str) -> str:
     emit(7, "visit[count] = other")
     emit(7, "count += 1")
     for r in range(rows):
-        emit(3, f"lows[{r}] = low{r}")
-        emit(3, f"norms[{r}] = norm{r}")
-        emit(3, f"bests[{r}] = best{r}")
-        emit(3, f"ties[{r}] = tie{r}")
+        emit(3, f"lows[at + {r}] = low{r}")
+        emit(3, f"norms[at + {r}] = norm{r}")
+        emit(3, f"bests[at + {r}] = best{r}")
+        emit(3, f"ties[at + {r}] = tie{r}")
     return "\n".join(out) + "\n"
 
 
-PRUNED_TILE_DOC = '''    """The tile of ``pruned_{isa}_{dtype}``: the {rows} rows of panel ``b`` of ``source`` against the
-    groups of {group} centres of C that its bounds cannot rule out (``lb`` and ``visit`` are scratch
-    of one entry per group); writes each row's ``||x||^2`` into ``norms``, its least
-    ``||c||^2/2 - x.c`` into ``lows``, the first centre of that group into ``bests``, and into
-    ``ties`` whether another group's minimum equalled it.
+PRUNED_TILE_DOC = '''    """The tiles of ``pruned_{isa}_{dtype}``: the {rows} rows of each panel ``b0 <= b < b1`` of
+    ``source`` against the groups of {group} centres of C that its bounds cannot rule out (``lb`` and
+    ``visit`` are scratch of one entry per group); writes each row's ``||x||^2`` into ``norms``, its
+    least ``||c||^2/2 - x.c`` into ``lows``, the first centre of that group into ``bests``, and into
+    ``ties`` whether another group's minimum equalled it (panel ``b``'s rows from ``{rows} (b - b0)``).
     """'''
 
 
@@ -355,47 +357,51 @@ def pruned_kernel(isa: str, dtype: str) -> str:
     emit(2, "source = panels")
     emit(2, "lb = np.empty(groups, dtype=panels.dtype)")
     emit(2, "visit = np.empty(groups, dtype=np.int64)")
-    emit(2, f"lows = np.empty({rows}, dtype=panels.dtype)")
-    emit(2, f"norms = np.empty({rows}, dtype=panels.dtype)")
-    emit(2, f"bests = np.empty({rows}, dtype=np.int32)")
-    emit(2, f"ties = np.zeros({rows}, dtype=np.bool_)")
-    emit(2, "for b in range(p * nb // parts, (p + 1) * nb // parts):")
-    emit(3, f"i = b * {rows}")
-    emit(3, f"pruned_tile_{isa}_{dtype}(source, b, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, "
+    emit(2, f"lows = np.empty({rows} * TILE_BATCH, dtype=panels.dtype)")
+    emit(2, f"norms = np.empty({rows} * TILE_BATCH, dtype=panels.dtype)")
+    emit(2, f"bests = np.empty({rows} * TILE_BATCH, dtype=np.int32)")
+    emit(2, f"ties = np.zeros({rows} * TILE_BATCH, dtype=np.bool_)")
+    emit(2, "last = (p + 1) * nb // parts")
+    emit(2, "for b0 in range(p * nb // parts, last, TILE_BATCH):")
+    emit(3, "b1 = min(b0 + TILE_BATCH, last)")
+    emit(3, f"pruned_tile_{isa}_{dtype}(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, "
             "margin, largest, lows, norms, bests, ties)")
-    emit(3, f"for r in range({rows}):")
-    emit(4, "if ties[r]:  # another group tied the row's best: every centre, for the lowest index")
-    emit(5, "top = largest")
-    emit(5, "pick = 0")
-    emit(5, "for jc in range(k):")
-    emit(6, "a = half_norms[jc]")
+    emit(3, "for b in range(b0, b1):")
+    emit(4, f"i = b * {rows}")
+    emit(4, f"at = (b - b0) * {rows}")
+    emit(4, f"for r in range({rows}):")
+    emit(5, "if ties[at + r]:  # another group tied the row's best: every centre, for the lowest index")
+    emit(6, "top = largest")
+    emit(6, "pick = 0")
+    emit(6, "for jc in range(k):")
+    emit(7, "a = half_norms[jc]")
+    emit(7, "for t in range(d):")
+    emit(8, "a -= source[b, t, r] * C[jc, t]")
+    emit(7, "if a < top or (a == top and centre_index[jc] < centre_index[pick]):")
+    emit(8, "top = a")
+    emit(8, "pick = jc")
+    emit(5, "else:")
+    emit(6, "# Inside the best group, its centres in SIMD lanes (from CT, where they are contiguous)")
+    emit(6, "# with the tile's arithmetic, and the first least value without a branch: the group holds")
+    emit(6, "# its centres by index, so the first is the lowest. Centre by centre, each compare a")
+    emit(6, "# branch, this search took 28-45% of the pass at d = 3-4 (Zen 4).")
+    emit(6, "first = bests[at + r]")
+    for c in range(group):
+        emit(6, f"v{c} = half_norms[first + {c}]")
     emit(6, "for t in range(d):")
-    emit(7, "a -= source[b, t, r] * C[jc, t]")
-    emit(6, "if a < top or (a == top and centre_index[jc] < centre_index[pick]):")
-    emit(7, "top = a")
-    emit(7, "pick = jc")
-    emit(4, "else:")
-    emit(5, "# Inside the best group, its centres in SIMD lanes (from CT, where they are contiguous)")
-    emit(5, "# with the tile's arithmetic, and the first least value without a branch: the group holds")
-    emit(5, "# its centres by index, so the first is the lowest. Centre by centre, each compare a")
-    emit(5, "# branch, this search took 28-45% of the pass at d = 3-4 (Zen 4).")
-    emit(5, "first = bests[r]")
+    emit(7, "xt = source[b, t, r]")
     for c in range(group):
-        emit(5, f"v{c} = half_norms[first + {c}]")
-    emit(5, "for t in range(d):")
-    emit(6, "xt = source[b, t, r]")
-    for c in range(group):
-        emit(6, f"v{c} -= xt * CT[t, first + {c}]")
-    emit(5, "pick = first")
-    emit(5, "top = v0")
+        emit(7, f"v{c} -= xt * CT[t, first + {c}]")
+    emit(6, "pick = first")
+    emit(6, "top = v0")
     for c in range(1, group):
-        emit(5, f"pick = first + {c} if v{c} < top else pick")
-        emit(5, f"top = min(v{c}, top)")
-    emit(4, f"if i + r < n:")
-    emit(5, "o = order[i + r]")
-    emit(5, "labels[o] = centre_index[pick]")
-    emit(5, "value = norms[r] + (lows[r] + lows[r])")
-    emit(5, "dist[o] = value if value > zero else zero")
+        emit(6, f"pick = first + {c} if v{c} < top else pick")
+        emit(6, f"top = min(v{c}, top)")
+    emit(5, f"if i + r < n:")
+    emit(6, "o = order[i + r]")
+    emit(6, "labels[o] = centre_index[pick]")
+    emit(6, "value = norms[at + r] + (lows[at + r] + lows[at + r])")
+    emit(6, "dist[o] = value if value > zero else zero")
     return "\n".join(out) + "\n"
 
 
