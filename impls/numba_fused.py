@@ -518,7 +518,9 @@ class NumbaKMeans(HostLloyd):
         once per process: each tiny call wakes the kernel's threads, and on a VM whose idle
         vCPU sleeps that cost ~4 ms now and then, more than a whole fit at 20k x 12 x 61."""
         dtype = self.X.dtype
-        key = (self.strategy, self.isa, dtype.str, self.X.flags.writeable, np.dtype(self.label_dtype).str)
+        # the stream pass is compiled per d (numba_stream.STREAM_PASS)
+        key = (self.strategy, self.isa, dtype.str, self.X.flags.writeable, np.dtype(self.label_dtype).str,
+               self.X.shape[1] if self.strategy == "stream" else None)
         if key in _WARMED:
             return
         tiny = np.ascontiguousarray(self.X[:2] if self.X.shape[0] >= 2 else np.zeros((2, self.X.shape[1]),

@@ -260,12 +260,25 @@ def test_warm_up_compiles_the_kernels_for_the_working_dtype(dtype, strategy):
     backend = prepared(X, X[:3].copy(), strategy=strategy)
     kernel = {"fused": backend.fused_pass, "grouped": backend.grouped_pass, "pruned": backend.pruned_pass,
               "gemm": numba_kernels.gemm_pass,
-              "stream": numba_stream.stream_pass}[strategy]
+              "stream": numba_stream.STREAM_PASS[X.shape[1]]}[strategy]
     compiled = [sig[0].dtype for sig in kernel.signatures]
     assert getattr(numba, dtype) in compiled
     before = len(kernel.signatures)
     backend.run(2, -1.0)
     assert len(kernel.signatures) == before, "run() compiled a signature warm_up did not"
+
+
+def test_warm_up_compiles_the_stream_pass_for_each_d():
+    # The stream pass is compiled per d: a warm-up at one d must not stand for another.
+    from impls import numba_stream
+
+    for d in (2, 5):
+        X = np.random.default_rng(d).random((60, d), dtype=np.float32)
+        backend = prepared(X, X[:3].copy(), strategy="stream")
+        before = len(numba_stream.STREAM_PASS[d].signatures)
+        assert before, f"warm_up compiled no stream pass for d={d}"
+        backend.run(2, -1.0)
+        assert len(numba_stream.STREAM_PASS[d].signatures) == before
 
 
 @pytest.mark.slow  # compiles another fused-pass signature (~25 s on 2 cores with a cold cache)
