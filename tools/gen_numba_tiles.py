@@ -242,18 +242,23 @@ PRUNED_DOC = '''    """One pruned pass over {dtype} X, {rows} rows x {group} cen
     """'''
 
 
+def tile_function(signature: str, doc: str):
+    """The lines of a tile's own function so far, and an ``emit`` that writes at the indents of the
+    pass's body, where the function's loop over panels takes the place of the pass's two loops."""
+    out = ["@njit(nogil=True, cache=True, fastmath=FUSED_FAST)", f"def {signature}:", doc]
+
+    def emit(indent: int, text: str) -> None:
+        out.append("    " * (indent - 1) + text)
+
+    return out, emit
+
+
 def pruned_tile_kernel(isa: str, dtype: str) -> str:
     """One tile of the pruned pass, as a function of its own that the pass calls (see TILE_DOC)."""
     rows, group = tile(isa, dtype)
-    out = []
-
-    def emit(indent: int, text: str) -> None:  # the pass body's indents; the loop over panels takes its two loops' place
-        out.append("    " * (indent - 1) + text)
-
-    out.append("@njit(nogil=True, cache=True, fastmath=FUSED_FAST)")
-    out.append(f"def pruned_tile_{isa}_{dtype}(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, "
-               "margin, largest, lows, norms, bests, ties):")
-    out.append(PRUNED_TILE_DOC.format(rows=rows, group=group, isa=isa, dtype=dtype))
+    out, emit = tile_function(f"pruned_tile_{isa}_{dtype}(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, "
+                              "group_hi, lb, visit, margin, largest, lows, norms, bests, ties)",
+                              PRUNED_TILE_DOC.format(rows=rows, group=group, isa=isa, dtype=dtype))
     emit(2, "d = source.shape[1]")
     emit(2, "k = C.shape[0]")
     emit(2, "groups = group_lo.shape[1]")
@@ -412,16 +417,11 @@ def tile_name(isa: str, dtype: str, grouped: bool) -> str:
 def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     """One tile of the fused (or grouped) pass, as a function of its own that the pass calls."""
     rows, group = tile(isa, dtype)
-    out = []
-
-    def emit(indent: int, text: str) -> None:  # the pass body's indents; the loop over panels takes its two loops' place
-        out.append("    " * (indent - 1) + text)
-
-    out.append("@njit(nogil=True, cache=True, fastmath=FUSED_FAST)")
-    out.append(f"def {tile_name(isa, dtype, grouped)}(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, "
-               "lows, bests):")
-    out.append(TILE_DOC.format(rows=rows, group=group, pass_name=f"{'grouped' if grouped else 'fused'}_{isa}_{dtype}",
-                               best="the first centre of its best group" if grouped else "its centre"))
+    out, emit = tile_function(f"{tile_name(isa, dtype, grouped)}(source, b0, b1, packed, half_norms, k, d, next_rows, "
+                              "step, largest, lows, bests)",
+                              TILE_DOC.format(rows=rows, group=group, best="the first centre of its best group"
+                                              if grouped else "its centre",
+                                              pass_name=f"{'grouped' if grouped else 'fused'}_{isa}_{dtype}"))
     emit(2, "zero = largest - largest")
     emit(2, "for b in range(b0, b1):")
     emit(3, f"o = (b - b0) * {rows}")
