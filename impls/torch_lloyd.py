@@ -12,7 +12,7 @@ Memory is bounded by a row chunk: the assignment never holds more than a
 ``index_add_`` adds with atomics in an order that changes from call to call: float64
 keeps the differences in the last bits, far below the contract's tolerances, but
 two identical calls need not return identical bits. ``deterministic=True`` adds
-them in a fixed order instead (``sum_method``).
+them in a fixed order instead, as the default does for few clusters (``sum_method``).
 
 torch is imported inside functions only: listing backends imports this module.
 """
@@ -46,7 +46,8 @@ SORTED_SUMS_MAX_ROWS = 256
 #: without deterministic=True, CUDA adds by index_add_'s atomics, except for few clusters: then
 #: a chunk's atomics all land on k x d addresses and queue there, and the one-hot product (ordered
 #: too) is faster. On an H200, per timed iteration against index_add_: k = 2-16 1.6-2.9x faster,
-#: k = 32 1.2x, k = 64 level, k = 100-1024 1.1-1.5x slower (tools/gpu_check.sh's side by side).
+#: k = 24-32 1.2-1.5x, k = 48 1.2x, k = 64 level; at k = 100-1024 deterministic=True's ordered sums
+#: ran 1.1-1.5x slower (forcing each way, as tools/gpu_check.sh's "sums" table does; November 2026).
 PRODUCT_SUMS_MAX_K = 32
 
 
@@ -243,7 +244,8 @@ class TorchLloyd(Backend):
     deterministic : bool, default False
         CUDA: add the cluster sums in a fixed order, so that identical calls return identical
         bits (``sum_method``; its one-hot product keeps a (chunk, k) float64 matrix, twice the
-        float32 distance block). The CPU's sums are always in order.
+        float32 distance block). Up to ``PRODUCT_SUMS_MAX_K`` clusters the default adds by that
+        product too, being faster there. The CPU's sums are always in order.
     """
 
     requires = ("torch",)
