@@ -10,9 +10,23 @@
 # It uses the host's python3 as it finds it (torch with CUDA, NumPy, scikit-learn). Wheels in
 # .whl/ (scikit-learn-intelex, faiss-cpu, fastcluster for a machine that cannot reach a registry)
 # are installed to a temporary folder first; or, in their place, .whl/site.tar.xz, the same
-# wheels unpacked into one tree and packed with xz (see the branch below).
+# wheels unpacked into one tree and packed with xz, which this script makes from a folder of them:
+#
+#     bash tools/gpu_check.sh pack DIR    # DIR/*.whl -> .whl/site.tar.xz (about half their size)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [[ ${1:-} == pack ]]; then
+    # Packages at the top, shared libraries in lib/ (oneDAL's and TBB's data scheme); a package
+    # that installs into the data scheme's site-packages (scikit-learn-intelex) moves to the top.
+    [[ -d ${2:-} ]] && compgen -G "$2/*.whl" >/dev/null || { echo "pack DIR: no wheels in '${2:-}'" >&2; exit 2; }
+    tree=$(mktemp -d) && mkdir -p "$tree/lib" .whl || exit 1
+    for wheel in "$2"/*.whl; do unzip -qo "$wheel" -d "$tree" || exit 1; done
+    for data in "$tree"/*.data/data/lib; do [[ -d $data ]] && cp -a "$data/." "$tree/lib/"; done
+    for packages in "$tree"/lib/python3*/site-packages; do [[ -d $packages ]] && cp -a "$packages/." "$tree/"; done
+    rm -rf "$tree"/lib/python3* "$tree"/*.data
+    tar cJf .whl/site.tar.xz -C "$tree" . && rm -rf "$tree" && ls -l .whl/site.tar.xz
+    exit
+fi
 OUT=${OUT:-$(mktemp -d)}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" >/dev/null; then
