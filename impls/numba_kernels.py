@@ -55,6 +55,24 @@ def prefetch(typingctx, address):
     return types.void(address), codegen
 
 
+@intrinsic
+def wide_vectors(typingctx):
+    """Let LLVM's loop vectoriser use the widest registers the CPU has in the function that calls this.
+
+    LLVM's tuning for Intel's AVX-512 server cores sets ``prefer-256-bit``, so loops are
+    vectorised in ymm registers, half a zmm. The function attribute
+    ``"prefer-vector-width"="512"`` lifts that for one function (what clang's
+    ``-mprefer-vector-width=512`` does), and is ignored where the CPU has no 512-bit vectors.
+    Whole stream passes, float32 and float64, d = 2-4, 2 threads, Emerald Rapids: 1.15-1.35x.
+    """
+    def codegen(context, builder, signature, args):
+        # llvmlite's attribute set admits only flag attributes; a key="value" one is written verbatim
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
 def _block_transpose(lanes: int, itemsize: int):
     """An intrinsic copying a ``lanes`` x ``lanes`` block of float32 (``itemsize`` 4) or float64
     values transposed: ``transpose(source, source_step, target, target_step)``, all int64 byte

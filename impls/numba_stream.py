@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .numba_kernels import FAST
+from .numba_kernels import FAST, wide_vectors
 
 STREAM_MAX_D = 8
 STREAM_ROWS = 2048
@@ -39,6 +39,7 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     """Block ``b`` of ``rows`` rows for d = 1: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
     ``update``; returns the rows whose label changed."""
+    wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -210,6 +211,7 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     """Block ``b`` of ``rows`` rows for d = 2: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
     ``update``; returns the rows whose label changed."""
+    wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -399,6 +401,7 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     """Block ``b`` of ``rows`` rows for d = 3: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
     ``update``; returns the rows whose label changed."""
+    wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -606,6 +609,7 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     """Block ``b`` of ``rows`` rows for d = 4: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
     ``update``; returns the rows whose label changed."""
+    wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -831,6 +835,7 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     """Block ``b`` of ``rows`` rows for d = 5: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
     ``update``; returns the rows whose label changed."""
+    wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -1010,6 +1015,7 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     """Block ``b`` of ``rows`` rows for d = 6: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
     ``update``; returns the rows whose label changed."""
+    wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -1199,6 +1205,7 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     """Block ``b`` of ``rows`` rows for d = 7: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
     ``update``; returns the rows whose label changed."""
+    wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
@@ -1398,6 +1405,7 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     """Block ``b`` of ``rows`` rows for d = 8: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
     ``update``; returns the rows whose label changed."""
+    wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)

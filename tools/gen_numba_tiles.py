@@ -657,7 +657,7 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .numba_kernels import FAST
+from .numba_kernels import FAST, wide_vectors
 
 STREAM_MAX_D = {max_d}
 STREAM_ROWS = {rows}
@@ -676,6 +676,7 @@ def stream_block(d: int) -> list[str]:
              f'    """Block ``b`` of ``rows`` rows for d = {d}: labels rewritten in place, ``low`` left',
              '    holding the squared distances, the change of the sums and counts added when',
              '    ``update``; returns the rows whose label changed."""',
+             "    wide_vectors()",
              "    k = C.shape[0]",
              "    zero = half_norms[0] - half_norms[0]",
              "    moved = np.int32(0)",
