@@ -423,15 +423,18 @@ class NumbaKMeans(HostLloyd):
                 and (stored["strategy"] != "pruned" or self._room_for_copy())):
             return {**stored, "source": "reused", "key": key, "tile": tile}
         m = numba_plan.sample_rows(n, d, k)
-        candidates, copies = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
-        ms_per_pass = {s: round(1e3 * t, 3) for s, t in numba_plan.race(candidates).items()}
+        firsts, laters, copies = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
+        ms_first_pass = {s: round(1e3 * t, 3) for s, t in numba_plan.race(firsts).items()}
+        later = {s: round(1e3 * t, 3) for s, t in numba_plan.race(laters).items()}
+        ms_per_pass = {s: later.get(s, ms) for s, ms in ms_first_pass.items()}
         copy_ms = {s: round(1e3 * t, 3) for s, t in numba_plan.race(copies).items()}
         if "grouped" in ms_per_pass and "fused" in copy_ms:  # the same panels
             copy_ms["grouped"] = copy_ms["fused"]
-        close = numba_plan.runoff(candidates, ms_per_pass, copy_ms)
-        cost = numba_plan.fit_cost(ms_per_pass, copy_ms)
+        close = numba_plan.runoff(firsts, laters, ms_first_pass, ms_per_pass, copy_ms)
+        cost = numba_plan.fit_cost(ms_per_pass, copy_ms, ms_first_pass)
         best = min(cost, key=cost.get)
-        plan = {"strategy": best, "sample": [m, d, k], "ms_per_pass": ms_per_pass, "copy_ms": copy_ms}
+        plan = {"strategy": best, "sample": [m, d, k], "ms_per_pass": ms_per_pass, "ms_first_pass": ms_first_pass,
+                "copy_ms": copy_ms}
         if PANELLED in ms_per_pass:
             plan["panels"] = best == PANELLED
             if best == PANELLED:
@@ -440,19 +443,21 @@ class NumbaKMeans(HostLloyd):
             plan["runoff"] = close
         if self.parts > 1 and numba_plan.small_work(n, d, k):
             with self._threads(1):
-                alone = numba_plan.race({best: candidates[best]})[best]
+                alone = numba_plan.race({best: laters.get(best, firsts[best])})[best]
             plan["one_thread_ms_per_pass"] = round(1e3 * alone, 4)
         numba_plan.save_plan(key, plan)
         return {**plan, "source": "measured", "key": key, "tile": tile}
 
     def _candidates(self, Xs, C):
-        """One pass of each strategy over the sample rows ``Xs``, and the copy of ``Xs`` that a
-        strategy makes once per fit, both as callables by strategy (for the plan's race)."""
+        """Callables by strategy, for the plan's race over the sample rows ``Xs``: each strategy's
+        first pass (every row added to the sums, as in a fit's first), its later pass where it
+        moves only the rows whose label changed (here none), and the copy of ``Xs`` it makes
+        once per fit."""
         m, d = Xs.shape
         k = C.shape[0]
         half = half_norms(C)
         labels, dist = np.empty(m, dtype=np.int32), np.empty(m, dtype=Xs.dtype)
-        unlabelled = np.full(m, -1, dtype=np.int32)  # every pass adds every row, as a fit's first
+        unlabelled = np.full(m, -1, dtype=np.int32)  # every row added, as in a fit's first pass
         sums, counts, totals = np.zeros((self.parts, k, d)), np.zeros((self.parts, k), dtype=np.int64), np.zeros(self.parts)
         copies = {}
         panels = np.empty((0, d, self.rows), dtype=Xs.dtype)
@@ -462,35 +467,43 @@ class NumbaKMeans(HostLloyd):
         norms = np.einsum("ij,ij->i", Xs, Xs)
         chunk, blas, kernels = self._chunk(m, k), self._blas(), self.kernels
 
-        def tiled(source, tile_pass):
-            """A pass of the fused or grouped tile from ``source`` (panels, or none to copy in the pass)."""
+        def tiled(source, tile_pass, previous=unlabelled):
+            """A pass of the fused or grouped tile from ``source`` (panels, or none to copy in the
+            pass), moving the rows whose label is not ``previous``'s."""
             def run():
                 with kernels.slp_vectorize():
-                    self._fused(Xs, source, C, half, labels, unlabelled, dist, sums, counts, totals, True, tile_pass)
+                    self._fused(Xs, source, C, half, labels, previous, dist, sums, counts, totals, True, tile_pass)
             return run
 
         def gemm():
             with blas.limit(limits=1, user_api="blas"):
                 kernels.gemm_pass(Xs, C, half, norms, labels, dist, sums, counts, totals, chunk, True)
 
-        def pruned():
+        def pruned(previous=unlabelled):
             with kernels.slp_vectorize():
-                self._pruned(spatial, Xs, C, labels, unlabelled, dist, sums, counts, totals, True)
+                self._pruned(spatial, Xs, C, labels, previous, dist, sums, counts, totals, True)
 
         from .numba_plan import needs_measuring
 
         candidates = {"fused": tiled(panels, self.fused_pass)}
+        candidates["fused"]()
+        settled = labels.copy()  # a later pass's previous labels: these centres' own
+        later = {"fused": tiled(panels, self.fused_pass, settled)}
         if self._panels_raced(d, k):
             copies[PANELLED] = functools.partial(transposed_panels, Xs, self.rows)
-            candidates[PANELLED] = tiled(copies[PANELLED](), self.fused_pass)
+            copied = copies[PANELLED]()
+            candidates[PANELLED] = tiled(copied, self.fused_pass)
+            later[PANELLED] = tiled(copied, self.fused_pass, settled)
         if needs_measuring(d, k):  # the classes where BLAS can win
-            candidates["gemm"] = gemm
+            candidates["gemm"] = gemm  # adds every row in every pass
             if d <= GROUPED_MAX_D:
                 candidates["grouped"] = tiled(panels, self.grouped_pass)
+                later["grouped"] = tiled(panels, self.grouped_pass, settled)
             if d <= PRUNED_MAX_D and self._room_for_copy():
                 copies["pruned"] = functools.partial(SpatialRows, Xs, self.rows)
                 spatial = copies["pruned"]()
                 candidates["pruned"] = pruned
+                later["pruned"] = functools.partial(pruned, settled)
         if self._rowdot_fits(d, k):
             row_norms = self._rowdot_norms(Xs)
             if row_norms.size:  # made once per fit: the strategy's copy
@@ -504,14 +517,17 @@ class NumbaKMeans(HostLloyd):
             copies["stream"] = functools.partial(transposed_panels, Xs, self.stream.STREAM_ROWS)
             blocks = copies["stream"]()
 
-            narrow, changes = np.full(m, -1, dtype=narrow_labels(k)), np.zeros(self.parts, dtype=np.int64)
+            # the pass rewrites its labels in place: after any call they are these centres' own
+            narrow, changes = settled.astype(narrow_labels(k)), np.zeros(self.parts, dtype=np.int64)
 
-            def stream():
-                narrow.fill(-1)  # every row added, as a fit's first pass and the other candidates
+            def stream(first=True):
+                if first:
+                    narrow.fill(-1)
                 self.stream.stream_pass(blocks, m, C, half, narrow, dist, sums, counts, totals, changes, True)
 
             candidates["stream"] = stream
-        return candidates, copies
+            later["stream"] = functools.partial(stream, False)
+        return candidates, later, copies
 
     def warm_up(self):
         """Compile (or load from Numba's on-disk cache) the kernels for this dtype and layout,

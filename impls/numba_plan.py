@@ -19,10 +19,11 @@ plan
     taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). In a measured
     class with k <= 64 and d > 8 the fused tile from panels, a transposed copy of X, races the
     tile without. A race
-    times each strategy's pass and any copy of X it makes once per fit, and picks the least
-    pass plus share of the copy over a fit of ``PLAN_PASSES`` passes; where the two best are
-    close, a longer runoff between them decides (``runoff``). Plans are made in ``prepare``,
-    never inside the timed ``run``.
+    times each strategy's first pass (every row added to the sums), a later pass where the
+    strategy moves only rows whose label changed (here none: after a fit's first passes few
+    are), and any copy of X it makes once per fit, and picks the least cost of a fit of
+    ``PLAN_PASSES`` passes; where the two best are close, a longer runoff between them decides
+    (``runoff``). Plans are made in ``prepare``, never inside the timed ``run``.
 """
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def kernels_stamp() -> str:
         import numba
 
         # the rule's inputs: the passes a fit is chosen for, and which strategies a race has
-        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES} raced=panels past d=8".encode())
+        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES} raced=panels past d=8, later passes".encode())
         for name in ("numba_tiles.py", "numba_stream.py", "numba_rowdot.py", "numba_kernels.py", "numba_pruned.py"):
             digest.update((Path(__file__).parent / name).read_bytes())
         _stamp = digest.hexdigest()[:10]
@@ -218,9 +219,14 @@ def sample_rows(n: int, d: int, k: int) -> int:
     return int(min(n, max(MIN_SAMPLE_ROWS, SAMPLE_FLOP / (2 * k * d))))
 
 
-def fit_cost(ms_per_pass: dict[str, float], copy_ms: dict[str, float]) -> dict[str, float]:
-    """Milliseconds per pass of a PLAN_PASSES-pass fit: each strategy's pass and its share of its copy of X."""
-    return {name: ms + copy_ms.get(name, 0.0) / PLAN_PASSES for name, ms in ms_per_pass.items()}
+def fit_cost(ms_per_pass: dict[str, float], copy_ms: dict[str, float],
+             ms_first_pass: dict[str, float] | None = None) -> dict[str, float]:
+    """Milliseconds per pass of a PLAN_PASSES-pass fit: each strategy's first pass (every row
+    added to the sums; ``ms_first_pass``, default its later pass), PLAN_PASSES - 1 later passes
+    (``ms_per_pass``) and its copy of X once."""
+    first = ms_first_pass or {}
+    return {name: (first.get(name, ms) + (PLAN_PASSES - 1) * ms + copy_ms.get(name, 0.0)) / PLAN_PASSES
+            for name, ms in ms_per_pass.items()}
 
 
 #: a race's two least costs within this share of each other: those two run again, longer.
@@ -232,16 +238,20 @@ RUNOFF_MARGIN = 0.15
 RUNOFF_REPEATS = 7
 
 
-def runoff(candidates: dict, ms_per_pass: dict[str, float], copy_ms: dict[str, float]) -> list[str]:
+def runoff(firsts: dict, laters: dict, ms_first_pass: dict[str, float], ms_per_pass: dict[str, float],
+           copy_ms: dict[str, float]) -> list[str]:
     """Race again, ``RUNOFF_REPEATS`` times, the two strategies whose fit costs are within
-    ``RUNOFF_MARGIN`` of each other, and put their new times in ``ms_per_pass``; returns
-    their names (none if the race was clear)."""
-    cost = fit_cost(ms_per_pass, copy_ms)
+    ``RUNOFF_MARGIN`` of each other (their first passes ``firsts`` and later ones ``laters``,
+    where they differ), and put their new times in ``ms_first_pass`` and ``ms_per_pass``;
+    returns their names (none if the race was clear)."""
+    cost = fit_cost(ms_per_pass, copy_ms, ms_first_pass)
     close = sorted(cost, key=cost.get)[:2]
     if len(close) < 2 or cost[close[1]] > cost[close[0]] * (1 + RUNOFF_MARGIN):
         return []
-    again = race({name: candidates[name] for name in close}, RUNOFF_REPEATS)
-    ms_per_pass.update({name: round(1e3 * t, 3) for name, t in again.items()})
+    first = race({name: firsts[name] for name in close}, RUNOFF_REPEATS)
+    later = race({name: laters[name] for name in close if name in laters}, RUNOFF_REPEATS)
+    ms_first_pass.update({name: round(1e3 * t, 3) for name, t in first.items()})
+    ms_per_pass.update({name: round(1e3 * later.get(name, t), 3) for name, t in first.items()})
     return close
 
 
