@@ -119,11 +119,12 @@ BLOCK_BYTES = 1 << 20
 #: its rows over tile from panels plus the pass that adds the rows up, float32, 2 threads,
 #: Emerald Rapids: 0.91 at 1M x 16, k=16 and at 200k x 64, k=40; 0.97-0.98 at 100k x 32,
 #: k=64, 328626 x 99, k=39, 388k x 103, k=11 and 50k x 128, k=60; 1.02 at 101760 x 53, k=12;
-#: building the panels cost about one pass. (Copying a value at a time, panels had won up to
-#: k=64 and d=128: 1M x 16, k=16, 8.1 against 5.3 ms per pass on Zen 4.) Up to PANEL_MAX_K
-#: centres, wherever the plan measures, it races the tile from panels (``PANELLED``) against it
-#: without, since which wins may still differ by machine.
-PANEL_MAX_K = 64
+#: 1.17 at 100k x 300, k=100, where a panel (38 KB) fills most of L1; building the panels cost
+#: about one pass. (Copying a value at a time, panels had won up to k=64 and d=128: 1M x 16,
+#: k=16, 8.1 against 5.3 ms per pass on Zen 4.) Up to PANEL_MAX_K centres, wherever the plan
+#: measures, it races the tile from panels (``PANELLED``) against it without, since which wins
+#: may still differ by machine.
+PANEL_MAX_K = 128
 PANEL_ALWAYS_D = 8
 PANEL_MEMORY_SHARE = 0.25
 #: a copy of X up to this share of the machine's memory is made without reading the free

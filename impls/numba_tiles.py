@@ -44,7 +44,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
     against every group of 6 centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and its centre into ``bests``
     (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -742,7 +742,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
     against every group of 6 centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and its centre into ``bests``
     (panel ``b``'s rows from ``8 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -1184,7 +1184,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
     against every group of 8 centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and its centre into ``bests``
     (panel ``b``'s rows from ``32 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -2657,7 +2657,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
     against every group of 6 centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and its centre into ``bests``
     (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -3356,7 +3356,7 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
     against every group of 6 centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and the first centre of its best group into ``bests``
     (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -3970,7 +3970,7 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
     against every group of 6 centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and the first centre of its best group into ``bests``
     (panel ``b``'s rows from ``8 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -4368,7 +4368,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
     against every group of 8 centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and the first centre of its best group into ``bests``
     (panel ``b``'s rows from ``32 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -5613,7 +5613,7 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
     against every group of 6 centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and the first centre of its best group into ``bests``
     (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256

@@ -453,7 +453,7 @@ TILE_DOC = '''    """The tiles of ``{pass_name}``: the {rows} rows of each panel
     against every group of {group} centres in ``packed``; writes each row's squared distance to its
     nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and {best} into ``bests``
     (panel ``b``'s rows from ``{rows} (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched.
+    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
