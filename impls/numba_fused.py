@@ -254,6 +254,9 @@ class NumbaKMeans(HostLloyd):
     def prepare(self, X, centers):
         import numba
 
+        from kmbench.core.threads import load_tbb
+
+        load_tbb()  # before the first parallel call picks Numba's threading layer
         from . import numba_kernels, numba_plan, numba_rowdot, numba_stream, numba_tiles
 
         super().prepare(X, centers)
@@ -706,8 +709,11 @@ class NumbaKMeans(HostLloyd):
             out = super().result()
         if self.threads_used > 1:
             _threads_last_busy[0] = time.perf_counter()
+        from kmbench.core.threads import threading_layer
+
         out.info.update({"strategy": self.strategy, "plan": dict(self.plan), "parts": self.parts,
-                         "threads_used": self.threads_used, "distance_dtype": str(self.X.dtype),
+                         "threads_used": self.threads_used, "threading_layer": threading_layer(),
+                         "distance_dtype": str(self.X.dtype),
                          "sums_dtype": "float64",
                          "sums": "moved rows" if self.strategy in INCREMENTAL else "every row"})
         if self.one_thread_ms is not None:

@@ -46,6 +46,8 @@ SMALL_WORK = 1 << 25
 #: seconds of idleness before the wake-up is measured: long enough for idle CPUs to sleep
 WAKE_IDLE_S = 0.25
 WAKE_TRIALS = 8
+#: regions timed in a row after each idle spell
+WAKE_REGIONS = 4
 #: passes a plan chooses for: a fit of 10 iterations and its final assignment. A strategy
 #: that first copies X (the fused tile's panels, the stream pass's blocks) pays the copy once
 #: per fit, so its race time is its pass plus 1/PLAN_PASSES of its copy (at 395740 x 84, k=3
@@ -151,16 +153,22 @@ def small_work(n: int, d: int, k: int) -> bool:
 
 
 def wake_seconds(isa: str, threads: int, region) -> float:
-    """What the first parallel region after an idle spell costs beyond its work on this
+    """What the first parallel regions after an idle spell cost beyond their work on this
     machine, measured once (about 2 seconds, mostly sleeping) and kept with the plans.
 
     On a bare machine it is tens of microseconds; on a VM whose idle vCPUs are descheduled it
     was 5-8 ms (Zen 4, 2 vCPUs: a 30 us region after 250 ms of idleness), more than a whole
     fit of a small shape, which is then faster on one thread
-    (``NumbaKMeans`` decides per fit, from this and the plan's one-thread pass).
+    (``NumbaKMeans`` decides per fit, from this and the plan's one-thread pass). The cost
+    can outlast the first region: on an Emerald Rapids VM (2 vCPUs) a 70 us region took
+    6.8 ms after 300 ms of idleness, the next one 4.0 ms, the third 0.1 ms, so the excess of
+    ``WAKE_REGIONS`` regions in a row is counted.
     ``region()`` runs one small parallel region.
     """
-    key = machine_key(isa, threads) + "|wake"
+    from kmbench.core.threads import threading_layer
+
+    region()  # Numba's threads launched, so its layer is known: it decides what a late worker costs
+    key = machine_key(isa, threads) + f"|wake over {WAKE_REGIONS} regions|{threading_layer()}"
     stored = load_plans().get(key)
     if isinstance(stored, dict) and isinstance(stored.get("wake_ms"), (int, float)):
         return stored["wake_ms"] / 1e3
@@ -173,8 +181,9 @@ def wake_seconds(isa: str, threads: int, region) -> float:
             warm.append(time.perf_counter() - t0)
         time.sleep(WAKE_IDLE_S)
         t0 = time.perf_counter()
-        region()
-        trials.append(max(0.0, time.perf_counter() - t0 - min(warm)))
+        for _ in range(WAKE_REGIONS):
+            region()
+        trials.append(max(0.0, time.perf_counter() - t0 - WAKE_REGIONS * min(warm)))
     # the upper quartile: on a VM the cost comes and goes (0.1-0.6 ms in a process's first
     # second or in some spells, 5-8 ms in most, Zen 4 VM), and a fit called now and then meets
     # the larger; where waking is cheap, an outlier moves only fits shorter than itself

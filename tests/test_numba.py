@@ -781,9 +781,27 @@ def test_the_wake_up_is_measured_once_per_machine(tmp_path, monkeypatch):
     monkeypatch.setattr(numba_plan, "WAKE_IDLE_S", 0.001)
     calls = []
     first = numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1))
-    assert len(calls) == numba_plan.WAKE_TRIALS * 4 and first >= 0
+    assert len(calls) == 1 + numba_plan.WAKE_TRIALS * (3 + numba_plan.WAKE_REGIONS) and first >= 0
     assert numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1)) == pytest.approx(first, abs=1e-6)
-    assert len(calls) == numba_plan.WAKE_TRIALS * 4  # read back, not measured again
+    assert len(calls) == 2 + numba_plan.WAKE_TRIALS * (3 + numba_plan.WAKE_REGIONS)  # read back, not measured again
+
+
+def test_a_wake_up_that_outlasts_the_first_region_is_counted_whole(tmp_path, monkeypatch):
+    import time
+
+    from impls import numba_plan
+
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(numba_plan, "WAKE_IDLE_S", 0.001)
+    monkeypatch.setattr(numba_plan, "WAKE_TRIALS", 4)
+    calls = []
+
+    def region():  # each trial: three warm regions, then the first two after the idle spell are slow
+        if len(calls) and (len(calls) - 1) % (3 + numba_plan.WAKE_REGIONS) in (3, 4):
+            time.sleep(0.003)
+        calls.append(1)
+
+    assert numba_plan.wake_seconds("avx2", 2, region) >= 0.0055
 
 
 def test_threads_that_just_worked_together_are_taken_as_awake(tmp_path, monkeypatch):
@@ -872,3 +890,26 @@ def test_tile_copying_its_rows_by_blocks_matches_the_tile_from_panels(dtype, til
     assert [f.info["panels"] for f in fits] == [False, True]
     np.testing.assert_array_equal(fits[0].labels, fits[1].labels)
     np.testing.assert_allclose(fits[0].centers, fits[1].centers, rtol=1e-12)
+
+
+@pytest.mark.parametrize("asked, layer", [(None, "tbb"), ("omp", "omp")])
+def test_numba_runs_on_pips_tbb_unless_another_layer_is_asked_for(tmp_path, asked, layer):
+    """pip's tbb wheel puts libtbb outside the loader's path; the backend loads it, so Numba's
+    own default (TBB first) holds, and a layer the user names is kept."""
+    import importlib.metadata
+    import os
+    import subprocess
+    import sys
+
+    try:
+        importlib.metadata.version("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the tbb wheel is not installed here")
+    env = {key: value for key, value in os.environ.items() if key != "NUMBA_THREADING_LAYER"}
+    env["KMBENCH_CACHE"] = str(tmp_path)
+    if asked:
+        env["NUMBA_THREADING_LAYER"] = asked
+    code = ("import numpy as np, kmbench; X = np.random.default_rng(0).random((3000, 3)); "
+            "print(kmbench.fit(X, 4, backend='numba', init='random', max_iter=2).info['threading_layer'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.split()[-1] == layer

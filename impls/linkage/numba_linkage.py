@@ -44,6 +44,9 @@ class NumbaLinkage(LinkageBackend):
     parameters = {**LinkageBackend.parameters, "parallel": [{"auto"}, bool]}
 
     def prepare(self, X, method):
+        from kmbench.core.threads import load_tbb
+
+        load_tbb()  # before the kernels' first parallel call picks Numba's threading layer
         from . import numba_kernels
 
         self.kernels = numba_kernels
@@ -100,8 +103,11 @@ class NumbaLinkage(LinkageBackend):
         self.Z = self._linkage(self.X, self.parts)
 
     def result(self):
+        from kmbench.core.threads import threading_layer
+
         info = {"algorithm": ALGORITHMS[self.method],
-                "memory": "n x n (condensed)" if self.matrices[self.method] else "O(n*d)", "parts": self.parts}
+                "memory": "n x n (condensed)" if self.matrices[self.method] else "O(n*d)", "parts": self.parts,
+                "threading_layer": threading_layer()}
         if self.probe:
             info["parts_probe"] = self.probe
         return Linked(Z=self.Z, info=info)
