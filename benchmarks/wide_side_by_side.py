@@ -101,10 +101,6 @@ def memory_rate(threads: int, megabytes: int = 512, repeats: int = 5) -> float:
     a pass can stream X, the memory floor's rate."""
     from numba import njit, prange, set_num_threads
 
-    from kmbench.core.threads import load_tbb
-
-    load_tbb()  # this is the process's first parallel call: the layer the numba backend would choose
-
     @njit(parallel=True, fastmath=True)
     def total(a):
         s = 0.0

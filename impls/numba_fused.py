@@ -254,9 +254,6 @@ class NumbaKMeans(HostLloyd):
     def prepare(self, X, centers):
         import numba
 
-        from kmbench.core.threads import load_tbb
-
-        load_tbb()  # before the first parallel call picks Numba's threading layer
         from . import numba_kernels, numba_plan, numba_rowdot, numba_stream, numba_tiles
 
         super().prepare(X, centers)

@@ -44,9 +44,6 @@ class NumbaLinkage(LinkageBackend):
     parameters = {**LinkageBackend.parameters, "parallel": [{"auto"}, bool]}
 
     def prepare(self, X, method):
-        from kmbench.core.threads import load_tbb
-
-        load_tbb()  # before the kernels' first parallel call picks Numba's threading layer
         from . import numba_kernels
 
         self.kernels = numba_kernels
