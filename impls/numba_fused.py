@@ -216,7 +216,7 @@ class NumbaKMeans(HostLloyd):
         class (``stream`` needs d <= 8)
     chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
     panels : bool, whether ``fused`` keeps X transposed in panels (default: for d <= 8, or where the
-        plan's race at k <= 64 found them faster, while X takes at most a quarter of the available
+        plan's race at k <= 128 found them faster, while X takes at most a quarter of the available
         memory)
     tile : {"avx2", "avx512"}, the fused register tile (default: the widest the CPU has)
     """

@@ -17,7 +17,7 @@ plan
     stream pass where d <= 8 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose
     plan also times its winner on one thread (see ``wake_seconds``); elsewhere the fused tile is
     taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). In a measured
-    class with k <= 64 and d > 8 the fused tile from panels, a transposed copy of X, races the
+    class with k <= 128 and d > 8 the fused tile from panels, a transposed copy of X, races the
     tile without. A race
     times each strategy's first pass (every row added to the sums), a later pass where the
     strategy moves only rows whose label changed (here none: after a fit's first passes few

@@ -52,3 +52,14 @@ def test_a_bad_shape_is_refused_by_name(wide, text):
 
     with pytest.raises(argparse.ArgumentTypeError, match=re.escape(repr(text))):
         wide.parse_shape(text)
+
+
+def test_as_avx2_takes_every_contender_off_avx512(wide):
+    env = wide.avx2_environment()
+    features = env["NUMBA_CPU_FEATURES"].split(",")
+    assert not [f for f in features if f.startswith("+") and f[1:].startswith(("avx512", "amx", "evex512"))]
+    assert "+sse2" in features  # the rest of the CPU's features stay
+    assert env["MKL_ENABLE_INSTRUCTIONS"] == "AVX2" and env["FAISS_OPT_LEVEL"] == "avx2"
+    from impls.numba_plan import host_isa
+
+    assert host_isa({f[1:]: f[0] == "+" for f in features}) == "avx2"
