@@ -46,8 +46,11 @@ SMALL_WORK = 1 << 25
 #: seconds of idleness before the wake-up is measured: long enough for idle CPUs to sleep
 WAKE_IDLE_S = 0.25
 WAKE_TRIALS = 8
-#: regions timed in a row after each idle spell
-WAKE_REGIONS = 4
+#: regions timed in a row after each idle spell. One: four counted a late second region too
+#: (6.9 + 4.0 ms after 300 ms idle, Emerald Rapids VM), which took one thread for the photo at
+#: k = 16 in float64, and its whole fits went from 1.24 to 1.93 ms per iteration in runs where
+#: the second region was not late; the stall comes and goes on this VM
+WAKE_REGIONS = 1
 #: passes a plan chooses for: a fit of 10 iterations and its final assignment. A strategy
 #: that first copies X (the fused tile's panels, the stream pass's blocks) pays the copy once
 #: per fit, so its race time is its pass plus 1/PLAN_PASSES of its copy (at 395740 x 84, k=3
@@ -159,10 +162,8 @@ def wake_seconds(isa: str, threads: int, region) -> float:
     On a bare machine it is tens of microseconds; on a VM whose idle vCPUs are descheduled it
     was 5-8 ms (Zen 4, 2 vCPUs: a 30 us region after 250 ms of idleness), more than a whole
     fit of a small shape, which is then faster on one thread
-    (``NumbaKMeans`` decides per fit, from this and the plan's one-thread pass). The cost
-    can outlast the first region: on an Emerald Rapids VM (2 vCPUs) a 70 us region took
-    6.8 ms after 300 ms of idleness, the next one 4.0 ms, the third 0.1 ms, so the excess of
-    ``WAKE_REGIONS`` regions in a row is counted.
+    (``NumbaKMeans`` decides per fit, from this and the plan's one-thread pass). The excess
+    of ``WAKE_REGIONS`` regions in a row is counted.
     ``region()`` runs one small parallel region.
     """
     from kmbench.core.threads import threading_layer

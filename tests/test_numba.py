@@ -786,7 +786,7 @@ def test_the_wake_up_is_measured_once_per_machine(tmp_path, monkeypatch):
     assert len(calls) == 2 + numba_plan.WAKE_TRIALS * (3 + numba_plan.WAKE_REGIONS)  # read back, not measured again
 
 
-def test_a_wake_up_that_outlasts_the_first_region_is_counted_whole(tmp_path, monkeypatch):
+def test_a_wake_up_over_several_regions_counts_them_all(tmp_path, monkeypatch):
     import time
 
     from impls import numba_plan
@@ -794,6 +794,7 @@ def test_a_wake_up_that_outlasts_the_first_region_is_counted_whole(tmp_path, mon
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(numba_plan, "WAKE_IDLE_S", 0.001)
     monkeypatch.setattr(numba_plan, "WAKE_TRIALS", 4)
+    monkeypatch.setattr(numba_plan, "WAKE_REGIONS", 2)
     calls = []
 
     def region():  # each trial: three warm regions, then the first two after the idle spell are slow
