@@ -897,3 +897,24 @@ def test_a_fit_records_numbas_threading_layer():
     X = np.random.default_rng(0).random((3000, 3))
     layer = kmbench.fit(X, 4, backend="numba", init="random", max_iter=2).info["threading_layer"]
     assert layer == numba.threading_layer() and layer in ("tbb", "omp", "workqueue")
+
+
+def test_wide_vectors_asks_llvm_for_512_bit_vectors_in_its_caller_alone():
+    from numba import njit
+
+    from impls.numba_kernels import wide_vectors
+
+    @njit(cache=False)
+    def wide(a):
+        wide_vectors()
+        return a.sum()
+
+    @njit(cache=False)
+    def plain(a):
+        return a.sum()
+
+    a = np.arange(8.0)
+    assert wide(a) == plain(a) == 28.0
+    attribute = '"prefer-vector-width"="512"'
+    assert attribute in "".join(wide.inspect_llvm().values())
+    assert attribute not in "".join(plain.inspect_llvm().values())
