@@ -166,9 +166,13 @@ def wake_seconds(isa: str, threads: int, region) -> float:
     of ``WAKE_REGIONS`` regions in a row is counted.
     ``region()`` runs one small parallel region.
     """
+    import numba
+
     from kmbench.core.threads import threading_layer
 
-    region()  # Numba's threads launched, so its layer is known: it decides what a late worker costs
+    # launches Numba's threads, running no region (which would wake them, the cost a
+    # one-thread fit avoids), so that its layer, which decides what a late worker costs, is known
+    numba.get_num_threads()
     key = machine_key(isa, threads) + f"|wake over {WAKE_REGIONS} regions|{threading_layer()}"
     stored = load_plans().get(key)
     if isinstance(stored, dict) and isinstance(stored.get("wake_ms"), (int, float)):
