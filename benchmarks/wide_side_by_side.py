@@ -90,11 +90,8 @@ def numba_run(X, C, threads):
            "pruned": f"{result.info.get('tile')}, rows and centres in space",
            "gemm": "BLAS blocks", "rowdot": "rows four at a time",
            "stream": f"blocks of {result.info.get('block_rows')} rows"}
-    # the fit's passes: one per iteration and the final assignment of the fitted centres
-    per_pass = 1e3 * result.timings["fit"] / (result.n_iter + 1)
     return (1e3 * elapsed / result.n_iter, result.n_iter, result.dtype, 1e3 * result.timings["per_iter"],
-            f"{result.info['strategy']} ({plan.get('source', '?').split(' ')[0]}), {how[result.info['strategy']]}",
-            per_pass)
+            f"{result.info['strategy']} ({plan.get('source', '?').split(' ')[0]}), {how[result.info['strategy']]}")
 
 
 def memory_rate(threads: int, megabytes: int = 512, repeats: int = 5) -> float:
@@ -255,7 +252,8 @@ def main(argv=None) -> int:
             if runs[name]:
                 cells[label, name] = (statistics.median(r[0] for r in runs[name]), runs[name][0][1])
         timed[label] = statistics.median(r[3] for r in runs["numba"])
-        passes[label] = statistics.median(r[5] for r in runs["numba"])
+        # the fit's passes: one per iteration and the final assignment of the fitted centres
+        passes[label] = statistics.median(r[3] * r[1] / (r[1] + 1) for r in runs["numba"])
         plans[label] = runs["numba"][-1][4]
         print(f"  {label}: " + ", ".join(f"{name} {cells[label, name][0]:.2f}" for name in names
                                          if (label, name) in cells), file=sys.stderr, flush=True)
