@@ -107,6 +107,19 @@ def test_values_whose_squares_overflow_are_refused():
     assert np.isfinite(fit(np.full((4, 2), 1e30), 1).centers).all()
 
 
+@pytest.mark.parametrize("row", [0, 2499, 4999])
+def test_a_scan_split_across_threads_finds_a_bad_value_in_any_part(monkeypatch, row):
+    """Each thread's part counts: a NaN in the first, a middle or the last part is refused."""
+    import kmbench.core.validation as validation
+
+    monkeypatch.setattr(validation, "PARALLEL_SCAN_BYTES", 1024)  # so 5000 x 7 float64 goes in 3 parts
+    X = np.random.default_rng(0).standard_normal((5000, 7))
+    validation.check_values(X, "float64", threads=3)
+    X[row, 6] = np.nan
+    with pytest.raises(ValueError, match=f"NaN \\(first at row {row};"):
+        validation.check_values(X, "float64", threads=3)
+
+
 @pytest.mark.parametrize("order", ["C", "F"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_one_bad_value_among_many_is_found_in_either_layout(order, dtype):

@@ -14,6 +14,7 @@ from kmbench.core import registry
 from kmbench.core.engine import session, time_run, timed_cycle
 from kmbench.core.errors import BackendUnavailable, DtypeChanged
 from kmbench.core.result import KMeansResult
+from kmbench.core.threads import check_threads
 from kmbench.core.seeding import as_host_array, initial_centers
 from kmbench.core.validation import (check_data, check_int, check_n_clusters, check_seed, check_tol,
                                      check_values, is_lazy_array, is_torch_tensor)
@@ -97,7 +98,7 @@ def fit(X, n_clusters, *, backend="auto", init="k-means++", max_iter=300, tol=1e
         warnings.warn(f"backend {backend!r} supports only {work_dtype}: {data_dtype} data is computed in "
                       f"{work_dtype} (pass dtype={work_dtype!r} to say so)", DtypeChanged, stacklevel=3)
     X = host_input(cls, X)  # once, before the value scan and the seeding both read it
-    check_values(X, work_dtype)
+    check_values(X, work_dtype, threads=check_threads(threads))
     impl = create(backend, n=n, k=k, d=d, dtype=work_dtype, device=device, threads=threads, **options)
     centers = initial_centers(X, k, init, seed).astype(work_dtype)
     result = execute(impl, X, centers, max_iter=max_iter, tol=tol)

@@ -85,7 +85,7 @@ def linkage(X, method="ward", *, backend="auto", device=None, dtype=None, thread
     if is_torch_tensor(X) or is_lazy_array(X):
         X = as_host_array(X)
     X = np.ascontiguousarray(X, dtype=data_dtype)
-    check_values(X, data_dtype)
+    check_values(X, data_dtype, threads=impl.threads)
     result = execute(impl, X, method)
     if chosen_by is not None:
         result.info["auto"] = chosen_by
