@@ -24,7 +24,7 @@ ROWDOT_BLOCK = 64
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_norms):
+def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_norms, exact):
     """One pass, rows four at a time, one part of the rows per thread.
 
     Parameters
@@ -35,9 +35,14 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
     labels, dist, sums, counts, totals, update : as ``numba_tiles.fused_avx2_float32``
     x_norms : (n,) same dtype, each row's squared norm; or (0,) to compute them here, reading each
         row in order before the loops that read four rows at once
+    exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,) float64
+        is written with each row's squared distance to its centre by direct float64 differences,
+        as ``numba_kernels.distances_to_own`` computes it, from the row just read: a fit's final
+        labels and its inertia in one read of X
     """
     n, d = X.shape
     given = x_norms.shape[0] == n
+    own = exact.shape[0] > 0
     k = C.shape[0]
     parts = sums.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -345,6 +350,12 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
                 own_counts[best0] += 1
                 for t in range(d):
                     block[best0, t] += X[i0, t]
+            elif own:
+                square = 0.0
+                for t in range(d):
+                    diff = np.float64(X[i0, t]) - exact[best0, t]
+                    square += diff * diff
+                dist[i] = square
             else:
                 dist[i] = value
             if i + 1 < hi:
@@ -356,6 +367,12 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
                     own_counts[best1] += 1
                     for t in range(d):
                         block[best1, t] += X[i1, t]
+                elif own:
+                    square = 0.0
+                    for t in range(d):
+                        diff = np.float64(X[i1, t]) - exact[best1, t]
+                        square += diff * diff
+                    dist[i + 1] = square
                 else:
                     dist[i + 1] = value
             if i + 2 < hi:
@@ -367,6 +384,12 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
                     own_counts[best2] += 1
                     for t in range(d):
                         block[best2, t] += X[i2, t]
+                elif own:
+                    square = 0.0
+                    for t in range(d):
+                        diff = np.float64(X[i2, t]) - exact[best2, t]
+                        square += diff * diff
+                    dist[i + 2] = square
                 else:
                     dist[i + 2] = value
             if i + 3 < hi:
@@ -378,6 +401,12 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
                     own_counts[best3] += 1
                     for t in range(d):
                         block[best3, t] += X[i3, t]
+                elif own:
+                    square = 0.0
+                    for t in range(d):
+                        diff = np.float64(X[i3, t]) - exact[best3, t]
+                        square += diff * diff
+                    dist[i + 3] = square
                 else:
                     dist[i + 3] = value
             if update and ((i - lo) % ROWDOT_BLOCK == ROWDOT_BLOCK - 4 or i + 4 >= hi):

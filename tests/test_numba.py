@@ -70,6 +70,32 @@ def test_rowdot_agrees_with_oracle_after_every_remainder_of_four_centres(dtype, 
     np.testing.assert_allclose(result.inertia_history, reference.inertia_history, rtol=1e-5)
 
 
+@pytest.mark.parametrize("d", [41, 70])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rowdot_final_pass_sums_the_inertia_of_its_own_labels(dtype, d):
+    # Given the centres in float64 (``exact``), the pass writes each row's float64 squared
+    # distance to the centre it chose, by direct differences, in place of the working dtype's
+    # value: the fit's final labels and its inertia from one read of X.
+    from impls import numba_kernels, numba_rowdot
+    from impls.numba_fused import NumbaKMeans, half_norms
+
+    k = 7
+    X = np.asarray(data.blobs(1003, d, k, seed=3)[0], dtype=dtype)
+    C = np.ascontiguousarray(X[::150][:k])
+    labels, squares = np.empty(len(X), dtype=np.int32), np.empty(len(X))
+    sums, counts, totals = np.zeros((2, k, d)), np.zeros((2, k), dtype=np.int64), np.zeros(2)
+    numba_rowdot.rowdot_pass(X, C, half_norms(C), labels, squares, sums, counts, totals, False,
+                             NumbaKMeans._rowdot_norms(X), C.astype(np.float64))
+    exact = X.astype(np.float64)
+    np.testing.assert_array_equal(labels, ((exact[:, None] - C.astype(np.float64)) ** 2).sum(-1).argmin(1))
+    expected = np.empty(len(X))
+    numba_kernels.distances_to_own(X, C.astype(np.float64), labels, expected)
+    np.testing.assert_allclose(squares, expected, rtol=1e-12)
+    result, c = judged(X, k, C, dtype, {"strategy": "rowdot"})
+    assert c.status == "ok", c
+    assert result.info["inertia"] == "summed in the final labels' pass"
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_agrees_with_oracle_with_one_copy_of_the_sums(dtype):
     # k x d = 4200 is past COPIES_MAX_KD: each thread keeps a single copy of its sums.
