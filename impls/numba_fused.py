@@ -84,6 +84,8 @@ ROWDOT_MIN_D = 33
 #: 1.17x at 100000 x 33, 1.30x at d=40, 1.05x at d=64, 1.04x at d=78 (k=8); 0.91x at d=100,
 #: 0.87x at 60000 x 128, 0.89x at 20000 x 512 (k=2)
 ROWDOT_NORMS_MAX_D = 64
+#: centres up to which the tiles' final labels sum the inertia too (``NumbaKMeans._exact_final``)
+EXACT_FINAL_MAX_K = 16
 #: the plan races ``stream`` only up to this many centres: its first pass's sums cost k x d
 #: masked reductions per block, and the tile keeps 8 centres in registers to its 4 (stream over
 #: fused, whole passes interleaved, float32, Zen 4: 2.0x at 2M x 3, k=5; 1.35x at 256k x 4,
@@ -308,12 +310,6 @@ class NumbaKMeans(HostLloyd):
         elif self.strategy == "rowdot":
             self.x_norms = self._rowdot_norms(self.X)
         self.no_exact = np.empty((0, d))
-        # The rowdot pass's final labels also sum the float64 inertia as each row is read
-        # (``rowdot_pass``'s ``exact``), where a read of X is most of a pass: one read of X
-        # less, 4.97 + 5.92 ms (labels, then the inertia) against 6.67 at 50000 x 512, k=2,
-        # float32, Emerald Rapids. Past the rowdot strategy the pass costs more than it saves:
-        # its final labels with the fused tile's plan took 1.16x longer at 100000 x 128, k=16.
-        self.exact_final = self.strategy == "rowdot"
         self.final_inertia = None
         # One thread for a whole fit where waking the others costs more than they save: from
         # the plan's one-thread pass (scaled to n) and the machine's measured wake-up.
@@ -332,6 +328,7 @@ class NumbaKMeans(HostLloyd):
                 self.panels = transposed_panels(self.X, self.rows, reuse=True)
             elif self.strategy == "stream":
                 self.panels = transposed_panels(self.X, numba_stream.STREAM_ROWS, reuse=True)
+        self.exact_final = self._exact_final(k)
 
     def _one_thread_pays(self, passes: int) -> bool:
         """Whether ``passes`` passes on one thread beat them on ``parts`` threads plus the wake-up
@@ -410,6 +407,19 @@ class NumbaKMeans(HostLloyd):
         past PANEL_ALWAYS_D features, where which wins depends on the machine."""
         return (self.options.get("panels") is None and k <= PANEL_MAX_K and d > PANEL_ALWAYS_D
                 and self._room_for_copy())
+
+    def _exact_final(self, k: int) -> bool:
+        """Whether the final labels' pass also sums the float64 inertia as it reads each row
+        (the rowdot and tile passes' ``exact``), sparing the inertia its own read of X, where that
+        read is most of a pass: with the rowdot strategy, and with the tiles where they copy
+        their rows from X and k <= EXACT_FINAL_MAX_K (from panels the pass would read X only for
+        the inertia). Whole fits, float32, Emerald Rapids, the final labels then the inertia
+        against both in one pass: 4.97 + 5.92 against 6.67 ms at 50000 x 512, k=2 (rowdot, the
+        passes alone); 0.93x at 581012 x 54, k=7 and 1M x 16, k=16, 0.96x at 100000 x 128, k=16,
+        but 1.05x at 100000 x 32, k=64, where the pass is mostly arithmetic."""
+        if self.strategy == "rowdot":
+            return True
+        return self.strategy in TILED and not self.panels.shape[0] and k <= EXACT_FINAL_MAX_K
 
     # -- the plan ------------------------------------------------------------------------
     def _plan(self, n, d, k, centers) -> dict:
@@ -546,7 +556,7 @@ class NumbaKMeans(HostLloyd):
         dtype = self.X.dtype
         # the stream pass is compiled per d (numba_stream.STREAM_PASS)
         key = (self.strategy, self.isa, dtype.str, self.X.flags.writeable, np.dtype(self.label_dtype).str,
-               self.X.shape[1] if self.strategy == "stream" else None)
+               self.X.shape[1] if self.strategy == "stream" else None, self.exact_final)
         if key in _WARMED:
             return
         tiny = np.ascontiguousarray(self.X[:2] if self.X.shape[0] >= 2 else np.zeros((2, self.X.shape[1]),
@@ -566,10 +576,13 @@ class NumbaKMeans(HostLloyd):
             if self.strategy in TILED:
                 self._fused(tiny, transposed_panels(tiny, self.rows), centers, half, labels, unlabelled, dist, sums,
                             counts, totals, True)
+                if self.exact_final:  # the final labels' pass, copying its rows, with float64 distances
+                    self._fused(tiny, self.panels[:0], centers, half, labels, unlabelled, np.empty(2), sums, counts,
+                                totals, False, exact=centers.astype(np.float64))
             elif self.strategy == "rowdot":
                 self.rowdot.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True,
                                         self._rowdot_norms(tiny), np.empty((0, tiny.shape[1])))
-                # the final labels' pass, with float64 distances (``exact_final``)
+                # the final labels' pass, with float64 distances
                 self.rowdot.rowdot_pass(tiny, centers, half, labels, np.empty(2), sums, counts, totals, False,
                                         self._rowdot_norms(tiny), centers.astype(np.float64))
             elif self.strategy == "pruned":
@@ -619,14 +632,16 @@ class NumbaKMeans(HostLloyd):
         self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist, self.partial_sums,
                                self.partial_counts, self.totals, self.chunk, update)
 
-    def _fused(self, X, panels, C, half, labels, previous, dist, sums, counts, totals, update, tile_pass=None):
+    def _fused(self, X, panels, C, half, labels, previous, dist, sums, counts, totals, update, tile_pass=None,
+               exact=None):
         """The fused tile's pass. From panels the tile only labels the rows, and a second pass
         over X in order adds them up: it ran 1.00-1.67x faster than adding each row inside
         the tile, where the reads of X interleave with the panel's (0.93-0.96x without
         panels, where the tile has just read each row itself; Zen 4)."""
         split = update and panels.shape[0] > 0
         tile_pass = tile_pass or self.tile_pass
-        tile_pass(X, panels, C, half, labels, previous, dist, sums, counts, totals, update and not split, self.largest)
+        tile_pass(X, panels, C, half, labels, previous, dist, sums, counts, totals, update and not split, self.largest,
+                  np.empty((0, X.shape[1])) if exact is None else exact)
         if split:
             self.kernels.sums_by_label(X, labels, previous, dist, sums, counts, totals)
 
@@ -709,12 +724,19 @@ class NumbaKMeans(HostLloyd):
         return labels
 
     def _labels_and_inertia(self, centers):
-        """The labels of ``centers`` by the rowdot pass, which keeps their inertia (the sum of
-        float64 squared distances by direct differences) in ``final_inertia``."""
+        """The labels of ``centers`` by a pass that keeps their inertia (the sum of float64 squared
+        distances by direct differences) in ``final_inertia``: the rowdot pass, or the tile
+        copying its rows from X."""
         centres = np.ascontiguousarray(centers, dtype=self.X.dtype)
         labels, squares = np.empty(self.X.shape[0], dtype=np.int32), np.empty(self.X.shape[0])
-        self.rowdot.rowdot_pass(self.X, centres, half_norms(centres), labels, squares, self.partial_sums,
-                                self.partial_counts, self.totals, False, self.x_norms, centres.astype(np.float64))
+        exact, half = centres.astype(np.float64), half_norms(centres)
+        if self.strategy == "rowdot":
+            self.rowdot.rowdot_pass(self.X, centres, half, labels, squares, self.partial_sums, self.partial_counts,
+                                    self.totals, False, self.x_norms, exact)
+        else:
+            with self.kernels.slp_vectorize():
+                self._fused(self.X, self.panels[:0], centres, half, labels, labels, squares, self.partial_sums,
+                            self.partial_counts, self.totals, False, exact=exact)
         self.final_inertia = float(squares.sum())
         return labels
 

@@ -299,12 +299,25 @@ def sums_by_label(X, labels, previous, dist, sums, counts, totals):
         totals[p] = total
 
 
+@njit(cache=True, fastmath={"nnan", "ninf", "contract", "reassoc"})
+def own_square(X, i, centers, c):
+    """Row i's squared float64 distance to ``centers[c]`` by direct differences: the inertia's
+    terms, wherever a kernel computes them (``distances_to_own``, and the final labels' passes
+    that sum the inertia as they read each row). Its squares are summed in SIMD lanes
+    (reassociated, still in float64): one scalar chain of float64 adds took 18 ms at 388k x 103,
+    longer than a pass. A function of its own so that its flags hold where a caller's lack
+    ``reassoc``."""
+    square = 0.0
+    for t in range(X.shape[1]):
+        diff = np.float64(X[i, t]) - centers[c, t]
+        square += diff * diff
+    return square
+
+
 @njit(parallel=True, cache=True, fastmath={"nnan", "ninf", "contract", "reassoc"})
 def distances_to_own(X, centers, labels, out):
     """``impls.base.distances_to_own`` in parallel: ``out[i]`` = squared float64 distance of row i
-    to ``centers[labels[i]]``, by direct differences, for the empty-cluster rule and (summed) the
-    inertia. Each row's squares are summed in SIMD lanes (reassociated, still in float64): one
-    scalar chain of float64 adds took 18 ms at 388k x 103, longer than a pass.
+    to ``centers[labels[i]]`` (``own_square``), for the empty-cluster rule and (summed) the inertia.
 
     Parameters
     ----------
@@ -313,14 +326,8 @@ def distances_to_own(X, centers, labels, out):
     labels : (n,) int32
     out : (n,) float64, out
     """
-    n, d = X.shape
-    for i in prange(n):
-        c = centers[labels[i]]
-        row = 0.0
-        for t in range(d):
-            diff = np.float64(X[i, t]) - c[t]
-            row += diff * diff
-        out[i] = row
+    for i in prange(X.shape[0]):
+        out[i] = own_square(X, i, centers, labels[i])
 
 
 @njit(parallel=True, cache=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import FAST
+from .numba_kernels import FAST, own_square
 
 #: rows whose sums are added up in the working dtype before they go into the float64 sums
 ROWDOT_BLOCK = 64
@@ -36,9 +36,9 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
     x_norms : (n,) same dtype, each row's squared norm; or (0,) to compute them here, reading each
         row in order before the loops that read four rows at once
     exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,) float64
-        is written with each row's squared distance to its centre by direct float64 differences,
-        as ``numba_kernels.distances_to_own`` computes it, from the row just read: a fit's final
-        labels and its inertia in one read of X
+        is written with each row's squared distance to its centre by direct float64 differences
+        (``numba_kernels.own_square``), from the row just read: a fit's final labels and its
+        inertia in one read of X
     """
     n, d = X.shape
     given = x_norms.shape[0] == n
@@ -351,11 +351,7 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
                 for t in range(d):
                     block[best0, t] += X[i0, t]
             elif own:
-                square = 0.0
-                for t in range(d):
-                    diff = np.float64(X[i0, t]) - exact[best0, t]
-                    square += diff * diff
-                dist[i] = square
+                dist[i] = own_square(X, i0, exact, best0)
             else:
                 dist[i] = value
             if i + 1 < hi:
@@ -368,11 +364,7 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
                     for t in range(d):
                         block[best1, t] += X[i1, t]
                 elif own:
-                    square = 0.0
-                    for t in range(d):
-                        diff = np.float64(X[i1, t]) - exact[best1, t]
-                        square += diff * diff
-                    dist[i + 1] = square
+                    dist[i + 1] = own_square(X, i1, exact, best1)
                 else:
                     dist[i + 1] = value
             if i + 2 < hi:
@@ -385,11 +377,7 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
                     for t in range(d):
                         block[best2, t] += X[i2, t]
                 elif own:
-                    square = 0.0
-                    for t in range(d):
-                        diff = np.float64(X[i2, t]) - exact[best2, t]
-                        square += diff * diff
-                    dist[i + 2] = square
+                    dist[i + 2] = own_square(X, i2, exact, best2)
                 else:
                     dist[i + 2] = value
             if i + 3 < hi:
@@ -402,11 +390,7 @@ def rowdot_pass(X, C, half_norms, labels, dist, sums, counts, totals, update, x_
                     for t in range(d):
                         block[best3, t] += X[i3, t]
                 elif own:
-                    square = 0.0
-                    for t in range(d):
-                        diff = np.float64(X[i3, t]) - exact[best3, t]
-                        square += diff * diff
-                    dist[i + 3] = square
+                    dist[i + 3] = own_square(X, i3, exact, best3)
                 else:
                     dist[i + 3] = value
             if update and ((i - lo) % ROWDOT_BLOCK == ROWDOT_BLOCK - 4 or i + 4 >= hi):

@@ -22,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch, transpose4_float64, transpose8_float32,
-                            transpose8_float64, transpose16_float32)
+from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, own_square, prefetch, transpose4_float64,
+                            transpose8_float32, transpose8_float64, transpose16_float32)
 #: rows are added to the sums from the panel up to this many features, from X beyond: one
 #: feature at a time from the panel costs more than reading X's row again, contiguously and
 #: in vectors. Panel over X, whole passes interleaved (float32, Zen 4): 1.20 at 50k x 8, k=32;
@@ -592,7 +592,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
+def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
     """One fused pass over float32 X, 16 rows x 6 centres per tile (avx2).
 
     Parameters
@@ -612,10 +612,15 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
     update : bool
     largest : float32, the dtype's largest finite value (the running minima start there;
         not infinity, which ``fastmath`` lets LLVM assume never occurs)
+    exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,)
+        float64 is written with each row's squared distance to its centre by direct float64
+        differences (``numba_kernels.own_square``), from X's row, which the pass has just read
+        where it copies the rows itself: a fit's final labels and its inertia in one read of X
     """
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
+    own = exact.shape[0] > 0
     blocks = (n + 15) // 16
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
@@ -707,6 +712,9 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(16):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
                     else:
                         for r in range(16):
                             value = lows[o + r]
@@ -728,6 +736,8 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
                     else:
                         dist[i + r] = value
         if update:
@@ -1034,7 +1044,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
+def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
     """One fused pass over float64 X, 8 rows x 6 centres per tile (avx2).
 
     Parameters
@@ -1054,10 +1064,15 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
     update : bool
     largest : float64, the dtype's largest finite value (the running minima start there;
         not infinity, which ``fastmath`` lets LLVM assume never occurs)
+    exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,)
+        float64 is written with each row's squared distance to its centre by direct float64
+        differences (``numba_kernels.own_square``), from X's row, which the pass has just read
+        where it copies the rows itself: a fit's final labels and its inertia in one read of X
     """
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
+    own = exact.shape[0] > 0
     blocks = (n + 7) // 8
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
@@ -1149,6 +1164,9 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(8):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
                     else:
                         for r in range(8):
                             value = lows[o + r]
@@ -1170,6 +1188,8 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
                     else:
                         dist[i + r] = value
         if update:
@@ -2507,7 +2527,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
+def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
     """One fused pass over float32 X, 32 rows x 8 centres per tile (avx512).
 
     Parameters
@@ -2527,10 +2547,15 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
     update : bool
     largest : float32, the dtype's largest finite value (the running minima start there;
         not infinity, which ``fastmath`` lets LLVM assume never occurs)
+    exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,)
+        float64 is written with each row's squared distance to its centre by direct float64
+        differences (``numba_kernels.own_square``), from X's row, which the pass has just read
+        where it copies the rows itself: a fit's final labels and its inertia in one read of X
     """
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
+    own = exact.shape[0] > 0
     blocks = (n + 31) // 32
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
@@ -2622,6 +2647,9 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(32):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
                     else:
                         for r in range(32):
                             value = lows[o + r]
@@ -2643,6 +2671,8 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
                     else:
                         dist[i + r] = value
         if update:
@@ -3206,7 +3236,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
+def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
     """One fused pass over float64 X, 16 rows x 6 centres per tile (avx512).
 
     Parameters
@@ -3226,10 +3256,15 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
     update : bool
     largest : float64, the dtype's largest finite value (the running minima start there;
         not infinity, which ``fastmath`` lets LLVM assume never occurs)
+    exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,)
+        float64 is written with each row's squared distance to its centre by direct float64
+        differences (``numba_kernels.own_square``), from X's row, which the pass has just read
+        where it copies the rows itself: a fit's final labels and its inertia in one read of X
     """
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
+    own = exact.shape[0] > 0
     blocks = (n + 15) // 16
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
@@ -3321,6 +3356,9 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(16):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
                     else:
                         for r in range(16):
                             value = lows[o + r]
@@ -3342,6 +3380,8 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
                     else:
                         dist[i + r] = value
         if update:
@@ -3825,12 +3865,13 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
+def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
     """``fused_avx2_float32``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
+    own = exact.shape[0] > 0
     blocks = (n + 15) // 16
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
@@ -3935,6 +3976,9 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(16):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
                     else:
                         for r in range(16):
                             value = lows[o + r]
@@ -3956,6 +4000,8 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
                     else:
                         dist[i + r] = value
         if update:
@@ -4223,12 +4269,13 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
+def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
     """``fused_avx2_float64``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
+    own = exact.shape[0] > 0
     blocks = (n + 7) // 8
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
@@ -4333,6 +4380,9 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(8):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
                     else:
                         for r in range(8):
                             value = lows[o + r]
@@ -4354,6 +4404,8 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
                     else:
                         dist[i + r] = value
         if update:
@@ -5468,12 +5520,13 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
+def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
     """``fused_avx512_float32``, tracking each row's best group of 8 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
+    own = exact.shape[0] > 0
     blocks = (n + 31) // 32
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
@@ -5578,6 +5631,9 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(32):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
                     else:
                         for r in range(32):
                             value = lows[o + r]
@@ -5599,6 +5655,8 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
                     else:
                         dist[i + r] = value
         if update:
@@ -6083,12 +6141,13 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest):
+def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
     """``fused_avx512_float64``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
     k = C.shape[0]
     parts = sums.shape[0]
+    own = exact.shape[0] > 0
     blocks = (n + 15) // 16
     zero = largest - largest
     # The centres by groups, each group's values of a feature side by side: the tile reads one
@@ -6193,6 +6252,9 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(16):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
                     else:
                         for r in range(16):
                             value = lows[o + r]
@@ -6214,6 +6276,8 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                                 own_counts[q, was] -= 1
                                 for t in range(d):
                                     own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
                     else:
                         dist[i + r] = value
         if update:

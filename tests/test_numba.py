@@ -70,30 +70,45 @@ def test_rowdot_agrees_with_oracle_after_every_remainder_of_four_centres(dtype, 
     np.testing.assert_allclose(result.inertia_history, reference.inertia_history, rtol=1e-5)
 
 
-@pytest.mark.parametrize("d", [41, 70])
+@pytest.mark.parametrize("kernel", ["rowdot", "fused", "grouped"])
+@pytest.mark.parametrize("d", [5, 41, 70])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_rowdot_final_pass_sums_the_inertia_of_its_own_labels(dtype, d):
-    # Given the centres in float64 (``exact``), the pass writes each row's float64 squared
-    # distance to the centre it chose, by direct differences, in place of the working dtype's
-    # value: the fit's final labels and its inertia from one read of X.
-    from impls import numba_kernels, numba_rowdot
+def test_final_pass_sums_the_inertia_of_its_own_labels(dtype, d, kernel):
+    # Given the centres in float64 (``exact``), a pass without ``update`` writes each row's
+    # float64 squared distance to the centre it chose, by direct differences, in place of the
+    # working dtype's value: the fit's final labels and its inertia from one read of X.
+    from impls import numba_kernels, numba_plan, numba_rowdot, numba_tiles
     from impls.numba_fused import NumbaKMeans, half_norms
 
     k = 7
-    X = np.asarray(data.blobs(1003, d, k, seed=3)[0], dtype=dtype)
+    X = np.asarray(data.blobs(1003, d, k, seed=3)[0], dtype=dtype)  # 1003: a last, partial tile
     C = np.ascontiguousarray(X[::150][:k])
     labels, squares = np.empty(len(X), dtype=np.int32), np.empty(len(X))
     sums, counts, totals = np.zeros((2, k, d)), np.zeros((2, k), dtype=np.int64), np.zeros(2)
-    numba_rowdot.rowdot_pass(X, C, half_norms(C), labels, squares, sums, counts, totals, False,
-                             NumbaKMeans._rowdot_norms(X), C.astype(np.float64))
+    if kernel == "rowdot":
+        numba_rowdot.rowdot_pass(X, C, half_norms(C), labels, squares, sums, counts, totals, False,
+                                 NumbaKMeans._rowdot_norms(X), C.astype(np.float64))
+    else:
+        isa = numba_plan.host_isa()
+        table = numba_tiles.FUSED_PASS if kernel == "fused" else numba_tiles.GROUPED_PASS
+        rows = numba_tiles.TILES[(isa, dtype)][0]
+        with numba_kernels.slp_vectorize():
+            table[(isa, dtype)](X, np.empty((0, d, rows), dtype=dtype), C, half_norms(C), labels, labels, squares,
+                                sums, counts, totals, False, np.finfo(dtype).max, C.astype(np.float64))
     exact = X.astype(np.float64)
     np.testing.assert_array_equal(labels, ((exact[:, None] - C.astype(np.float64)) ** 2).sum(-1).argmin(1))
     expected = np.empty(len(X))
     numba_kernels.distances_to_own(X, C.astype(np.float64), labels, expected)
     np.testing.assert_allclose(squares, expected, rtol=1e-12)
-    result, c = judged(X, k, C, dtype, {"strategy": "rowdot"})
+
+
+@pytest.mark.parametrize("options, exact", [({"strategy": "rowdot"}, True), ({"strategy": "fused", "panels": False}, True),
+                                            ({"strategy": "fused", "panels": True}, False)])
+def test_the_fit_says_where_its_final_labels_summed_the_inertia(options, exact):
+    X, _ = data.blobs(1003, 41, 7, seed=3)
+    result, c = judged(X, 7, "k-means++", "float32", options)
     assert c.status == "ok", c
-    assert result.info["inertia"] == "summed in the final labels' pass"
+    assert (result.info.get("inertia") == "summed in the final labels' pass") == exact
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -86,8 +86,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, prefetch, transpose4_float64, transpose8_float32,
-                            transpose8_float64, transpose16_float32)
+from .numba_kernels import (COPIES, COPIES_MAX_KD, FUSED_FAST, own_square, prefetch, transpose4_float64,
+                            transpose8_float32, transpose8_float64, transpose16_float32)
 #: rows are added to the sums from the panel up to this many features, from X beyond: one
 #: feature at a time from the panel costs more than reading X's row again, contiguously and
 #: in vectors. Panel over X, whole passes interleaved (float32, Zen 4): 1.20 at 50k x 8, k=32;
@@ -118,6 +118,10 @@ DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per
     update : bool
     largest : {dtype}, the dtype's largest finite value (the running minima start there;
         not infinity, which ``fastmath`` lets LLVM assume never occurs)
+    exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,)
+        float64 is written with each row's squared distance to its centre by direct float64
+        differences (``numba_kernels.own_square``), from X's row, which the pass has just read
+        where it copies the rows itself: a fit's final labels and its inertia in one read of X
     """'''
 
 
@@ -475,13 +479,14 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
 
     emit(0, "@njit(parallel=True, cache=True, fastmath=FUSED_FAST)")
     emit(0, f"def {'grouped' if grouped else 'fused'}_{isa}_{dtype}(X, panels, C, half_norms, labels, previous, dist, "
-            "sums, counts, totals, update, largest):")
+            "sums, counts, totals, update, largest, exact):")
     out.append(DOC.format(dtype=dtype, rows=rows, group=group, isa=isa) if not grouped else
                f'    """``fused_{isa}_{dtype}``, tracking each row\'s best group of {group} centres in the tile\n'
                '    and finding the centre inside it per row afterwards (the same values, so the same labels)."""')
     emit(1, "n, d = X.shape")
     emit(1, "k = C.shape[0]")
     emit(1, "parts = sums.shape[0]")
+    emit(1, "own = exact.shape[0] > 0")
     emit(1, f"blocks = (n + {rows - 1}) // {rows}")
     emit(1, "zero = largest - largest")
     emit(1, "# The centres by groups, each group's values of a feature side by side: the tile reads one")
@@ -580,6 +585,9 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(8, "own_counts[q, was] -= 1")
     emit(8, "for t in range(d):")
     emit(9, "own_sums[q, was, t] -= X[i + r, t]")
+    emit(5, "elif own:")
+    emit(6, f"for r in range({rows}):")
+    emit(7, "dist[i + r] = own_square(X, i + r, exact, bests[o + r])")
     emit(5, "else:")
     emit(6, f"for r in range({rows}):")
     emit(7, "value = lows[o + r]")
@@ -601,6 +609,8 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(8, "own_counts[q, was] -= 1")
     emit(8, "for t in range(d):")
     emit(9, "own_sums[q, was, t] -= X[i + r, t]")
+    emit(5, "elif own:")
+    emit(6, "dist[i + r] = own_square(X, i + r, exact, c)")
     emit(5, "else:")
     emit(6, "dist[i + r] = value")
     emit(2, "if update:")
@@ -891,7 +901,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .numba_kernels import FAST
+from .numba_kernels import FAST, own_square
 
 #: rows whose sums are added up in the working dtype before they go into the float64 sums
 ROWDOT_BLOCK = 64
@@ -919,9 +929,9 @@ def rowdot_source() -> str:
     e(1, "x_norms : (n,) same dtype, each row's squared norm; or (0,) to compute them here, reading each")
     e(1, "    row in order before the loops that read four rows at once")
     e(1, "exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,) float64")
-    e(1, "    is written with each row's squared distance to its centre by direct float64 differences,")
-    e(1, "    as ``numba_kernels.distances_to_own`` computes it, from the row just read: a fit's final")
-    e(1, "    labels and its inertia in one read of X")
+    e(1, "    is written with each row's squared distance to its centre by direct float64 differences")
+    e(1, "    (``numba_kernels.own_square``), from the row just read: a fit's final labels and its")
+    e(1, "    inertia in one read of X")
     e(1, '"""')
     e(1, "n, d = X.shape")
     e(1, "given = x_norms.shape[0] == n")
@@ -990,11 +1000,7 @@ def rowdot_source() -> str:
         e(at + 1, "for t in range(d):")
         e(at + 2, f"block[best{r}, t] += X[i{r}, t]")
         e(at, "elif own:")
-        e(at + 1, "square = 0.0")
-        e(at + 1, "for t in range(d):")
-        e(at + 2, f"diff = np.float64(X[i{r}, t]) - exact[best{r}, t]")
-        e(at + 2, "square += diff * diff")
-        e(at + 1, f"dist[{row}] = square")
+        e(at + 1, f"dist[{row}] = own_square(X, i{r}, exact, best{r})")
         e(at, "else:")
         e(at + 1, f"dist[{row}] = value")
     e(3, f"if update and ((i - lo) % ROWDOT_BLOCK == ROWDOT_BLOCK - {R} or i + {R} >= hi):")
