@@ -255,6 +255,54 @@ def gemm_pass(X, C, half_norms, x_norms, labels, dist, sums, counts, totals, row
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
+def keep_unless_moved_nearer(X, C, half_norms, previous, moved, subset, sub_labels, dist, labels):
+    """The labels of the rows whose centre did not move since the last pass (``moved[previous[i]]``
+    false): among the centres that did not move the last pass's label is still the least (their
+    values are the same), so the row keeps it unless a centre that moved is nearer now. That
+    nearest moved centre, ``subset[sub_labels[i]]`` at squared distance ``dist[i]``, comes from a
+    pass over the moved centres alone (none if ``subset`` is empty); the own centre's value is
+    computed here as the passes compute theirs, ``||x||^2 + 2 (||c||^2/2 - x.c)`` clipped at 0,
+    and wins ties when its index is lower. Writes ``labels[i]`` and ``dist[i]`` of those rows and
+    leaves the others.
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64
+    C : (k, d) X's dtype, the centres of this pass
+    half_norms : (k,) X's dtype
+    previous : (n,) int32, the last pass's labels (none -1)
+    moved : (k,) bool, the centres that changed since the last pass
+    subset : (m,) int32, the indices of the moved centres
+    sub_labels : (n,) int32, each row's nearest moved centre as an index into ``subset``; read if m > 0
+    dist : (n,) X's dtype, in: the distance to that centre (if m > 0); out: to the row's centre
+    labels : (n,) int32, out
+    """
+    n, d = X.shape
+    zero = half_norms[0] - half_norms[0]
+    m = subset.shape[0]
+    for i in prange(n):
+        own = previous[i]
+        if moved[own]:
+            continue
+        norm = zero
+        dot = zero
+        for t in range(d):
+            x = X[i, t]
+            norm += x * x
+            dot += x * C[own, t]
+        low = half_norms[own] - dot
+        value = norm + (low + low)
+        value = value if value > zero else zero
+        if m > 0:
+            other = subset[sub_labels[i]]
+            if dist[i] < value or (dist[i] == value and other < own):
+                labels[i] = other
+                continue
+        labels[i] = own
+        dist[i] = value
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
 def sums_by_label(X, labels, previous, dist, sums, counts, totals):
     """Each part's change of the float64 cluster sums and counts, and its sum of distances, from
     the labels a pass wrote: a row whose label differs from ``previous`` is added to its new

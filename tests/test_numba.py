@@ -959,3 +959,53 @@ def test_wide_vectors_asks_llvm_for_512_bit_vectors_in_its_caller_alone():
     attribute = '"prefer-vector-width"="512"'
     assert attribute in "".join(wide.inspect_llvm().values())
     assert attribute not in "".join(plain.inspect_llvm().values())
+
+
+@pytest.mark.parametrize("options", [{"strategy": "fused"}, {"strategy": "fused", "panels": False},
+                                     {"strategy": "grouped"}, {"strategy": "gemm"}],
+                         ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_passes_over_the_moved_centres_alone_label_as_full_passes(monkeypatch, dtype, options):
+    # 6000 rows, k=800: 7.5 rows per cluster, so most centres stop moving within a few passes,
+    # and the later passes look only at those that moved (and in full at their rows).
+    import impls.numba_fused as numba_fused
+    from impls.numba_plan import small_work
+
+    X = np.random.default_rng(4).standard_normal((6000, 8)).astype(dtype)
+    k = 800
+    assert not small_work(6000, 8, k)
+    result, c = judged(X, k, "random", dtype, options)
+    assert c.status == "ok", c
+    passes = result.info["moved_centres_only"]["passes"]
+    assert passes >= 3 and max(result.info["moved_centres_only"]["work_shares"]) <= numba_fused.UNMOVED_MAX_SHARE
+    monkeypatch.setattr(numba_fused, "UNMOVED_MAX_SHARE", -1.0)  # every pass in full
+    full, _ = judged(X, k, "random", dtype, options)
+    assert "moved_centres_only" not in full.info
+    np.testing.assert_array_equal(result.labels, full.labels)
+    # the BLAS pass adds every row each time, the other path moves the rows that changed: the
+    # same sums added in another order
+    rtol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(result.centers, full.centers, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(result.inertia_history, full.inertia_history, rtol=rtol)
+
+
+@pytest.mark.parametrize("moved_index, label", [(2, 2), (7, 5)])
+def test_a_row_keeps_its_unmoved_centre_unless_a_moved_one_is_nearer_or_tied_with_a_lower_index(moved_index, label):
+    from impls import numba_kernels
+    from impls.numba_fused import half_norms
+
+    # the row at the origin, its own centre 5 at (1, 0); the moved centre at (0, 1), as far
+    C = np.zeros((8, 2))
+    C[5], C[moved_index] = (1.0, 0.0), (0.0, 1.0)
+    X = np.zeros((2, 2))
+    X[1] = (0.9, 0.0)  # nearer its own centre: keeps it
+    previous = np.array([5, 5], dtype=np.int32)
+    moved = np.zeros(8, dtype=bool)
+    moved[moved_index] = True
+    subset = np.array([moved_index], dtype=np.int32)
+    dist = np.array([1.0, 0.81 + 1.0])  # to the moved centre, as its pass wrote them
+    labels = np.full(2, -1, dtype=np.int32)
+    numba_kernels.keep_unless_moved_nearer(X, C, half_norms(C), previous, moved, subset, np.zeros(2, dtype=np.int32),
+                                           dist, labels)
+    assert labels.tolist() == [label, 5]
+    assert dist[1] == pytest.approx(0.01)
