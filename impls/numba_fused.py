@@ -44,6 +44,9 @@ Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, `
     whose label changed, one by one where few did, by masked reductions where many did (a
     fit's first pass) (``impls.numba_stream``).
 
+At large k, once most centres have stopped moving, the tiles' and BLAS's passes look only at the
+centres that moved and, in full, at the rows whose own centre moved (``NumbaKMeans._unmoved_pass``).
+
 All use ``||c||^2/2 - x.c`` in the working dtype for the argmin and accumulate the cluster
 sums in float64 per thread, then add the few partial sums. The empty-cluster rule,
 convergence and the final inertia come from ``impls.lloyd.HostLloyd``.
