@@ -800,7 +800,7 @@ class NumbaKMeans(HostLloyd):
     def final_labels(self, centers):
         """The stream pass relabels its buffer in place and writes no distances: the fit reads
         neither a fresh label array (its page faults) nor n distances (n more values written).
-        Where ``exact_final``, the rowdot pass labels the rows and sums the inertia as it reads them."""
+        Where ``exact_final``, the pass that labels the rows also sums the inertia as it reads them."""
         if self.exact_final:
             return self._labels_and_inertia(centers)
         if self.strategy != "stream":
