@@ -113,6 +113,9 @@ UNMOVED_MAX_SHARE = 0.7
 #: 0.45x at 20k x 64, k=4096, 0.57x at 20k x 256, k=2048, 0.75x at 6000 x 24, k=800, 0.68x at
 #: 8000 x 6, k=1500 (from panels); 1.73x at 2000 x 16, k=200 and 1.6x at 1500 x 16, k=100
 UNMOVED_MIN_K = 128
+#: ... whose rows looked at in full are copied together this many bytes at a time: up to 70% of
+#: X at once would be one more X of memory
+REFRESH_BYTES = 64 << 20
 #: the strategies whose pass returns the change of the cluster sums (rows whose label moved
 #: taken from the old cluster and added to the new), which the backend adds to the sums it
 #: keeps: after the first passes few rows move (4-11% of them by the 5th of 10 passes on
@@ -669,13 +672,15 @@ class NumbaKMeans(HostLloyd):
             self._labels_only(self.X, self.panels, C[subset], half[subset], self.sub_labels, self.dist, self.x_norms)
         self.kernels.keep_unless_moved_nearer(self.X, C, half, before, moved, subset, self.sub_labels, self.dist,
                                               labels)
-        if refresh.size:
-            rows = self.X[refresh]
-            found, dist = np.empty(refresh.size, dtype=np.int32), np.empty(refresh.size, dtype=self.X.dtype)
-            self._labels_only(rows, self.panels[:0], C, half, found, dist,
-                              None if self.x_norms is None else self.x_norms[refresh])
-            labels[refresh] = found
-            self.dist[refresh] = dist
+        # the rows whose centre moved, copied together a block of at most REFRESH_BYTES at a time
+        step = max(1, REFRESH_BYTES // (d * self.X.itemsize))
+        for start in range(0, refresh.size, step):
+            some = refresh[start:start + step]
+            found, dist = np.empty(some.size, dtype=np.int32), np.empty(some.size, dtype=self.X.dtype)
+            self._labels_only(self.X[some], self.panels[:0], C, half, found, dist,
+                              None if self.x_norms is None else self.x_norms[some])
+            labels[some] = found
+            self.dist[some] = dist
         if update:
             self.kernels.sums_by_label(self.X, labels, before, self.dist, self.partial_sums, self.partial_counts,
                                        self.totals)

@@ -961,15 +961,20 @@ def test_wide_vectors_asks_llvm_for_512_bit_vectors_in_its_caller_alone():
     assert attribute not in "".join(plain.inspect_llvm().values())
 
 
+@pytest.mark.parametrize("blocks", ["one", "many"])
 @pytest.mark.parametrize("options", [{"strategy": "fused"}, {"strategy": "fused", "panels": False},
                                      {"strategy": "grouped"}, {"strategy": "gemm"}],
                          ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_passes_over_the_moved_centres_alone_label_as_full_passes(monkeypatch, dtype, options):
+def test_passes_over_the_moved_centres_alone_label_as_full_passes(monkeypatch, dtype, options, blocks):
     # 6000 rows, k=800: 7.5 rows per cluster, so most centres stop moving within a few passes,
-    # and the later passes look only at those that moved (and in full at their rows).
+    # and the later passes look only at those that moved (and in full at their rows, copied
+    # together in one block, or in blocks of 7 rows).
     import impls.numba_fused as numba_fused
     from impls.numba_plan import small_work
+
+    if blocks == "many":
+        monkeypatch.setattr(numba_fused, "REFRESH_BYTES", 7 * 8 * np.dtype(dtype).itemsize)
 
     X = np.random.default_rng(4).standard_normal((6000, 8)).astype(dtype)
     k = 800
