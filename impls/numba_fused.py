@@ -298,6 +298,8 @@ class NumbaKMeans(HostLloyd):
         self.largest = np.finfo(self.X.dtype).max
         # One part per Numba thread: each owns a slice of rows and its own float64 sums.
         self.parts = max(1, min(numba.get_num_threads(), n))
+        # the passes' ``exact`` where they sum no inertia: no centres
+        self.no_exact = np.empty((0, d))
         self.plan = self._plan(n, d, k, centers)
         self.strategy = self.plan["strategy"]
         self.tile_pass = self.grouped_pass if self.strategy == "grouped" else self.fused_pass
@@ -327,7 +329,6 @@ class NumbaKMeans(HostLloyd):
             self.blas = self._blas()
         elif self.strategy == "rowdot":
             self.x_norms = self._rowdot_norms(self.X)
-        self.no_exact = np.empty((0, d))
         self.final_inertia = None
         self.sub_labels = None
         # One thread for a whole fit where waking the others costs more than they save: from
@@ -504,7 +505,6 @@ class NumbaKMeans(HostLloyd):
             panels = copies["fused"]()
         norms = np.einsum("ij,ij->i", Xs, Xs)
         chunk, blas, kernels = self._chunk(m, k), self._blas(), self.kernels
-        no_exact = np.empty((0, d))
 
         def tiled(source, tile_pass, previous=unlabelled):
             """A pass of the fused or grouped tile from ``source`` (panels, or none to copy in the
@@ -549,7 +549,8 @@ class NumbaKMeans(HostLloyd):
                 copies["rowdot"] = functools.partial(self._rowdot_norms, Xs)
 
             def rowdot():
-                self.rowdot.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True, row_norms, no_exact)
+                self.rowdot.rowdot_pass(Xs, C, half, labels, dist, sums, counts, totals, True, row_norms,
+                                        self.no_exact)
 
             candidates["rowdot"] = rowdot
         if self._stream_fits(d, k):
@@ -600,7 +601,7 @@ class NumbaKMeans(HostLloyd):
                                 totals, False, exact=centers.astype(np.float64))
             elif self.strategy == "rowdot":
                 self.rowdot.rowdot_pass(tiny, centers, half, labels, dist, sums, counts, totals, True,
-                                        self._rowdot_norms(tiny), np.empty((0, tiny.shape[1])))
+                                        self._rowdot_norms(tiny), self.no_exact)
                 # the final labels' pass, with float64 distances
                 self.rowdot.rowdot_pass(tiny, centers, half, labels, np.empty(2), sums, counts, totals, False,
                                         self._rowdot_norms(tiny), centers.astype(np.float64))
@@ -730,7 +731,7 @@ class NumbaKMeans(HostLloyd):
         split = update and panels.shape[0] > 0
         tile_pass = tile_pass or self.tile_pass
         tile_pass(X, panels, C, half, labels, previous, dist, sums, counts, totals, update and not split, self.largest,
-                  np.empty((0, X.shape[1])) if exact is None else exact)
+                  self.no_exact if exact is None else exact)
         if split:
             self.kernels.sums_by_label(X, labels, previous, dist, sums, counts, totals)
 

@@ -14,8 +14,8 @@ from kmbench.core import registry
 from kmbench.core.engine import session, time_run, timed_cycle
 from kmbench.core.errors import BackendUnavailable, DtypeChanged
 from kmbench.core.result import KMeansResult
-from kmbench.core.threads import check_threads
 from kmbench.core.seeding import as_host_array, initial_centers
+from kmbench.core.threads import check_threads
 from kmbench.core.validation import (check_data, check_int, check_n_clusters, check_seed, check_tol,
                                      check_values, is_lazy_array, is_torch_tensor)
 

@@ -11,9 +11,9 @@ import numbers
 import numpy as np
 
 FLOAT_DTYPES = ("float32", "float64")
-#: bytes of X from which its sum of squares is split across the threads. A smaller X is summed on one thread: on a VM
-#: whose idle vCPU sleeps, waking a second one can cost 5-8 ms, while one core sums 64 MB in
-#: about 6 ms (einsum, 10 GB/s, Emerald Rapids)
+#: bytes of X from which its sum of squares is split across the threads. A smaller X is summed
+#: on one thread: on a VM whose idle vCPU sleeps, waking a second one can cost 5-8 ms, while one
+#: core sums 64 MB in about 6 ms (einsum, 10 GB/s, Emerald Rapids)
 PARALLEL_SCAN_BYTES = 64 << 20
 
 
