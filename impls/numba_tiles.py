@@ -87,19 +87,20 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
         best14 = np.int32(0)
         low15 = largest
         best15 = np.int32(0)
-        for j in range(0, k, 6):
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+        for jb in range(packed.shape[0]):
+            j = jb * 6
+            j0 = np.int32(j + 0)
+            h0 = packed[jb, d, 0]
+            j1 = np.int32(j + 1)
+            h1 = packed[jb, d, 1]
+            j2 = np.int32(j + 2)
+            h2 = packed[jb, d, 2]
+            j3 = np.int32(j + 3)
+            h3 = packed[jb, d, 3]
+            j4 = np.int32(j + 4)
+            h4 = packed[jb, d, 4]
+            j5 = np.int32(j + 5)
+            h5 = packed[jb, d, 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -214,7 +215,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
                 x13 = source[b, t, 13]
                 x14 = source[b, t, 14]
                 x15 = source[b, t, 15]
-                w0 = packed[j // 6, t, 0]
+                w0 = packed[jb, t, 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -231,7 +232,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a0_13 -= x13 * w0
                 a0_14 -= x14 * w0
                 a0_15 -= x15 * w0
-                w1 = packed[j // 6, t, 1]
+                w1 = packed[jb, t, 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -248,7 +249,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a1_13 -= x13 * w1
                 a1_14 -= x14 * w1
                 a1_15 -= x15 * w1
-                w2 = packed[j // 6, t, 2]
+                w2 = packed[jb, t, 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -265,7 +266,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a2_13 -= x13 * w2
                 a2_14 -= x14 * w2
                 a2_15 -= x15 * w2
-                w3 = packed[j // 6, t, 3]
+                w3 = packed[jb, t, 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -282,7 +283,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a3_13 -= x13 * w3
                 a3_14 -= x14 * w3
                 a3_15 -= x15 * w3
-                w4 = packed[j // 6, t, 4]
+                w4 = packed[jb, t, 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -299,7 +300,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a4_13 -= x13 * w4
                 a4_14 -= x14 * w4
                 a4_15 -= x15 * w4
-                w5 = packed[j // 6, t, 5]
+                w5 = packed[jb, t, 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -558,37 +559,37 @@ def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows,
             x15 = source[b, t, 15]
             norm15 += x15 * x15
         lows[o + 0] = norm0 + 2 * low0
-        bests[o + 0] = best0
+        bests[o + 0] = min(best0, k - 1)
         lows[o + 1] = norm1 + 2 * low1
-        bests[o + 1] = best1
+        bests[o + 1] = min(best1, k - 1)
         lows[o + 2] = norm2 + 2 * low2
-        bests[o + 2] = best2
+        bests[o + 2] = min(best2, k - 1)
         lows[o + 3] = norm3 + 2 * low3
-        bests[o + 3] = best3
+        bests[o + 3] = min(best3, k - 1)
         lows[o + 4] = norm4 + 2 * low4
-        bests[o + 4] = best4
+        bests[o + 4] = min(best4, k - 1)
         lows[o + 5] = norm5 + 2 * low5
-        bests[o + 5] = best5
+        bests[o + 5] = min(best5, k - 1)
         lows[o + 6] = norm6 + 2 * low6
-        bests[o + 6] = best6
+        bests[o + 6] = min(best6, k - 1)
         lows[o + 7] = norm7 + 2 * low7
-        bests[o + 7] = best7
+        bests[o + 7] = min(best7, k - 1)
         lows[o + 8] = norm8 + 2 * low8
-        bests[o + 8] = best8
+        bests[o + 8] = min(best8, k - 1)
         lows[o + 9] = norm9 + 2 * low9
-        bests[o + 9] = best9
+        bests[o + 9] = min(best9, k - 1)
         lows[o + 10] = norm10 + 2 * low10
-        bests[o + 10] = best10
+        bests[o + 10] = min(best10, k - 1)
         lows[o + 11] = norm11 + 2 * low11
-        bests[o + 11] = best11
+        bests[o + 11] = min(best11, k - 1)
         lows[o + 12] = norm12 + 2 * low12
-        bests[o + 12] = best12
+        bests[o + 12] = min(best12, k - 1)
         lows[o + 13] = norm13 + 2 * low13
-        bests[o + 13] = best13
+        bests[o + 13] = min(best13, k - 1)
         lows[o + 14] = norm14 + 2 * low14
-        bests[o + 14] = best14
+        bests[o + 14] = min(best14, k - 1)
         lows[o + 15] = norm15 + 2 * low15
-        bests[o + 15] = best15
+        bests[o + 15] = min(best15, k - 1)
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
@@ -627,12 +628,14 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 5) // 6, d + 1, 6), dtype=C.dtype)
     for jb in range(packed.shape[0]):
         for q in range(6):
             row = min(jb * 6 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -779,19 +782,20 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
         best6 = np.int32(0)
         low7 = largest
         best7 = np.int32(0)
-        for j in range(0, k, 6):
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+        for jb in range(packed.shape[0]):
+            j = jb * 6
+            j0 = np.int32(j + 0)
+            h0 = packed[jb, d, 0]
+            j1 = np.int32(j + 1)
+            h1 = packed[jb, d, 1]
+            j2 = np.int32(j + 2)
+            h2 = packed[jb, d, 2]
+            j3 = np.int32(j + 3)
+            h3 = packed[jb, d, 3]
+            j4 = np.int32(j + 4)
+            h4 = packed[jb, d, 4]
+            j5 = np.int32(j + 5)
+            h5 = packed[jb, d, 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -850,7 +854,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
                 x5 = source[b, t, 5]
                 x6 = source[b, t, 6]
                 x7 = source[b, t, 7]
-                w0 = packed[j // 6, t, 0]
+                w0 = packed[jb, t, 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -859,7 +863,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a0_5 -= x5 * w0
                 a0_6 -= x6 * w0
                 a0_7 -= x7 * w0
-                w1 = packed[j // 6, t, 1]
+                w1 = packed[jb, t, 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -868,7 +872,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a1_5 -= x5 * w1
                 a1_6 -= x6 * w1
                 a1_7 -= x7 * w1
-                w2 = packed[j // 6, t, 2]
+                w2 = packed[jb, t, 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -877,7 +881,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a2_5 -= x5 * w2
                 a2_6 -= x6 * w2
                 a2_7 -= x7 * w2
-                w3 = packed[j // 6, t, 3]
+                w3 = packed[jb, t, 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -886,7 +890,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a3_5 -= x5 * w3
                 a3_6 -= x6 * w3
                 a3_7 -= x7 * w3
-                w4 = packed[j // 6, t, 4]
+                w4 = packed[jb, t, 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -895,7 +899,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
                 a4_5 -= x5 * w4
                 a4_6 -= x6 * w4
                 a4_7 -= x7 * w4
-                w5 = packed[j // 6, t, 5]
+                w5 = packed[jb, t, 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -1026,21 +1030,21 @@ def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows,
             x7 = source[b, t, 7]
             norm7 += x7 * x7
         lows[o + 0] = norm0 + 2 * low0
-        bests[o + 0] = best0
+        bests[o + 0] = min(best0, k - 1)
         lows[o + 1] = norm1 + 2 * low1
-        bests[o + 1] = best1
+        bests[o + 1] = min(best1, k - 1)
         lows[o + 2] = norm2 + 2 * low2
-        bests[o + 2] = best2
+        bests[o + 2] = min(best2, k - 1)
         lows[o + 3] = norm3 + 2 * low3
-        bests[o + 3] = best3
+        bests[o + 3] = min(best3, k - 1)
         lows[o + 4] = norm4 + 2 * low4
-        bests[o + 4] = best4
+        bests[o + 4] = min(best4, k - 1)
         lows[o + 5] = norm5 + 2 * low5
-        bests[o + 5] = best5
+        bests[o + 5] = min(best5, k - 1)
         lows[o + 6] = norm6 + 2 * low6
-        bests[o + 6] = best6
+        bests[o + 6] = min(best6, k - 1)
         lows[o + 7] = norm7 + 2 * low7
-        bests[o + 7] = best7
+        bests[o + 7] = min(best7, k - 1)
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
@@ -1079,12 +1083,14 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 5) // 6, d + 1, 6), dtype=C.dtype)
     for jb in range(packed.shape[0]):
         for q in range(6):
             row = min(jb * 6 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -1279,23 +1285,24 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
         best30 = np.int32(0)
         low31 = largest
         best31 = np.int32(0)
-        for j in range(0, k, 8):
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
-            j6 = np.int32(min(j + 6, k - 1))
-            h6 = half_norms[j6]
-            j7 = np.int32(min(j + 7, k - 1))
-            h7 = half_norms[j7]
+        for jb in range(packed.shape[0]):
+            j = jb * 8
+            j0 = np.int32(j + 0)
+            h0 = packed[jb, d, 0]
+            j1 = np.int32(j + 1)
+            h1 = packed[jb, d, 1]
+            j2 = np.int32(j + 2)
+            h2 = packed[jb, d, 2]
+            j3 = np.int32(j + 3)
+            h3 = packed[jb, d, 3]
+            j4 = np.int32(j + 4)
+            h4 = packed[jb, d, 4]
+            j5 = np.int32(j + 5)
+            h5 = packed[jb, d, 5]
+            j6 = np.int32(j + 6)
+            h6 = packed[jb, d, 6]
+            j7 = np.int32(j + 7)
+            h7 = packed[jb, d, 7]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -1587,7 +1594,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 x29 = source[b, t, 29]
                 x30 = source[b, t, 30]
                 x31 = source[b, t, 31]
-                w0 = packed[j // 8, t, 0]
+                w0 = packed[jb, t, 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -1620,7 +1627,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a0_29 -= x29 * w0
                 a0_30 -= x30 * w0
                 a0_31 -= x31 * w0
-                w1 = packed[j // 8, t, 1]
+                w1 = packed[jb, t, 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -1653,7 +1660,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a1_29 -= x29 * w1
                 a1_30 -= x30 * w1
                 a1_31 -= x31 * w1
-                w2 = packed[j // 8, t, 2]
+                w2 = packed[jb, t, 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -1686,7 +1693,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a2_29 -= x29 * w2
                 a2_30 -= x30 * w2
                 a2_31 -= x31 * w2
-                w3 = packed[j // 8, t, 3]
+                w3 = packed[jb, t, 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -1719,7 +1726,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a3_29 -= x29 * w3
                 a3_30 -= x30 * w3
                 a3_31 -= x31 * w3
-                w4 = packed[j // 8, t, 4]
+                w4 = packed[jb, t, 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -1752,7 +1759,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a4_29 -= x29 * w4
                 a4_30 -= x30 * w4
                 a4_31 -= x31 * w4
-                w5 = packed[j // 8, t, 5]
+                w5 = packed[jb, t, 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -1785,7 +1792,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a5_29 -= x29 * w5
                 a5_30 -= x30 * w5
                 a5_31 -= x31 * w5
-                w6 = packed[j // 8, t, 6]
+                w6 = packed[jb, t, 6]
                 a6_0 -= x0 * w6
                 a6_1 -= x1 * w6
                 a6_2 -= x2 * w6
@@ -1818,7 +1825,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a6_29 -= x29 * w6
                 a6_30 -= x30 * w6
                 a6_31 -= x31 * w6
-                w7 = packed[j // 8, t, 7]
+                w7 = packed[jb, t, 7]
                 a7_0 -= x0 * w7
                 a7_1 -= x1 * w7
                 a7_2 -= x2 * w7
@@ -2461,69 +2468,69 @@ def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_row
             x31 = source[b, t, 31]
             norm31 += x31 * x31
         lows[o + 0] = norm0 + 2 * low0
-        bests[o + 0] = best0
+        bests[o + 0] = min(best0, k - 1)
         lows[o + 1] = norm1 + 2 * low1
-        bests[o + 1] = best1
+        bests[o + 1] = min(best1, k - 1)
         lows[o + 2] = norm2 + 2 * low2
-        bests[o + 2] = best2
+        bests[o + 2] = min(best2, k - 1)
         lows[o + 3] = norm3 + 2 * low3
-        bests[o + 3] = best3
+        bests[o + 3] = min(best3, k - 1)
         lows[o + 4] = norm4 + 2 * low4
-        bests[o + 4] = best4
+        bests[o + 4] = min(best4, k - 1)
         lows[o + 5] = norm5 + 2 * low5
-        bests[o + 5] = best5
+        bests[o + 5] = min(best5, k - 1)
         lows[o + 6] = norm6 + 2 * low6
-        bests[o + 6] = best6
+        bests[o + 6] = min(best6, k - 1)
         lows[o + 7] = norm7 + 2 * low7
-        bests[o + 7] = best7
+        bests[o + 7] = min(best7, k - 1)
         lows[o + 8] = norm8 + 2 * low8
-        bests[o + 8] = best8
+        bests[o + 8] = min(best8, k - 1)
         lows[o + 9] = norm9 + 2 * low9
-        bests[o + 9] = best9
+        bests[o + 9] = min(best9, k - 1)
         lows[o + 10] = norm10 + 2 * low10
-        bests[o + 10] = best10
+        bests[o + 10] = min(best10, k - 1)
         lows[o + 11] = norm11 + 2 * low11
-        bests[o + 11] = best11
+        bests[o + 11] = min(best11, k - 1)
         lows[o + 12] = norm12 + 2 * low12
-        bests[o + 12] = best12
+        bests[o + 12] = min(best12, k - 1)
         lows[o + 13] = norm13 + 2 * low13
-        bests[o + 13] = best13
+        bests[o + 13] = min(best13, k - 1)
         lows[o + 14] = norm14 + 2 * low14
-        bests[o + 14] = best14
+        bests[o + 14] = min(best14, k - 1)
         lows[o + 15] = norm15 + 2 * low15
-        bests[o + 15] = best15
+        bests[o + 15] = min(best15, k - 1)
         lows[o + 16] = norm16 + 2 * low16
-        bests[o + 16] = best16
+        bests[o + 16] = min(best16, k - 1)
         lows[o + 17] = norm17 + 2 * low17
-        bests[o + 17] = best17
+        bests[o + 17] = min(best17, k - 1)
         lows[o + 18] = norm18 + 2 * low18
-        bests[o + 18] = best18
+        bests[o + 18] = min(best18, k - 1)
         lows[o + 19] = norm19 + 2 * low19
-        bests[o + 19] = best19
+        bests[o + 19] = min(best19, k - 1)
         lows[o + 20] = norm20 + 2 * low20
-        bests[o + 20] = best20
+        bests[o + 20] = min(best20, k - 1)
         lows[o + 21] = norm21 + 2 * low21
-        bests[o + 21] = best21
+        bests[o + 21] = min(best21, k - 1)
         lows[o + 22] = norm22 + 2 * low22
-        bests[o + 22] = best22
+        bests[o + 22] = min(best22, k - 1)
         lows[o + 23] = norm23 + 2 * low23
-        bests[o + 23] = best23
+        bests[o + 23] = min(best23, k - 1)
         lows[o + 24] = norm24 + 2 * low24
-        bests[o + 24] = best24
+        bests[o + 24] = min(best24, k - 1)
         lows[o + 25] = norm25 + 2 * low25
-        bests[o + 25] = best25
+        bests[o + 25] = min(best25, k - 1)
         lows[o + 26] = norm26 + 2 * low26
-        bests[o + 26] = best26
+        bests[o + 26] = min(best26, k - 1)
         lows[o + 27] = norm27 + 2 * low27
-        bests[o + 27] = best27
+        bests[o + 27] = min(best27, k - 1)
         lows[o + 28] = norm28 + 2 * low28
-        bests[o + 28] = best28
+        bests[o + 28] = min(best28, k - 1)
         lows[o + 29] = norm29 + 2 * low29
-        bests[o + 29] = best29
+        bests[o + 29] = min(best29, k - 1)
         lows[o + 30] = norm30 + 2 * low30
-        bests[o + 30] = best30
+        bests[o + 30] = min(best30, k - 1)
         lows[o + 31] = norm31 + 2 * low31
-        bests[o + 31] = best31
+        bests[o + 31] = min(best31, k - 1)
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
@@ -2562,12 +2569,14 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 7) // 8, d, 8), dtype=C.dtype)
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 7) // 8, d + 1, 8), dtype=C.dtype)
     for jb in range(packed.shape[0]):
         for q in range(8):
             row = min(jb * 8 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -2730,19 +2739,20 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
         best14 = np.int32(0)
         low15 = largest
         best15 = np.int32(0)
-        for j in range(0, k, 6):
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+        for jb in range(packed.shape[0]):
+            j = jb * 6
+            j0 = np.int32(j + 0)
+            h0 = packed[jb, d, 0]
+            j1 = np.int32(j + 1)
+            h1 = packed[jb, d, 1]
+            j2 = np.int32(j + 2)
+            h2 = packed[jb, d, 2]
+            j3 = np.int32(j + 3)
+            h3 = packed[jb, d, 3]
+            j4 = np.int32(j + 4)
+            h4 = packed[jb, d, 4]
+            j5 = np.int32(j + 5)
+            h5 = packed[jb, d, 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -2858,7 +2868,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 x13 = source[b, t, 13]
                 x14 = source[b, t, 14]
                 x15 = source[b, t, 15]
-                w0 = packed[j // 6, t, 0]
+                w0 = packed[jb, t, 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -2875,7 +2885,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a0_13 -= x13 * w0
                 a0_14 -= x14 * w0
                 a0_15 -= x15 * w0
-                w1 = packed[j // 6, t, 1]
+                w1 = packed[jb, t, 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -2892,7 +2902,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a1_13 -= x13 * w1
                 a1_14 -= x14 * w1
                 a1_15 -= x15 * w1
-                w2 = packed[j // 6, t, 2]
+                w2 = packed[jb, t, 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -2909,7 +2919,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a2_13 -= x13 * w2
                 a2_14 -= x14 * w2
                 a2_15 -= x15 * w2
-                w3 = packed[j // 6, t, 3]
+                w3 = packed[jb, t, 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -2926,7 +2936,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a3_13 -= x13 * w3
                 a3_14 -= x14 * w3
                 a3_15 -= x15 * w3
-                w4 = packed[j // 6, t, 4]
+                w4 = packed[jb, t, 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -2943,7 +2953,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a4_13 -= x13 * w4
                 a4_14 -= x14 * w4
                 a4_15 -= x15 * w4
-                w5 = packed[j // 6, t, 5]
+                w5 = packed[jb, t, 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -3202,37 +3212,37 @@ def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_row
             x15 = source[b, t, 15]
             norm15 += x15 * x15
         lows[o + 0] = norm0 + 2 * low0
-        bests[o + 0] = best0
+        bests[o + 0] = min(best0, k - 1)
         lows[o + 1] = norm1 + 2 * low1
-        bests[o + 1] = best1
+        bests[o + 1] = min(best1, k - 1)
         lows[o + 2] = norm2 + 2 * low2
-        bests[o + 2] = best2
+        bests[o + 2] = min(best2, k - 1)
         lows[o + 3] = norm3 + 2 * low3
-        bests[o + 3] = best3
+        bests[o + 3] = min(best3, k - 1)
         lows[o + 4] = norm4 + 2 * low4
-        bests[o + 4] = best4
+        bests[o + 4] = min(best4, k - 1)
         lows[o + 5] = norm5 + 2 * low5
-        bests[o + 5] = best5
+        bests[o + 5] = min(best5, k - 1)
         lows[o + 6] = norm6 + 2 * low6
-        bests[o + 6] = best6
+        bests[o + 6] = min(best6, k - 1)
         lows[o + 7] = norm7 + 2 * low7
-        bests[o + 7] = best7
+        bests[o + 7] = min(best7, k - 1)
         lows[o + 8] = norm8 + 2 * low8
-        bests[o + 8] = best8
+        bests[o + 8] = min(best8, k - 1)
         lows[o + 9] = norm9 + 2 * low9
-        bests[o + 9] = best9
+        bests[o + 9] = min(best9, k - 1)
         lows[o + 10] = norm10 + 2 * low10
-        bests[o + 10] = best10
+        bests[o + 10] = min(best10, k - 1)
         lows[o + 11] = norm11 + 2 * low11
-        bests[o + 11] = best11
+        bests[o + 11] = min(best11, k - 1)
         lows[o + 12] = norm12 + 2 * low12
-        bests[o + 12] = best12
+        bests[o + 12] = min(best12, k - 1)
         lows[o + 13] = norm13 + 2 * low13
-        bests[o + 13] = best13
+        bests[o + 13] = min(best13, k - 1)
         lows[o + 14] = norm14 + 2 * low14
-        bests[o + 14] = best14
+        bests[o + 14] = min(best14, k - 1)
         lows[o + 15] = norm15 + 2 * low15
-        bests[o + 15] = best15
+        bests[o + 15] = min(best15, k - 1)
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
@@ -3271,12 +3281,14 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 5) // 6, d + 1, 6), dtype=C.dtype)
     for jb in range(packed.shape[0]):
         for q in range(6):
             row = min(jb * 6 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -3439,19 +3451,14 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
         best14 = np.int32(0)
         low15 = largest
         best15 = np.int32(0)
-        for j in range(0, k, 6):
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+        for jb in range(packed.shape[0]):
+            j = jb * 6
+            h0 = packed[jb, d, 0]
+            h1 = packed[jb, d, 1]
+            h2 = packed[jb, d, 2]
+            h3 = packed[jb, d, 3]
+            h4 = packed[jb, d, 4]
+            h5 = packed[jb, d, 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -3566,7 +3573,7 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 x13 = source[b, t, 13]
                 x14 = source[b, t, 14]
                 x15 = source[b, t, 15]
-                w0 = packed[j // 6, t, 0]
+                w0 = packed[jb, t, 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -3583,7 +3590,7 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a0_13 -= x13 * w0
                 a0_14 -= x14 * w0
                 a0_15 -= x15 * w0
-                w1 = packed[j // 6, t, 1]
+                w1 = packed[jb, t, 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -3600,7 +3607,7 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a1_13 -= x13 * w1
                 a1_14 -= x14 * w1
                 a1_15 -= x15 * w1
-                w2 = packed[j // 6, t, 2]
+                w2 = packed[jb, t, 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -3617,7 +3624,7 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a2_13 -= x13 * w2
                 a2_14 -= x14 * w2
                 a2_15 -= x15 * w2
-                w3 = packed[j // 6, t, 3]
+                w3 = packed[jb, t, 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -3634,7 +3641,7 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a3_13 -= x13 * w3
                 a3_14 -= x14 * w3
                 a3_15 -= x15 * w3
-                w4 = packed[j // 6, t, 4]
+                w4 = packed[jb, t, 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -3651,7 +3658,7 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_row
                 a4_13 -= x13 * w4
                 a4_14 -= x14 * w4
                 a4_15 -= x15 * w4
-                w5 = packed[j // 6, t, 5]
+                w5 = packed[jb, t, 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -3878,12 +3885,14 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 5) // 6, d + 1, 6), dtype=C.dtype)
     for jb in range(packed.shape[0]):
         for q in range(6):
             row = min(jb * 6 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -4043,19 +4052,14 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
         best6 = np.int32(0)
         low7 = largest
         best7 = np.int32(0)
-        for j in range(0, k, 6):
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+        for jb in range(packed.shape[0]):
+            j = jb * 6
+            h0 = packed[jb, d, 0]
+            h1 = packed[jb, d, 1]
+            h2 = packed[jb, d, 2]
+            h3 = packed[jb, d, 3]
+            h4 = packed[jb, d, 4]
+            h5 = packed[jb, d, 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -4114,7 +4118,7 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 x5 = source[b, t, 5]
                 x6 = source[b, t, 6]
                 x7 = source[b, t, 7]
-                w0 = packed[j // 6, t, 0]
+                w0 = packed[jb, t, 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -4123,7 +4127,7 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a0_5 -= x5 * w0
                 a0_6 -= x6 * w0
                 a0_7 -= x7 * w0
-                w1 = packed[j // 6, t, 1]
+                w1 = packed[jb, t, 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -4132,7 +4136,7 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a1_5 -= x5 * w1
                 a1_6 -= x6 * w1
                 a1_7 -= x7 * w1
-                w2 = packed[j // 6, t, 2]
+                w2 = packed[jb, t, 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -4141,7 +4145,7 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a2_5 -= x5 * w2
                 a2_6 -= x6 * w2
                 a2_7 -= x7 * w2
-                w3 = packed[j // 6, t, 3]
+                w3 = packed[jb, t, 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -4150,7 +4154,7 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a3_5 -= x5 * w3
                 a3_6 -= x6 * w3
                 a3_7 -= x7 * w3
-                w4 = packed[j // 6, t, 4]
+                w4 = packed[jb, t, 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -4159,7 +4163,7 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_row
                 a4_5 -= x5 * w4
                 a4_6 -= x6 * w4
                 a4_7 -= x7 * w4
-                w5 = packed[j // 6, t, 5]
+                w5 = packed[jb, t, 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -4282,12 +4286,14 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 5) // 6, d + 1, 6), dtype=C.dtype)
     for jb in range(packed.shape[0]):
         for q in range(6):
             row = min(jb * 6 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -4495,23 +4501,16 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
         best30 = np.int32(0)
         low31 = largest
         best31 = np.int32(0)
-        for j in range(0, k, 8):
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
-            j6 = np.int32(min(j + 6, k - 1))
-            h6 = half_norms[j6]
-            j7 = np.int32(min(j + 7, k - 1))
-            h7 = half_norms[j7]
+        for jb in range(packed.shape[0]):
+            j = jb * 8
+            h0 = packed[jb, d, 0]
+            h1 = packed[jb, d, 1]
+            h2 = packed[jb, d, 2]
+            h3 = packed[jb, d, 3]
+            h4 = packed[jb, d, 4]
+            h5 = packed[jb, d, 5]
+            h6 = packed[jb, d, 6]
+            h7 = packed[jb, d, 7]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -4803,7 +4802,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
                 x29 = source[b, t, 29]
                 x30 = source[b, t, 30]
                 x31 = source[b, t, 31]
-                w0 = packed[j // 8, t, 0]
+                w0 = packed[jb, t, 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -4836,7 +4835,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
                 a0_29 -= x29 * w0
                 a0_30 -= x30 * w0
                 a0_31 -= x31 * w0
-                w1 = packed[j // 8, t, 1]
+                w1 = packed[jb, t, 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -4869,7 +4868,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
                 a1_29 -= x29 * w1
                 a1_30 -= x30 * w1
                 a1_31 -= x31 * w1
-                w2 = packed[j // 8, t, 2]
+                w2 = packed[jb, t, 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -4902,7 +4901,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
                 a2_29 -= x29 * w2
                 a2_30 -= x30 * w2
                 a2_31 -= x31 * w2
-                w3 = packed[j // 8, t, 3]
+                w3 = packed[jb, t, 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -4935,7 +4934,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
                 a3_29 -= x29 * w3
                 a3_30 -= x30 * w3
                 a3_31 -= x31 * w3
-                w4 = packed[j // 8, t, 4]
+                w4 = packed[jb, t, 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -4968,7 +4967,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
                 a4_29 -= x29 * w4
                 a4_30 -= x30 * w4
                 a4_31 -= x31 * w4
-                w5 = packed[j // 8, t, 5]
+                w5 = packed[jb, t, 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -5001,7 +5000,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
                 a5_29 -= x29 * w5
                 a5_30 -= x30 * w5
                 a5_31 -= x31 * w5
-                w6 = packed[j // 8, t, 6]
+                w6 = packed[jb, t, 6]
                 a6_0 -= x0 * w6
                 a6_1 -= x1 * w6
                 a6_2 -= x2 * w6
@@ -5034,7 +5033,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_r
                 a6_29 -= x29 * w6
                 a6_30 -= x30 * w6
                 a6_31 -= x31 * w6
-                w7 = packed[j // 8, t, 7]
+                w7 = packed[jb, t, 7]
                 a7_0 -= x0 * w7
                 a7_1 -= x1 * w7
                 a7_2 -= x2 * w7
@@ -5533,12 +5532,14 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 7) // 8, d, 8), dtype=C.dtype)
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 7) // 8, d + 1, 8), dtype=C.dtype)
     for jb in range(packed.shape[0]):
         for q in range(8):
             row = min(jb * 8 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.
@@ -5714,19 +5715,14 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
         best14 = np.int32(0)
         low15 = largest
         best15 = np.int32(0)
-        for j in range(0, k, 6):
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+        for jb in range(packed.shape[0]):
+            j = jb * 6
+            h0 = packed[jb, d, 0]
+            h1 = packed[jb, d, 1]
+            h2 = packed[jb, d, 2]
+            h3 = packed[jb, d, 3]
+            h4 = packed[jb, d, 4]
+            h5 = packed[jb, d, 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -5842,7 +5838,7 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
                 x13 = source[b, t, 13]
                 x14 = source[b, t, 14]
                 x15 = source[b, t, 15]
-                w0 = packed[j // 6, t, 0]
+                w0 = packed[jb, t, 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -5859,7 +5855,7 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
                 a0_13 -= x13 * w0
                 a0_14 -= x14 * w0
                 a0_15 -= x15 * w0
-                w1 = packed[j // 6, t, 1]
+                w1 = packed[jb, t, 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -5876,7 +5872,7 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
                 a1_13 -= x13 * w1
                 a1_14 -= x14 * w1
                 a1_15 -= x15 * w1
-                w2 = packed[j // 6, t, 2]
+                w2 = packed[jb, t, 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -5893,7 +5889,7 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
                 a2_13 -= x13 * w2
                 a2_14 -= x14 * w2
                 a2_15 -= x15 * w2
-                w3 = packed[j // 6, t, 3]
+                w3 = packed[jb, t, 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -5910,7 +5906,7 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
                 a3_13 -= x13 * w3
                 a3_14 -= x14 * w3
                 a3_15 -= x15 * w3
-                w4 = packed[j // 6, t, 4]
+                w4 = packed[jb, t, 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -5927,7 +5923,7 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_r
                 a4_13 -= x13 * w4
                 a4_14 -= x14 * w4
                 a4_15 -= x15 * w4
-                w5 = packed[j // 6, t, 5]
+                w5 = packed[jb, t, 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -6154,12 +6150,14 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
     # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
     # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
     # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
-    packed = np.empty(((k + 5) // 6, d, 6), dtype=C.dtype)
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 5) // 6, d + 1, 6), dtype=C.dtype)
     for jb in range(packed.shape[0]):
         for q in range(6):
             row = min(jb * 6 + q, k - 1)
             for t in range(d):
                 packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
     for p in prange(parts):
         # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
         # one cluster then add to different addresses instead of waiting on each other's store.

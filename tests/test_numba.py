@@ -169,6 +169,27 @@ def test_ties_go_to_the_lowest_index(dtype, options):
     np.testing.assert_allclose(dist2, 1.0)
 
 
+@pytest.mark.parametrize("tile", ["avx2", "avx512"])
+@pytest.mark.parametrize("strategy", ["fused", "grouped"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_padded_last_group_labels_its_rows_with_the_last_centre(dtype, strategy, tile):
+    """k=11 fills no tile's group (6 or 8 centres): the last group repeats centre 10, whose
+    copies tie with it. Rows at centre 10, and rows tied between it and centre 2, keep the
+    real, lowest index."""
+    from impls.numba_plan import host_isa
+
+    if tile == "avx512" and host_isa() != "avx512":
+        pytest.skip("tile='avx512' needs AVX-512F and VL on this CPU")
+    rng = np.random.default_rng(1)
+    base = rng.permutation(np.arange(-5, 5))[:10].reshape(10, 1) * np.array([[1.0, 2.0, -1.0]])
+    C = np.vstack([base, [[7.0, 7.0, 7.0]]]).astype(dtype)
+    halfway = (C[2] + C[10]) / 2  # equally far from centres 2 and 10
+    X = np.vstack([np.repeat(C[10:], 40, axis=0), np.repeat(halfway[None], 9, axis=0), C[:10]]).astype(dtype)
+    labels, _ = prepared(X, C, strategy=strategy, tile=tile).assign(C)
+    expected = oracle.squared_distances(X.astype(np.float64), C.astype(np.float64)).argmin(axis=1)
+    np.testing.assert_array_equal(labels, expected)
+    assert (labels[:40] == 10).all() and (labels[40:49] == 2).all()
+
 def test_blocked_path_runs_its_rows_in_blocks_of_chunk_rows():
     # 64 divides neither 1000 nor 500: whatever the part count, every part ends on a short block.
     X, _ = data.blobs(1000, 5, 12, seed=4)

@@ -125,11 +125,26 @@ DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per
     """'''
 
 
-def group_values(emit, rows: int, group: int, ahead_lines: int = 0, packed: bool = False) -> None:
+def group_values(emit, rows: int, group: int, ahead_lines: int = 0, packed: bool = False,
+                 indexed: bool = True) -> None:
     """``a{g}_{r}`` = ``||c||^2/2 - x.c`` for the tile's rows and the group's centres from ``j``;
     with ``ahead_lines``, each step over d also prefetches that many cache lines of the next
-    tile's data from byte ``ahead`` (the next tile holds ``ahead_lines`` lines per feature)."""
+    tile's data from byte ``ahead`` (the next tile holds ``ahead_lines`` lines per feature).
+
+    ``packed``: the centres come from group ``jb`` of ``packed``, whose row d holds their
+    ``||c||^2/2``, so a group starts from one load per centre. Computing each centre's index,
+    clamped at k - 1, and reading its half norm through it took about 70 scalar instructions a
+    group, as many as the FMAs at d = 5 (AVX2 tile): the centre indices ``j{g}`` are then
+    ``j + g`` unclamped (``indexed``; a padded centre repeats the last, whose equal values
+    never win) and are made only where the tile keeps them."""
+    if packed:
+        for g in range(group):
+            if indexed:
+                emit(4, f"j{g} = np.int32(j + {g})")
+            emit(4, f"h{g} = packed[jb, d, {g}]")
     for g in range(group):
+        if packed:
+            break
         emit(4, f"j{g} = np.int32(min(j + {g}, k - 1))")
         emit(4, f"h{g} = half_norms[j{g}]")
     for g in range(group):
@@ -141,7 +156,7 @@ def group_values(emit, rows: int, group: int, ahead_lines: int = 0, packed: bool
     for r in range(rows):
         emit(5, f"x{r} = source[b, t, {r}]")
     for g in range(group):
-        emit(5, f"w{g} = packed[j // {group}, t, {g}]" if packed else f"w{g} = C[j{g}, t]")
+        emit(5, f"w{g} = packed[jb, t, {g}]" if packed else f"w{g} = C[j{g}, t]")
         for r in range(rows):
             emit(5, f"a{g}_{r} -= x{r} * w{g}")
 
@@ -433,8 +448,9 @@ def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     for r in range(rows):
         emit(3, f"low{r} = largest")
         emit(3, f"best{r} = np.int32(0)")
-    emit(3, f"for j in range(0, k, {group}):")
-    group_values(emit, rows, group, ahead_lines=rows * DTYPES[dtype] // 64, packed=True)
+    emit(3, "for jb in range(packed.shape[0]):")
+    emit(4, f"j = jb * {group}")
+    group_values(emit, rows, group, ahead_lines=rows * DTYPES[dtype] // 64, packed=True, indexed=not grouped)
     if grouped:
         grouped_minimum(emit, rows, group)
     else:
@@ -447,9 +463,12 @@ def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     for r in range(rows):
         emit(4, f"x{r} = source[b, t, {r}]")
         emit(4, f"norm{r} += x{r} * x{r}")
+    # (a padded centre's index, j + g past k - 1, never wins, as its values equal the last
+    # centre's, visited first; clamped all the same, since the sums are indexed by it)
+    best = "best{r}" if grouped else "min(best{r}, k - 1)"
     for r in range(rows):
         emit(3, f"lows[o + {r}] = norm{r} + 2 * low{r}")
-        emit(3, f"bests[o + {r}] = best{r}")
+        emit(3, f"bests[o + {r}] = {best.format(r=r)}")
     return "\n".join(out) + "\n"
 
 
@@ -493,12 +512,14 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(1, "# stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:")
     emit(1, "# 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;")
     emit(1, "# 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).")
-    emit(1, f"packed = np.empty(((k + {group - 1}) // {group}, d, {group}), dtype=C.dtype)")
+    emit(1, "# Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.")
+    emit(1, f"packed = np.empty(((k + {group - 1}) // {group}, d + 1, {group}), dtype=C.dtype)")
     emit(1, "for jb in range(packed.shape[0]):")
     emit(2, f"for q in range({group}):")
     emit(3, f"row = min(jb * {group} + q, k - 1)")
     emit(3, "for t in range(d):")
     emit(4, "packed[jb, t, q] = C[row, t]")
+    emit(3, "packed[jb, d, q] = half_norms[row]")
     emit(1, "for p in prange(parts):")
     emit(2, "# At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of")
     emit(2, "# one cluster then add to different addresses instead of waiting on each other's store.")
