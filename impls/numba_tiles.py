@@ -6285,15 +6285,15 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
+def pruned_tile_avx2_float32(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
     """The tiles of ``pruned_avx2_float32``: the 16 rows of each panel ``b0 <= b < b1`` of
-    ``source`` against the groups of 6 centres of C that its bounds cannot rule out (``lb`` and
-    ``visit`` are scratch of one entry per group); writes each row's ``||x||^2`` into ``norms``, its
-    least ``||c||^2/2 - x.c`` into ``lows``, the first centre of that group into ``bests``, and into
-    ``ties`` whether another group's minimum equalled it (panel ``b``'s rows from ``16 (b - b0)``).
+    ``source`` against the groups of 6 centres (columns of CT, the centres transposed) that
+    its bounds cannot rule out (``lb`` and ``visit`` are scratch of one entry per group); writes
+    each row's ``||x||^2`` into ``norms``, its least ``||c||^2/2 - x.c`` into ``lows``, the first
+    centre of that group into ``bests``, and into ``ties`` whether another group's minimum equalled
+    it (panel ``b``'s rows from ``16 (b - b0)``).
     """
     d = source.shape[1]
-    k = C.shape[0]
     groups = group_lo.shape[1]
     zero = largest - largest
     for b in range(b0, b1):
@@ -6420,18 +6420,12 @@ def pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, grou
             if lb[g] > bound:
                 continue
             j = g * 6
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+            h0 = half_norms[j + 0]
+            h1 = half_norms[j + 1]
+            h2 = half_norms[j + 2]
+            h3 = half_norms[j + 3]
+            h4 = half_norms[j + 4]
+            h5 = half_norms[j + 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -6545,7 +6539,7 @@ def pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 x13 = source[b, t, 13]
                 x14 = source[b, t, 14]
                 x15 = source[b, t, 15]
-                w0 = C[j0, t]
+                w0 = CT[t, j + 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -6562,7 +6556,7 @@ def pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a0_13 -= x13 * w0
                 a0_14 -= x14 * w0
                 a0_15 -= x15 * w0
-                w1 = C[j1, t]
+                w1 = CT[t, j + 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -6579,7 +6573,7 @@ def pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a1_13 -= x13 * w1
                 a1_14 -= x14 * w1
                 a1_15 -= x15 * w1
-                w2 = C[j2, t]
+                w2 = CT[t, j + 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -6596,7 +6590,7 @@ def pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a2_13 -= x13 * w2
                 a2_14 -= x14 * w2
                 a2_15 -= x15 * w2
-                w3 = C[j3, t]
+                w3 = CT[t, j + 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -6613,7 +6607,7 @@ def pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a3_13 -= x13 * w3
                 a3_14 -= x14 * w3
                 a3_15 -= x15 * w3
-                w4 = C[j4, t]
+                w4 = CT[t, j + 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -6630,7 +6624,7 @@ def pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a4_13 -= x13 * w4
                 a4_14 -= x14 * w4
                 a4_15 -= x15 * w4
-                w5 = C[j5, t]
+                w5 = CT[t, j + 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -6902,7 +6896,7 @@ def pruned_avx2_float32(panels, order, box_lo, box_hi, C, CT, half_norms, centre
         last = (p + 1) * nb // parts
         for b0 in range(p * nb // parts, last, TILE_BATCH):
             b1 = min(b0 + TILE_BATCH, last)
-            pruned_tile_avx2_float32(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties)
+            pruned_tile_avx2_float32(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties)
             for b in range(b0, b1):
                 i = b * 16
                 at = (b - b0) * 16
@@ -6957,15 +6951,15 @@ def pruned_avx2_float32(panels, order, box_lo, box_hi, C, CT, half_norms, centre
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
+def pruned_tile_avx2_float64(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
     """The tiles of ``pruned_avx2_float64``: the 8 rows of each panel ``b0 <= b < b1`` of
-    ``source`` against the groups of 6 centres of C that its bounds cannot rule out (``lb`` and
-    ``visit`` are scratch of one entry per group); writes each row's ``||x||^2`` into ``norms``, its
-    least ``||c||^2/2 - x.c`` into ``lows``, the first centre of that group into ``bests``, and into
-    ``ties`` whether another group's minimum equalled it (panel ``b``'s rows from ``8 (b - b0)``).
+    ``source`` against the groups of 6 centres (columns of CT, the centres transposed) that
+    its bounds cannot rule out (``lb`` and ``visit`` are scratch of one entry per group); writes
+    each row's ``||x||^2`` into ``norms``, its least ``||c||^2/2 - x.c`` into ``lows``, the first
+    centre of that group into ``bests``, and into ``ties`` whether another group's minimum equalled
+    it (panel ``b``'s rows from ``8 (b - b0)``).
     """
     d = source.shape[1]
-    k = C.shape[0]
     groups = group_lo.shape[1]
     zero = largest - largest
     for b in range(b0, b1):
@@ -7044,18 +7038,12 @@ def pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, grou
             if lb[g] > bound:
                 continue
             j = g * 6
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+            h0 = half_norms[j + 0]
+            h1 = half_norms[j + 1]
+            h2 = half_norms[j + 2]
+            h3 = half_norms[j + 3]
+            h4 = half_norms[j + 4]
+            h5 = half_norms[j + 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -7113,7 +7101,7 @@ def pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 x5 = source[b, t, 5]
                 x6 = source[b, t, 6]
                 x7 = source[b, t, 7]
-                w0 = C[j0, t]
+                w0 = CT[t, j + 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -7122,7 +7110,7 @@ def pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a0_5 -= x5 * w0
                 a0_6 -= x6 * w0
                 a0_7 -= x7 * w0
-                w1 = C[j1, t]
+                w1 = CT[t, j + 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -7131,7 +7119,7 @@ def pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a1_5 -= x5 * w1
                 a1_6 -= x6 * w1
                 a1_7 -= x7 * w1
-                w2 = C[j2, t]
+                w2 = CT[t, j + 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -7140,7 +7128,7 @@ def pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a2_5 -= x5 * w2
                 a2_6 -= x6 * w2
                 a2_7 -= x7 * w2
-                w3 = C[j3, t]
+                w3 = CT[t, j + 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -7149,7 +7137,7 @@ def pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a3_5 -= x5 * w3
                 a3_6 -= x6 * w3
                 a3_7 -= x7 * w3
-                w4 = C[j4, t]
+                w4 = CT[t, j + 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -7158,7 +7146,7 @@ def pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, grou
                 a4_5 -= x5 * w4
                 a4_6 -= x6 * w4
                 a4_7 -= x7 * w4
-                w5 = C[j5, t]
+                w5 = CT[t, j + 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -7324,7 +7312,7 @@ def pruned_avx2_float64(panels, order, box_lo, box_hi, C, CT, half_norms, centre
         last = (p + 1) * nb // parts
         for b0 in range(p * nb // parts, last, TILE_BATCH):
             b1 = min(b0 + TILE_BATCH, last)
-            pruned_tile_avx2_float64(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties)
+            pruned_tile_avx2_float64(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties)
             for b in range(b0, b1):
                 i = b * 8
                 at = (b - b0) * 8
@@ -7379,15 +7367,15 @@ def pruned_avx2_float64(panels, order, box_lo, box_hi, C, CT, half_norms, centre
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
+def pruned_tile_avx512_float32(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
     """The tiles of ``pruned_avx512_float32``: the 32 rows of each panel ``b0 <= b < b1`` of
-    ``source`` against the groups of 8 centres of C that its bounds cannot rule out (``lb`` and
-    ``visit`` are scratch of one entry per group); writes each row's ``||x||^2`` into ``norms``, its
-    least ``||c||^2/2 - x.c`` into ``lows``, the first centre of that group into ``bests``, and into
-    ``ties`` whether another group's minimum equalled it (panel ``b``'s rows from ``32 (b - b0)``).
+    ``source`` against the groups of 8 centres (columns of CT, the centres transposed) that
+    its bounds cannot rule out (``lb`` and ``visit`` are scratch of one entry per group); writes
+    each row's ``||x||^2`` into ``norms``, its least ``||c||^2/2 - x.c`` into ``lows``, the first
+    centre of that group into ``bests``, and into ``ties`` whether another group's minimum equalled
+    it (panel ``b``'s rows from ``32 (b - b0)``).
     """
     d = source.shape[1]
-    k = C.shape[0]
     groups = group_lo.shape[1]
     zero = largest - largest
     for b in range(b0, b1):
@@ -7610,22 +7598,14 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
             if lb[g] > bound:
                 continue
             j = g * 8
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
-            j6 = np.int32(min(j + 6, k - 1))
-            h6 = half_norms[j6]
-            j7 = np.int32(min(j + 7, k - 1))
-            h7 = half_norms[j7]
+            h0 = half_norms[j + 0]
+            h1 = half_norms[j + 1]
+            h2 = half_norms[j + 2]
+            h3 = half_norms[j + 3]
+            h4 = half_norms[j + 4]
+            h5 = half_norms[j + 5]
+            h6 = half_norms[j + 6]
+            h7 = half_norms[j + 7]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -7915,7 +7895,7 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 x29 = source[b, t, 29]
                 x30 = source[b, t, 30]
                 x31 = source[b, t, 31]
-                w0 = C[j0, t]
+                w0 = CT[t, j + 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -7948,7 +7928,7 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a0_29 -= x29 * w0
                 a0_30 -= x30 * w0
                 a0_31 -= x31 * w0
-                w1 = C[j1, t]
+                w1 = CT[t, j + 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -7981,7 +7961,7 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a1_29 -= x29 * w1
                 a1_30 -= x30 * w1
                 a1_31 -= x31 * w1
-                w2 = C[j2, t]
+                w2 = CT[t, j + 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -8014,7 +7994,7 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a2_29 -= x29 * w2
                 a2_30 -= x30 * w2
                 a2_31 -= x31 * w2
-                w3 = C[j3, t]
+                w3 = CT[t, j + 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -8047,7 +8027,7 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a3_29 -= x29 * w3
                 a3_30 -= x30 * w3
                 a3_31 -= x31 * w3
-                w4 = C[j4, t]
+                w4 = CT[t, j + 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -8080,7 +8060,7 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a4_29 -= x29 * w4
                 a4_30 -= x30 * w4
                 a4_31 -= x31 * w4
-                w5 = C[j5, t]
+                w5 = CT[t, j + 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -8113,7 +8093,7 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a5_29 -= x29 * w5
                 a5_30 -= x30 * w5
                 a5_31 -= x31 * w5
-                w6 = C[j6, t]
+                w6 = CT[t, j + 6]
                 a6_0 -= x0 * w6
                 a6_1 -= x1 * w6
                 a6_2 -= x2 * w6
@@ -8146,7 +8126,7 @@ def pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a6_29 -= x29 * w6
                 a6_30 -= x30 * w6
                 a6_31 -= x31 * w6
-                w7 = C[j7, t]
+                w7 = CT[t, j + 7]
                 a7_0 -= x0 * w7
                 a7_1 -= x1 * w7
                 a7_2 -= x2 * w7
@@ -8692,7 +8672,7 @@ def pruned_avx512_float32(panels, order, box_lo, box_hi, C, CT, half_norms, cent
         last = (p + 1) * nb // parts
         for b0 in range(p * nb // parts, last, TILE_BATCH):
             b1 = min(b0 + TILE_BATCH, last)
-            pruned_tile_avx512_float32(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties)
+            pruned_tile_avx512_float32(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties)
             for b in range(b0, b1):
                 i = b * 32
                 at = (b - b0) * 32
@@ -8755,15 +8735,15 @@ def pruned_avx512_float32(panels, order, box_lo, box_hi, C, CT, half_norms, cent
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
+def pruned_tile_avx512_float64(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
     """The tiles of ``pruned_avx512_float64``: the 16 rows of each panel ``b0 <= b < b1`` of
-    ``source`` against the groups of 6 centres of C that its bounds cannot rule out (``lb`` and
-    ``visit`` are scratch of one entry per group); writes each row's ``||x||^2`` into ``norms``, its
-    least ``||c||^2/2 - x.c`` into ``lows``, the first centre of that group into ``bests``, and into
-    ``ties`` whether another group's minimum equalled it (panel ``b``'s rows from ``16 (b - b0)``).
+    ``source`` against the groups of 6 centres (columns of CT, the centres transposed) that
+    its bounds cannot rule out (``lb`` and ``visit`` are scratch of one entry per group); writes
+    each row's ``||x||^2`` into ``norms``, its least ``||c||^2/2 - x.c`` into ``lows``, the first
+    centre of that group into ``bests``, and into ``ties`` whether another group's minimum equalled
+    it (panel ``b``'s rows from ``16 (b - b0)``).
     """
     d = source.shape[1]
-    k = C.shape[0]
     groups = group_lo.shape[1]
     zero = largest - largest
     for b in range(b0, b1):
@@ -8890,18 +8870,12 @@ def pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, gr
             if lb[g] > bound:
                 continue
             j = g * 6
-            j0 = np.int32(min(j + 0, k - 1))
-            h0 = half_norms[j0]
-            j1 = np.int32(min(j + 1, k - 1))
-            h1 = half_norms[j1]
-            j2 = np.int32(min(j + 2, k - 1))
-            h2 = half_norms[j2]
-            j3 = np.int32(min(j + 3, k - 1))
-            h3 = half_norms[j3]
-            j4 = np.int32(min(j + 4, k - 1))
-            h4 = half_norms[j4]
-            j5 = np.int32(min(j + 5, k - 1))
-            h5 = half_norms[j5]
+            h0 = half_norms[j + 0]
+            h1 = half_norms[j + 1]
+            h2 = half_norms[j + 2]
+            h3 = half_norms[j + 3]
+            h4 = half_norms[j + 4]
+            h5 = half_norms[j + 5]
             a0_0 = h0
             a0_1 = h0
             a0_2 = h0
@@ -9015,7 +8989,7 @@ def pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 x13 = source[b, t, 13]
                 x14 = source[b, t, 14]
                 x15 = source[b, t, 15]
-                w0 = C[j0, t]
+                w0 = CT[t, j + 0]
                 a0_0 -= x0 * w0
                 a0_1 -= x1 * w0
                 a0_2 -= x2 * w0
@@ -9032,7 +9006,7 @@ def pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a0_13 -= x13 * w0
                 a0_14 -= x14 * w0
                 a0_15 -= x15 * w0
-                w1 = C[j1, t]
+                w1 = CT[t, j + 1]
                 a1_0 -= x0 * w1
                 a1_1 -= x1 * w1
                 a1_2 -= x2 * w1
@@ -9049,7 +9023,7 @@ def pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a1_13 -= x13 * w1
                 a1_14 -= x14 * w1
                 a1_15 -= x15 * w1
-                w2 = C[j2, t]
+                w2 = CT[t, j + 2]
                 a2_0 -= x0 * w2
                 a2_1 -= x1 * w2
                 a2_2 -= x2 * w2
@@ -9066,7 +9040,7 @@ def pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a2_13 -= x13 * w2
                 a2_14 -= x14 * w2
                 a2_15 -= x15 * w2
-                w3 = C[j3, t]
+                w3 = CT[t, j + 3]
                 a3_0 -= x0 * w3
                 a3_1 -= x1 * w3
                 a3_2 -= x2 * w3
@@ -9083,7 +9057,7 @@ def pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a3_13 -= x13 * w3
                 a3_14 -= x14 * w3
                 a3_15 -= x15 * w3
-                w4 = C[j4, t]
+                w4 = CT[t, j + 4]
                 a4_0 -= x0 * w4
                 a4_1 -= x1 * w4
                 a4_2 -= x2 * w4
@@ -9100,7 +9074,7 @@ def pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, gr
                 a4_13 -= x13 * w4
                 a4_14 -= x14 * w4
                 a4_15 -= x15 * w4
-                w5 = C[j5, t]
+                w5 = CT[t, j + 5]
                 a5_0 -= x0 * w5
                 a5_1 -= x1 * w5
                 a5_2 -= x2 * w5
@@ -9372,7 +9346,7 @@ def pruned_avx512_float64(panels, order, box_lo, box_hi, C, CT, half_norms, cent
         last = (p + 1) * nb // parts
         for b0 in range(p * nb // parts, last, TILE_BATCH):
             b1 = min(b0 + TILE_BATCH, last)
-            pruned_tile_avx512_float64(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties)
+            pruned_tile_avx512_float64(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties)
             for b in range(b0, b1):
                 i = b * 16
                 at = (b - b0) * 16

@@ -125,28 +125,23 @@ DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per
     """'''
 
 
-def group_values(emit, rows: int, group: int, ahead_lines: int = 0, packed: bool = False,
+def group_values(emit, rows: int, group: int, ahead_lines: int = 0, packed: bool = True,
                  indexed: bool = True) -> None:
     """``a{g}_{r}`` = ``||c||^2/2 - x.c`` for the tile's rows and the group's centres from ``j``;
     with ``ahead_lines``, each step over d also prefetches that many cache lines of the next
     tile's data from byte ``ahead`` (the next tile holds ``ahead_lines`` lines per feature).
 
-    ``packed``: the centres come from group ``jb`` of ``packed``, whose row d holds their
-    ``||c||^2/2``, so a group starts from one load per centre. Computing each centre's index,
-    clamped at k - 1, and reading its half norm through it took about 70 scalar instructions a
-    group, as many as the FMAs at d = 5 (AVX2 tile): the centre indices ``j{g}`` are then
-    ``j + g`` unclamped (``indexed``; a padded centre repeats the last, whose equal values
-    never win) and are made only where the tile keeps them."""
-    if packed:
-        for g in range(group):
-            if indexed:
-                emit(4, f"j{g} = np.int32(j + {g})")
-            emit(4, f"h{g} = packed[jb, d, {g}]")
+    The centres come from group ``jb`` of ``packed``, whose row d holds their ``||c||^2/2``
+    (``packed``), or from the columns ``j ...`` of ``CT``, the centres transposed and padded to
+    whole groups, and ``half_norms``. Either way a group starts from one load per centre:
+    computing each centre's index, clamped at k - 1, and reading its row of C and its half norm
+    through it took about 70 scalar instructions a group, as many as the FMAs at d = 5 (AVX2
+    tile). The centre indices ``j{g}`` are ``j + g`` unclamped (a padded centre repeats the last,
+    whose equal values never win), made only where the tile keeps them (``indexed``)."""
     for g in range(group):
-        if packed:
-            break
-        emit(4, f"j{g} = np.int32(min(j + {g}, k - 1))")
-        emit(4, f"h{g} = half_norms[j{g}]")
+        if indexed:
+            emit(4, f"j{g} = np.int32(j + {g})")
+        emit(4, f"h{g} = packed[jb, d, {g}]" if packed else f"h{g} = half_norms[j + {g}]")
     for g in range(group):
         for r in range(rows):
             emit(4, f"a{g}_{r} = h{g}")
@@ -156,7 +151,7 @@ def group_values(emit, rows: int, group: int, ahead_lines: int = 0, packed: bool
     for r in range(rows):
         emit(5, f"x{r} = source[b, t, {r}]")
     for g in range(group):
-        emit(5, f"w{g} = packed[jb, t, {g}]" if packed else f"w{g} = C[j{g}, t]")
+        emit(5, f"w{g} = packed[jb, t, {g}]" if packed else f"w{g} = CT[t, j + {g}]")
         for r in range(rows):
             emit(5, f"a{g}_{r} -= x{r} * w{g}")
 
@@ -275,11 +270,10 @@ def tile_function(signature: str, doc: str):
 def pruned_tile_kernel(isa: str, dtype: str) -> str:
     """One tile of the pruned pass, as a function of its own that the pass calls (see TILE_DOC)."""
     rows, group = tile(isa, dtype)
-    out, emit = tile_function(f"pruned_tile_{isa}_{dtype}(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, "
+    out, emit = tile_function(f"pruned_tile_{isa}_{dtype}(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, "
                               "group_hi, lb, visit, margin, largest, lows, norms, bests, ties)",
                               PRUNED_TILE_DOC.format(rows=rows, group=group, isa=isa, dtype=dtype))
     emit(2, "d = source.shape[1]")
-    emit(2, "k = C.shape[0]")
     emit(2, "groups = group_lo.shape[1]")
     emit(2, "zero = largest - largest")
     emit(2, "for b in range(b0, b1):")
@@ -319,7 +313,7 @@ def pruned_tile_kernel(isa: str, dtype: str) -> str:
     emit(4, "if lb[g] > bound:")
     emit(5, "continue")
     emit(4, f"j = g * {group}")
-    group_values(lambda indent, text: emit(indent, text), rows, group)
+    group_values(lambda indent, text: emit(indent, text), rows, group, packed=False, indexed=False)
     grouped_minimum(emit, rows, group, ties=True)
     # The bound is the tile's largest best distance: a horizontal maximum over the rows, which
     # costs as much as a visit, so it is taken after the first visit and then after every
@@ -353,10 +347,11 @@ def pruned_tile_kernel(isa: str, dtype: str) -> str:
 
 
 PRUNED_TILE_DOC = '''    """The tiles of ``pruned_{isa}_{dtype}``: the {rows} rows of each panel ``b0 <= b < b1`` of
-    ``source`` against the groups of {group} centres of C that its bounds cannot rule out (``lb`` and
-    ``visit`` are scratch of one entry per group); writes each row's ``||x||^2`` into ``norms``, its
-    least ``||c||^2/2 - x.c`` into ``lows``, the first centre of that group into ``bests``, and into
-    ``ties`` whether another group's minimum equalled it (panel ``b``'s rows from ``{rows} (b - b0)``).
+    ``source`` against the groups of {group} centres (columns of CT, the centres transposed) that
+    its bounds cannot rule out (``lb`` and ``visit`` are scratch of one entry per group); writes
+    each row's ``||x||^2`` into ``norms``, its least ``||c||^2/2 - x.c`` into ``lows``, the first
+    centre of that group into ``bests``, and into ``ties`` whether another group's minimum equalled
+    it (panel ``b``'s rows from ``{rows} (b - b0)``).
     """'''
 
 
@@ -388,8 +383,8 @@ def pruned_kernel(isa: str, dtype: str) -> str:
     emit(2, "last = (p + 1) * nb // parts")
     emit(2, "for b0 in range(p * nb // parts, last, TILE_BATCH):")
     emit(3, "b1 = min(b0 + TILE_BATCH, last)")
-    emit(3, f"pruned_tile_{isa}_{dtype}(source, b0, b1, C, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, "
-            "margin, largest, lows, norms, bests, ties)")
+    emit(3, f"pruned_tile_{isa}_{dtype}(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, "
+            "visit, margin, largest, lows, norms, bests, ties)")
     emit(3, "for b in range(b0, b1):")
     emit(4, f"i = b * {rows}")
     emit(4, f"at = (b - b0) * {rows}")
