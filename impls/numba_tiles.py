@@ -39,10 +39,11 @@ TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', '
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests):
+def fused_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
     """The tiles of ``fused_avx2_float32``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of 6 centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and its centre into ``bests``
+    against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and its centre into ``bests``
     (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -687,7 +688,7 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
-            fused_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests)
+            fused_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 16):
                 o = i - i0
                 b = b0 + o // 16
@@ -750,10 +751,11 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests):
+def fused_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
     """The tiles of ``fused_avx2_float64``: the 8 rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of 6 centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and its centre into ``bests``
+    against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and its centre into ``bests``
     (panel ``b``'s rows from ``8 (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -1142,7 +1144,7 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
-            fused_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests)
+            fused_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 8):
                 o = i - i0
                 b = b0 + o // 8
@@ -1205,10 +1207,11 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests):
+def fused_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
     """The tiles of ``fused_avx512_float32``: the 32 rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of 8 centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and its centre into ``bests``
+    against every group of 8 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and its centre into ``bests``
     (panel ``b``'s rows from ``32 (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -2628,7 +2631,7 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
-            fused_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests)
+            fused_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 32):
                 o = i - i0
                 b = b0 + o // 32
@@ -2691,10 +2694,11 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests):
+def fused_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
     """The tiles of ``fused_avx512_float64``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of 6 centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and its centre into ``bests``
+    against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and its centre into ``bests``
     (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -3340,7 +3344,7 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
-            fused_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests)
+            fused_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 16):
                 o = i - i0
                 b = b0 + o // 16
@@ -3403,10 +3407,11 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests):
+def grouped_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
     """The tiles of ``grouped_avx2_float32``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of 6 centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and the first centre of its best group into ``bests``
+    against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and the first centre of its best group into ``bests``
     (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -3944,7 +3949,7 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
-            grouped_tile_avx2_float32(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests)
+            grouped_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 16):
                 o = i - i0
                 b = b0 + o // 16
@@ -4020,10 +4025,11 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests):
+def grouped_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
     """The tiles of ``grouped_avx2_float64``: the 8 rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of 6 centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and the first centre of its best group into ``bests``
+    against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and the first centre of its best group into ``bests``
     (panel ``b``'s rows from ``8 (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -4345,7 +4351,7 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
-            grouped_tile_avx2_float64(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests)
+            grouped_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 8):
                 o = i - i0
                 b = b0 + o // 8
@@ -4421,10 +4427,11 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests):
+def grouped_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
     """The tiles of ``grouped_avx512_float32``: the 32 rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of 8 centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and the first centre of its best group into ``bests``
+    against every group of 8 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and the first centre of its best group into ``bests``
     (panel ``b``'s rows from ``32 (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -5591,7 +5598,7 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
-            grouped_tile_avx512_float32(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests)
+            grouped_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 32):
                 o = i - i0
                 b = b0 + o // 32
@@ -5667,10 +5674,11 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests):
+def grouped_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
     """The tiles of ``grouped_avx512_float64``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of 6 centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and the first centre of its best group into ``bests``
+    against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and the first centre of its best group into ``bests``
     (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -6209,7 +6217,7 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
                         scratch[0, t, r] = X[source_row, t]
-            grouped_tile_avx512_float64(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, lows, bests)
+            grouped_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 16):
                 o = i - i0
                 b = b0 + o // 16

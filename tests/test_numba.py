@@ -190,6 +190,7 @@ def test_a_padded_last_group_labels_its_rows_with_the_last_centre(dtype, strateg
     np.testing.assert_array_equal(labels, expected)
     assert (labels[:40] == 10).all() and (labels[40:49] == 2).all()
 
+
 def test_blocked_path_runs_its_rows_in_blocks_of_chunk_rows():
     # 64 divides neither 1000 nor 500: whatever the part count, every part ends on a short block.
     X, _ = data.blobs(1000, 5, 12, seed=4)

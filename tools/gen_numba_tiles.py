@@ -431,7 +431,7 @@ def tile_name(isa: str, dtype: str, grouped: bool) -> str:
 def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     """One tile of the fused (or grouped) pass, as a function of its own that the pass calls."""
     rows, group = tile(isa, dtype)
-    out, emit = tile_function(f"{tile_name(isa, dtype, grouped)}(source, b0, b1, packed, half_norms, k, d, next_rows, "
+    out, emit = tile_function(f"{tile_name(isa, dtype, grouped)}(source, b0, b1, packed, k, d, next_rows, "
                               "step, largest, lows, bests)",
                               TILE_DOC.format(rows=rows, group=group, best="the first centre of its best group"
                                               if grouped else "its centre",
@@ -468,8 +468,9 @@ def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
 
 
 TILE_DOC = '''    """The tiles of ``{pass_name}``: the {rows} rows of each panel ``b0 <= b < b1`` of ``source``
-    against every group of {group} centres in ``packed``; writes each row's squared distance to its
-    nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``, into ``lows`` and {best} into ``bests``
+    against every group of {group} centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and {best} into ``bests``
     (panel ``b``'s rows from ``{rows} (b - b0)``). While panel ``b`` computes, the rows from byte
     address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
 
@@ -568,7 +569,7 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(5, "source_row = min(i + r, hi - 1)")
     emit(5, "for t in range(blocked, d):")
     emit(6, "scratch[0, t, r] = X[source_row, t]")
-    emit(3, f"{tile_name(isa, dtype, grouped)}(source, b0, b1, packed, half_norms, k, d, next_rows, step, largest, "
+    emit(3, f"{tile_name(isa, dtype, grouped)}(source, b0, b1, packed, k, d, next_rows, step, largest, "
             "lows, bests)")
     emit(3, f"for i in range(i0, i1, {rows}):")
     emit(4, "o = i - i0")
