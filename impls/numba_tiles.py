@@ -43,9 +43,9 @@ def fused_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, large
     """The tiles of ``fused_avx2_float32``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and its centre into ``bests``
-    (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and its centre into ``bests`` (panel ``b``'s rows from ``16 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -755,9 +755,9 @@ def fused_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, large
     """The tiles of ``fused_avx2_float64``: the 8 rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and its centre into ``bests``
-    (panel ``b``'s rows from ``8 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and its centre into ``bests`` (panel ``b``'s rows from ``8 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -1211,9 +1211,9 @@ def fused_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, lar
     """The tiles of ``fused_avx512_float32``: the 32 rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of 8 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and its centre into ``bests``
-    (panel ``b``'s rows from ``32 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and its centre into ``bests`` (panel ``b``'s rows from ``32 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -2698,9 +2698,9 @@ def fused_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, lar
     """The tiles of ``fused_avx512_float64``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and its centre into ``bests``
-    (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and its centre into ``bests`` (panel ``b``'s rows from ``16 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -3411,9 +3411,9 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, lar
     """The tiles of ``grouped_avx2_float32``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and the first centre of its best group into ``bests``
-    (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and the first centre of its best group into ``bests`` (panel ``b``'s rows from ``16 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -4029,9 +4029,9 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, lar
     """The tiles of ``grouped_avx2_float64``: the 8 rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and the first centre of its best group into ``bests``
-    (panel ``b``'s rows from ``8 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and the first centre of its best group into ``bests`` (panel ``b``'s rows from ``8 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -4431,9 +4431,9 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, l
     """The tiles of ``grouped_avx512_float32``: the 32 rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of 8 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and the first centre of its best group into ``bests``
-    (panel ``b``'s rows from ``32 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and the first centre of its best group into ``bests`` (panel ``b``'s rows from ``32 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
@@ -5678,9 +5678,9 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, l
     """The tiles of ``grouped_avx512_float64``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of 6 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and the first centre of its best group into ``bests``
-    (panel ``b``'s rows from ``16 (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and the first centre of its best group into ``bests`` (panel ``b``'s rows from ``16 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256

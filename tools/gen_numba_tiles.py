@@ -125,15 +125,14 @@ DOC = '''    """One fused pass over {dtype} X, {rows} rows x {group} centres per
     """'''
 
 
-def group_values(emit, rows: int, group: int, ahead_lines: int = 0, packed: bool = True,
-                 indexed: bool = True) -> None:
+def group_values(emit, rows: int, group: int, *, packed: bool, indexed: bool, ahead_lines: int = 0) -> None:
     """``a{g}_{r}`` = ``||c||^2/2 - x.c`` for the tile's rows and the group's centres from ``j``;
     with ``ahead_lines``, each step over d also prefetches that many cache lines of the next
     tile's data from byte ``ahead`` (the next tile holds ``ahead_lines`` lines per feature).
 
-    The centres come from group ``jb`` of ``packed``, whose row d holds their ``||c||^2/2``
-    (``packed``), or from the columns ``j ...`` of ``CT``, the centres transposed and padded to
-    whole groups, and ``half_norms``. Either way a group starts from one load per centre:
+    With ``packed`` the centres come from group ``jb`` of ``packed``, whose row d holds their
+    ``||c||^2/2``; without, from the columns ``j ...`` of ``CT`` (the centres transposed, padded to
+    whole groups) and from ``half_norms``. Either way a group starts from one load per centre:
     computing each centre's index, clamped at k - 1, and reading its row of C and its half norm
     through it took about 70 scalar instructions a group, as many as the FMAs at d = 5 (AVX2
     tile). The centre indices ``j{g}`` are ``j + g`` unclamped (a padded centre repeats the last,
@@ -445,7 +444,7 @@ def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
         emit(3, f"best{r} = np.int32(0)")
     emit(3, "for jb in range(packed.shape[0]):")
     emit(4, f"j = jb * {group}")
-    group_values(emit, rows, group, ahead_lines=rows * DTYPES[dtype] // 64, packed=True, indexed=not grouped)
+    group_values(emit, rows, group, packed=True, indexed=not grouped, ahead_lines=rows * DTYPES[dtype] // 64)
     if grouped:
         grouped_minimum(emit, rows, group)
     else:
@@ -470,9 +469,9 @@ def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
 TILE_DOC = '''    """The tiles of ``{pass_name}``: the {rows} rows of each panel ``b0 <= b < b1`` of ``source``
     against every group of {group} centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
     writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
-    into ``lows`` and {best} into ``bests``
-    (panel ``b``'s rows from ``{rows} (b - b0)``). While panel ``b`` computes, the rows from byte
-    address ``next_rows + (b - b0) step`` are prefetched into L2 (``numba_kernels.prefetch``).
+    into ``lows`` and {best} into ``bests`` (panel ``b``'s rows from ``{rows} (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
 
     A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
     faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
