@@ -151,7 +151,7 @@ PANEL_MEMORY_SHARE = 0.25
 #: memory: for the rule to refuse it, under 1/64 of the machine would have to be free, and
 #: reading /proc/meminfo twice cost 0.26 ms of a 6.5 ms fit at 8439 x 101, k=7 (Zen 4 VM)
 SMALL_COPY_SHARE = 1 / 256
-OPTIONS = ("strategy", "chunk", "panels", "tile")
+OPTIONS = ("strategy", "chunk", "panels", "tile", "pin_threads")
 #: (strategy, tile, dtype, writeable) whose kernels this process has compiled or loaded
 _WARMED: set = set()
 #: when this process's Numba threads last worked together (perf_counter seconds)
@@ -239,6 +239,8 @@ class NumbaKMeans(HostLloyd):
         plan's race at k <= 128 found them faster, while X takes at most a quarter of the available
         memory)
     tile : {"avx2", "avx512"}, the fused register tile (default: the widest the CPU has)
+    pin_threads : bool, default True: while a fit's parallel regions run, each Numba thread on a
+        CPU of its own (``impls.numba_placement`` says why, and where it does not pin)
     """
 
     name = "numba"
@@ -265,6 +267,8 @@ class NumbaKMeans(HostLloyd):
             check_int("chunk", options["chunk"], 1)
         if options.get("panels") not in (None, True, False):
             raise ValueError(f"panels={options['panels']!r} should be True or False")
+        if options.get("pin_threads") not in (None, True, False):
+            raise ValueError(f"pin_threads={options['pin_threads']!r} should be True or False")
         tile = options.get("tile")
         if tile is not None and tile not in TILES:
             raise ValueError(f"tile={tile!r} should be one of {TILES}")
@@ -336,8 +340,10 @@ class NumbaKMeans(HostLloyd):
         self.one_thread_ms = self.wake_ms = None
         if "one_thread_ms_per_pass" in self.plan and self.parts > 1:
             self.one_thread_ms = self.plan["one_thread_ms_per_pass"] * n / self.plan["sample"][0]
-            self.wake_ms = 1e3 * numba_plan.wake_seconds(self.isa, self.parts, self._touch_threads)
+            with self._threads(self.parts) as placed:
+                self.wake_ms = 1e3 * numba_plan.wake_seconds(self.isa, self.parts, self._touch_threads, placed)
         self.threads_used = self.parts
+        self.threads_pinned = False
         self.panels = np.empty((0, d, self.rows), dtype=self.X.dtype)
         self.spatial = None
         # a copy of X is cheaper than a pass: on one thread wherever a pass is cheaper than the wake-up
@@ -357,15 +363,20 @@ class NumbaKMeans(HostLloyd):
             return False
         return passes * self.one_thread_ms * (1 - 1 / self.parts) < WAKE_SHARE * self.wake_ms
 
-    @staticmethod
     @contextmanager
-    def _threads(count: int):
+    def _threads(self, count: int):
+        """Numba's thread count ``count`` (at most the harness's) for the block, the threads
+        pinned to CPUs of their own unless ``pin_threads=False`` (``impls.numba_placement``).
+        Yields whether they were pinned."""
         import numba
+
+        from .numba_placement import pinned
 
         old = numba.get_num_threads()
         numba.set_num_threads(min(count, old))
         try:
-            yield
+            with pinned(min(count, old), self.options.get("pin_threads", True)) as placed:
+                yield placed
         finally:
             numba.set_num_threads(old)
 
@@ -764,7 +775,7 @@ class NumbaKMeans(HostLloyd):
         self.final_inertia = None
         # the final assignment and the inertia's distances are passes too
         self.threads_used = 1 if self._one_thread_pays(max_iter + 2) else self.parts
-        with self._threads(self.threads_used):
+        with self._threads(self.threads_used) as self.threads_pinned:
             if self.blas is None:
                 return super().run(max_iter, tol)
             # Each Numba thread calls BLAS itself: parts x 1 thread = the harness's count.
@@ -852,7 +863,8 @@ class NumbaKMeans(HostLloyd):
         from kmbench.core.threads import threading_layer
 
         out.info.update({"strategy": self.strategy, "plan": dict(self.plan), "parts": self.parts,
-                         "threads_used": self.threads_used, "threading_layer": threading_layer(),
+                         "threads_used": self.threads_used, "threads_pinned": self.threads_pinned,
+                         "threading_layer": threading_layer(),
                          "distance_dtype": str(self.X.dtype),
                          "sums_dtype": "float64",
                          "sums": "moved rows" if self.strategy in INCREMENTAL else "every row"})

@@ -155,15 +155,16 @@ def small_work(n: int, d: int, k: int) -> bool:
     return n * d * k <= SMALL_WORK
 
 
-def wake_seconds(isa: str, threads: int, region) -> float:
+def wake_seconds(isa: str, threads: int, region, pinned: bool) -> float:
     """What the first parallel regions after an idle spell cost beyond their work on this
-    machine, measured once (about 2 seconds, mostly sleeping) and kept with the plans.
+    machine, measured once (about 2 seconds, mostly sleeping) and kept with the plans, apart
+    for threads ``pinned`` or not (``impls.numba_placement``).
 
-    On a bare machine it is tens of microseconds; on a VM whose idle vCPUs are descheduled it
-    was 5-8 ms (Zen 4, 2 vCPUs: a 30 us region after 250 ms of idleness), more than a whole
-    fit of a small shape, which is then faster on one thread
-    (``NumbaKMeans`` decides per fit, from this and the plan's one-thread pass). The excess
-    of ``WAKE_REGIONS`` regions in a row is counted.
+    On a bare machine it is tens of microseconds. On a VM it was 5-8 ms with the threads
+    unpinned (Zen 4 and Emerald Rapids, 2 vCPUs: a 30 us region after 250 ms of idleness),
+    more than a whole fit of a small shape, which is then faster on one thread
+    (``NumbaKMeans`` decides per fit, from this and the plan's one-thread pass); pinned,
+    0.2-0.3 ms (Emerald Rapids). The excess of ``WAKE_REGIONS`` regions in a row is counted.
     ``region()`` runs one small parallel region.
     """
     import numba
@@ -173,7 +174,8 @@ def wake_seconds(isa: str, threads: int, region) -> float:
     # launches Numba's threads, running no region (which would wake them, the cost a
     # one-thread fit avoids), so that its layer, which decides what a late worker costs, is known
     numba.get_num_threads()
-    key = machine_key(isa, threads) + f"|wake over {WAKE_REGIONS} regions|{threading_layer()}"
+    key = (machine_key(isa, threads) + f"|wake over {WAKE_REGIONS} regions|{threading_layer()}"
+           + ("|pinned" if pinned else ""))
     stored = load_plans().get(key)
     if isinstance(stored, dict) and isinstance(stored.get("wake_ms"), (int, float)):
         return stored["wake_ms"] / 1e3

@@ -376,6 +376,7 @@ def test_thread_count_sets_the_parts_and_not_the_answer():
     ({"panels": "yes"}, "panels='yes'"),
     ({"chunk_size": 10}, "chunk_size"),
     ({"tile": "avx1024"}, "tile='avx1024'"),
+    ({"pin_threads": "yes"}, "pin_threads='yes'"),
 ])
 def test_bad_options_name_the_value(options, message):
     with pytest.raises(ValueError, match=message):
@@ -843,9 +844,9 @@ def test_the_wake_up_is_measured_once_per_machine(tmp_path, monkeypatch):
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(numba_plan, "WAKE_IDLE_S", 0.001)
     calls = []
-    first = numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1))
+    first = numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1), False)
     assert len(calls) == numba_plan.WAKE_TRIALS * (3 + numba_plan.WAKE_REGIONS) and first >= 0
-    assert numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1)) == pytest.approx(first, abs=1e-6)
+    assert numba_plan.wake_seconds("avx2", 2, lambda: calls.append(1), False) == pytest.approx(first, abs=1e-6)
     assert len(calls) == numba_plan.WAKE_TRIALS * (3 + numba_plan.WAKE_REGIONS)  # read back, not measured again
 
 
@@ -865,7 +866,7 @@ def test_a_wake_up_over_several_regions_counts_them_all(tmp_path, monkeypatch):
             time.sleep(0.003)
         calls.append(1)
 
-    assert numba_plan.wake_seconds("avx2", 2, region) >= 0.0055
+    assert numba_plan.wake_seconds("avx2", 2, region, False) >= 0.0055
 
 
 def test_threads_that_just_worked_together_are_taken_as_awake(tmp_path, monkeypatch):
