@@ -70,16 +70,19 @@ def _worker_ids(pid: int, threads: int) -> tuple:
     """The OS ids of Numba's workers 1..threads-1 in process ``pid`` (the caller is thread 0),
     or () where a worker took no iteration. Found by one parallel region, once per process."""
     ids = np.zeros(threads, dtype=np.int64)
-    _thread_ids(ids)
+    try:
+        _thread_ids(ids)
+    except Exception:  # noqa: BLE001 (no gettid to link, say: pinning is an optimisation, the fit goes on)
+        return ()
     if np.any(ids == 0) or len(set(ids.tolist())) != threads:
         return ()
     return tuple(int(t) for t in ids[1:])
 
 
 @functools.lru_cache(maxsize=1)
-def _current_cpu():
-    libc = ctypes.CDLL(None, use_errno=True)
-    function = libc.sched_getcpu
+def _sched_getcpu():
+    """glibc's ``sched_getcpu``: the CPU the calling thread runs on."""
+    function = ctypes.CDLL(None).sched_getcpu
     function.restype, function.argtypes = ctypes.c_int, []
     return function
 
@@ -122,7 +125,7 @@ def pinned(threads: int, enabled: bool = True):
         return
     allowed = os.sched_getaffinity(0)
     workers = _worker_ids(os.getpid(), threads) if len(allowed) >= threads else ()
-    own = _current_cpu()()
+    own = _sched_getcpu()()
     if not workers or own not in allowed:
         yield False
         return

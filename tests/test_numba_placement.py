@@ -90,6 +90,22 @@ def test_a_users_openmp_binding_is_left_alone(monkeypatch, variable, value):
             assert os.sched_getaffinity(0) == before
 
 
+def test_threads_whose_ids_cannot_be_found_are_left_alone(monkeypatch):
+    def no_gettid(out):
+        raise RuntimeError("symbol gettid not found")
+
+    monkeypatch.setattr(numba_placement, "_thread_ids", no_gettid)
+    numba_placement._worker_ids.cache_clear()
+    try:
+        before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        with numba_placement.pinned(2) as placed:
+            assert not placed
+            if before is not None:
+                assert os.sched_getaffinity(0) == before
+    finally:
+        numba_placement._worker_ids.cache_clear()
+
+
 def test_one_thread_or_pinning_off_pins_nothing():
     with numba_placement.pinned(1) as one, numba_placement.pinned(2, enabled=False) as off:
         assert not one and not off
