@@ -52,8 +52,8 @@ def thread_env(threads: int) -> dict:
 
 def threading_layer() -> str | None:
     """The threading layer Numba launched ("tbb", "omp" or "workqueue"), or None before its first
-    parallel call: part of a result's environment, since the layers wait differently for a worker
-    whose idle vCPU the host descheduled (an OpenMP region waits for every worker at its end)."""
+    parallel call: part of a result's environment, since the layers wait differently for a late
+    worker (an OpenMP region's caller spins at its end until every worker has come)."""
     import numba
 
     try:
