@@ -2,16 +2,16 @@
 
 Why: an OpenMP region ends at a barrier where the calling thread spins, waiting for the
 workers. After an idle spell (50 ms or more) a worker sleeps, and on a VM the kernel may
-wake it on the *calling* thread's CPU rather than on the idle one (a halted vCPU looks
-"preempted" to the guest's scheduler). It then waits behind the spinning caller until that
-gives up its spin: a 30 us region after 0.3 s of idleness took 3.9-7.9 ms, median 7.8
-(libgomp, 2 vCPUs, Emerald Rapids VM), a whole fit's worth at 20k-90k rows and k <= 18.
-With the worker pinned to the other CPU it took 0.2-0.3 ms. Pinned only for the block and
-put back after, so the caller's own threads and other libraries keep their placement.
+wake it on the *calling* thread's CPU rather than on the idle one (likely because a halted
+vCPU looks preempted to the guest's scheduler; not checked). It then waits behind the spinning
+caller until that gives up its spin: a 30 us region after 0.3 s of idleness took 3.9-7.9 ms,
+median 7.8 (libgomp, 2 vCPUs, Emerald Rapids VM), a whole fit's worth at 20k-90k rows and
+k <= 18. With the worker pinned to the other CPU it took 0.2-0.3 ms. Pinned only for the block
+and put back after, so the caller's own threads and other libraries keep their placement.
 
-Not pinned: where ``OMP_PROC_BIND``, ``OMP_PLACES`` or ``GOMP_CPU_AFFINITY`` asks OpenMP to
-place its threads itself, under the TBB layer (whose workers come and go), where the
-process may use fewer CPUs than the threads, and off Linux.
+Not pinned: where one of ``BINDING_VARIABLES`` asks OpenMP to place its threads itself, under
+the TBB layer (whose workers come and go), where the process may use fewer CPUs than the
+threads or the workers' ids cannot be found, and off Linux.
 """
 from __future__ import annotations
 
