@@ -208,6 +208,14 @@ def transposed_panels(X: np.ndarray, rows: int, reuse: bool = False) -> np.ndarr
     from .numba_kernels import block_lanes, fill_panels
     from .numba_plan import VECTOR_BYTES, host_isa
 
+    panels = panel_buffer(X, rows, reuse)
+    fill_panels(X, panels, block_lanes(X.itemsize, rows, VECTOR_BYTES[host_isa()]))
+    return panels
+
+
+def panel_buffer(X: np.ndarray, rows: int, reuse: bool = False) -> np.ndarray:
+    """An unfilled buffer for ``transposed_panels(X, rows)``: with ``reuse``, the one a previous
+    fit released where its shape and dtype match."""
     shape = (-(-X.shape[0] // rows), X.shape[1], rows)
     try:
         panels = _spare.pop() if reuse else None
@@ -215,7 +223,6 @@ def transposed_panels(X: np.ndarray, rows: int, reuse: bool = False) -> np.ndarr
         panels = None
     if panels is None or panels.shape != shape or panels.dtype != X.dtype:
         panels = np.empty(shape, dtype=X.dtype)
-    fill_panels(X, panels, block_lanes(X.itemsize, rows, VECTOR_BYTES[host_isa()]))
     return panels
 
 
@@ -346,12 +353,15 @@ class NumbaKMeans(HostLloyd):
         self.threads_pinned = False
         self.panels = np.empty((0, d, self.rows), dtype=self.X.dtype)
         self.spatial = None
+        # The tiles' panels are filled by the fit's first pass, which copies its rows from X
+        # anyway: X read once for both (README, "panels filled by the first pass").
+        self.panels_pending = self.strategy in TILED and self._panels_pay(d, k, self.plan)
+        if self.panels_pending:
+            self.panels = panel_buffer(self.X, self.rows, reuse=True)
         # a copy of X is cheaper than a pass: on one thread wherever a pass is cheaper than the wake-up
         with self._threads(1 if self._one_thread_pays(1) else self.parts):
             if self.strategy == "pruned":
                 self.spatial = SpatialRows(self.X, self.rows)
-            elif self.strategy in TILED and self._panels_pay(d, k, self.plan):
-                self.panels = transposed_panels(self.X, self.rows, reuse=True)
             elif self.strategy == "stream":
                 self.panels = transposed_panels(self.X, numba_stream.STREAM_ROWS, reuse=True)
         self.exact_final = self._exact_final(k)
@@ -510,19 +520,22 @@ class NumbaKMeans(HostLloyd):
         unlabelled = np.full(m, -1, dtype=np.int32)  # every row added, as in a fit's first pass
         sums, counts, totals = np.zeros((self.parts, k, d)), np.zeros((self.parts, k), dtype=np.int64), np.zeros(self.parts)
         copies = {}
+        # A tile's first pass from panels fills them as it copies its rows (``fill``); a later
+        # pass reads them. Filled once here too, so that no later pass ever reads an empty buffer.
         panels = np.empty((0, d, self.rows), dtype=Xs.dtype)
         if self._panels_pay(d, k):
-            copies["fused"] = functools.partial(transposed_panels, Xs, self.rows)
-            panels = copies["fused"]()
+            panels = transposed_panels(Xs, self.rows)
         norms = np.einsum("ij,ij->i", Xs, Xs)
         chunk, blas, kernels = self._chunk(m, k), self._blas(), self.kernels
 
         def tiled(source, tile_pass, previous=unlabelled):
             """A pass of the fused or grouped tile from ``source`` (panels, or none to copy in the
-            pass), moving the rows whose label is not ``previous``'s."""
+            pass), moving the rows whose label is not ``previous``'s; a first pass (every row
+            unlabelled) fills the panels, as a fit's does."""
             def run():
                 with kernels.slp_vectorize():
-                    self._fused(Xs, source, C, half, labels, previous, dist, sums, counts, totals, True, tile_pass)
+                    self._fused(Xs, source, C, half, labels, previous, dist, sums, counts, totals, True, tile_pass,
+                                fill=previous is unlabelled and source.shape[0] > 0)
             return run
 
         def gemm():
@@ -540,8 +553,7 @@ class NumbaKMeans(HostLloyd):
         settled = labels.copy()  # a later pass's previous labels: these centres' own
         later = {"fused": tiled(panels, self.fused_pass, settled)}
         if self._panels_raced(d, k):
-            copies[PANELLED] = functools.partial(transposed_panels, Xs, self.rows)
-            copied = copies[PANELLED]()
+            copied = transposed_panels(Xs, self.rows)
             candidates[PANELLED] = tiled(copied, self.fused_pass)
             later[PANELLED] = tiled(copied, self.fused_pass, settled)
         if needs_measuring(d, k):  # the classes where BLAS can win
@@ -663,8 +675,8 @@ class NumbaKMeans(HostLloyd):
         from .numba_plan import small_work
 
         last = self.last_centres
-        if self.strategy not in UNMOVED or last is None or last.shape != C.shape or (update and previous is not
-                                                                                      self.last_labels):
+        if (self.strategy not in UNMOVED or last is None or last.shape != C.shape or self.panels_pending
+                or (update and previous is not self.last_labels)):
             return False
         (n, d), k = self.X.shape, C.shape[0]
         if k < UNMOVED_MIN_K or small_work(n, d, k):
@@ -710,8 +722,9 @@ class NumbaKMeans(HostLloyd):
 
     def _full_pass(self, centers, half, labels, update, previous, distances):
         if self.strategy in TILED:
+            fill, self.panels_pending = self.panels_pending, False
             self._fused(self.X, self.panels, centers, half, labels, previous, self.dist, self.partial_sums,
-                        self.partial_counts, self.totals, update)
+                        self.partial_counts, self.totals, update, fill=fill)
             return
         if self.strategy == "pruned":
             if self.spatial is None:  # released by result(); a later assign needs it again
@@ -734,15 +747,16 @@ class NumbaKMeans(HostLloyd):
                                self.partial_counts, self.totals, self.chunk, update)
 
     def _fused(self, X, panels, C, half, labels, previous, dist, sums, counts, totals, update, tile_pass=None,
-               exact=None):
-        """The fused tile's pass. From panels the tile only labels the rows, and a second pass
-        over X in order adds them up: it ran 1.00-1.67x faster than adding each row inside
-        the tile, where the reads of X interleave with the panel's (0.93-0.96x without
-        panels, where the tile has just read each row itself; Zen 4)."""
-        split = update and panels.shape[0] > 0
+               exact=None, fill=False):
+        """The fused tile's pass; with ``fill``, it fills ``panels`` from X as it copies its rows.
+        From panels the tile only labels the rows, and a second pass over X in order adds them
+        up: it ran 1.00-1.67x faster than adding each row inside the tile, where the reads of X
+        interleave with the panel's (0.93-0.96x without panels, where the tile has just read
+        each row itself, as it has where it fills them; Zen 4)."""
+        split = update and panels.shape[0] > 0 and not fill
         tile_pass = tile_pass or self.tile_pass
         tile_pass(X, panels, C, half, labels, previous, dist, sums, counts, totals, update and not split, self.largest,
-                  self.no_exact if exact is None else exact)
+                  self.no_exact if exact is None else exact, fill)
         if split:
             self.kernels.sums_by_label(X, labels, previous, dist, sums, counts, totals)
 
@@ -890,6 +904,7 @@ class NumbaKMeans(HostLloyd):
 
     def _release(self):
         self.spatial = None
+        self.panels_pending = False
         panels, self.panels = self.panels, np.empty((0,) + self.panels.shape[1:], dtype=self.panels.dtype)
         release_panels(panels if self._room_for_copy() else None)
 

@@ -2,8 +2,8 @@
 
 One kernel per instruction set and dtype, alike but for the tile's shape (``TILES``).
 Each Numba thread owns a contiguous part of the rows and walks it ``rows`` rows at a time.
-It takes their (d, rows) panel: X's rows transposed, from ``panels`` where the caller built
-them once, else copied here. It computes the rows' squared norms from the panel, then for
+It takes their (d, rows) panel: X's rows transposed, from ``panels`` where the caller keeps
+them, else copied here (into ``panels`` where the pass fills them, a fit's first pass). It computes the rows' squared norms from the panel, then for
 every ``group`` centres keeps ``||c||^2/2 - x.c`` for all rows x group pairs in registers
 while it runs over d, and folds them into each row's running minimum with vector compares
 and blends. Nothing of size n x k is written. With ``update``, each row whose label differs
@@ -594,7 +594,7 @@ def fused_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, large
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
+def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
     """One fused pass over float32 X, 16 rows x 6 centres per tile (avx2).
 
     Parameters
@@ -618,6 +618,9 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
         float64 is written with each row's squared distance to its centre by direct float64
         differences (``numba_kernels.own_square``), from X's row, which the pass has just read
         where it copies the rows itself: a fit's final labels and its inertia in one read of X
+    fill : bool, with ``panels`` of n's size: the pass copies its rows from X, as without panels,
+        into ``panels`` (which then hold what ``numba_fused.transposed_panels`` writes): a fit's
+        first pass builds the panels its later passes read, reading X once for both
     """
     n, d = X.shape
     k = C.shape[0]
@@ -652,30 +655,34 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
         hi = min(n, ((p + 1) * blocks // parts) * 16)
         scratch = np.empty((1, d, 16), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
         # From panels, a call of the tile function takes TILE_BATCH panels.
-        batch = TILE_BATCH if panels.shape[0] > 0 else 1
+        batch = 1 if copying else TILE_BATCH
         lows = np.empty(16 * TILE_BATCH, dtype=X.dtype)
         bests = np.empty(16 * TILE_BATCH, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
-        scratch_base = np.int64(scratch.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
         whole = d // 8 * 8
         for i0 in range(lo, hi, 16 * batch):
             i1 = min(hi, i0 + 16 * batch)
-            if panels.shape[0] > 0:
+            if not copying:
                 b0 = i0 // 16
                 b1 = (i1 + 15) // 16
                 step = d * 64
                 next_rows = panel_base + (b0 + 1) * step
             else:
-                b0, b1, step = 0, 1, 0
+                b0 = i0 // 16 if fill else 0
+                b1, step = b0 + 1, 0
                 next_rows = x_base + (i0 + 16) * d * 4
                 i = i0
                 # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
-                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
@@ -683,11 +690,11 @@ def fused_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, c
                 for rb in range(0, 16 if blocked else 0, 8):
                     for t in range(0, blocked, 8):
                         transpose8_float32(x_base + ((i + rb) * d + t) * 4, np.int64(d * 4),
-                                           scratch_base + (t * 16 + rb) * 4, np.int64(64))
+                                           target_base + ((b0 * d + t) * 16 + rb) * 4, np.int64(64))
                 for r in range(16):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
-                        scratch[0, t, r] = X[source_row, t]
+                        source[b0, t, r] = X[source_row, t]
             fused_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 16):
                 o = i - i0
@@ -1050,7 +1057,7 @@ def fused_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, large
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
+def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
     """One fused pass over float64 X, 8 rows x 6 centres per tile (avx2).
 
     Parameters
@@ -1074,6 +1081,9 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
         float64 is written with each row's squared distance to its centre by direct float64
         differences (``numba_kernels.own_square``), from X's row, which the pass has just read
         where it copies the rows itself: a fit's final labels and its inertia in one read of X
+    fill : bool, with ``panels`` of n's size: the pass copies its rows from X, as without panels,
+        into ``panels`` (which then hold what ``numba_fused.transposed_panels`` writes): a fit's
+        first pass builds the panels its later passes read, reading X once for both
     """
     n, d = X.shape
     k = C.shape[0]
@@ -1108,30 +1118,34 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
         hi = min(n, ((p + 1) * blocks // parts) * 8)
         scratch = np.empty((1, d, 8), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
         # From panels, a call of the tile function takes TILE_BATCH panels.
-        batch = TILE_BATCH if panels.shape[0] > 0 else 1
+        batch = 1 if copying else TILE_BATCH
         lows = np.empty(8 * TILE_BATCH, dtype=X.dtype)
         bests = np.empty(8 * TILE_BATCH, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
-        scratch_base = np.int64(scratch.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
         whole = d // 4 * 4
         for i0 in range(lo, hi, 8 * batch):
             i1 = min(hi, i0 + 8 * batch)
-            if panels.shape[0] > 0:
+            if not copying:
                 b0 = i0 // 8
                 b1 = (i1 + 7) // 8
                 step = d * 64
                 next_rows = panel_base + (b0 + 1) * step
             else:
-                b0, b1, step = 0, 1, 0
+                b0 = i0 // 8 if fill else 0
+                b1, step = b0 + 1, 0
                 next_rows = x_base + (i0 + 8) * d * 8
                 i = i0
                 # 4 rows x 4 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
-                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
@@ -1139,11 +1153,11 @@ def fused_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, c
                 for rb in range(0, 8 if blocked else 0, 4):
                     for t in range(0, blocked, 4):
                         transpose4_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
-                                           scratch_base + (t * 8 + rb) * 8, np.int64(64))
+                                           target_base + ((b0 * d + t) * 8 + rb) * 8, np.int64(64))
                 for r in range(8):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
-                        scratch[0, t, r] = X[source_row, t]
+                        source[b0, t, r] = X[source_row, t]
             fused_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 8):
                 o = i - i0
@@ -2537,7 +2551,7 @@ def fused_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, lar
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
+def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
     """One fused pass over float32 X, 32 rows x 8 centres per tile (avx512).
 
     Parameters
@@ -2561,6 +2575,9 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
         float64 is written with each row's squared distance to its centre by direct float64
         differences (``numba_kernels.own_square``), from X's row, which the pass has just read
         where it copies the rows itself: a fit's final labels and its inertia in one read of X
+    fill : bool, with ``panels`` of n's size: the pass copies its rows from X, as without panels,
+        into ``panels`` (which then hold what ``numba_fused.transposed_panels`` writes): a fit's
+        first pass builds the panels its later passes read, reading X once for both
     """
     n, d = X.shape
     k = C.shape[0]
@@ -2595,30 +2612,34 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
         hi = min(n, ((p + 1) * blocks // parts) * 32)
         scratch = np.empty((1, d, 32), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
         # From panels, a call of the tile function takes TILE_BATCH panels.
-        batch = TILE_BATCH if panels.shape[0] > 0 else 1
+        batch = 1 if copying else TILE_BATCH
         lows = np.empty(32 * TILE_BATCH, dtype=X.dtype)
         bests = np.empty(32 * TILE_BATCH, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
-        scratch_base = np.int64(scratch.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
         whole = d // 16 * 16
         for i0 in range(lo, hi, 32 * batch):
             i1 = min(hi, i0 + 32 * batch)
-            if panels.shape[0] > 0:
+            if not copying:
                 b0 = i0 // 32
                 b1 = (i1 + 31) // 32
                 step = d * 128
                 next_rows = panel_base + (b0 + 1) * step
             else:
-                b0, b1, step = 0, 1, 0
+                b0 = i0 // 32 if fill else 0
+                b1, step = b0 + 1, 0
                 next_rows = x_base + (i0 + 32) * d * 4
                 i = i0
                 # 16 rows x 16 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
-                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
@@ -2626,11 +2647,11 @@ def fused_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                 for rb in range(0, 32 if blocked else 0, 16):
                     for t in range(0, blocked, 16):
                         transpose16_float32(x_base + ((i + rb) * d + t) * 4, np.int64(d * 4),
-                                            scratch_base + (t * 32 + rb) * 4, np.int64(128))
+                                            target_base + ((b0 * d + t) * 32 + rb) * 4, np.int64(128))
                 for r in range(32):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
-                        scratch[0, t, r] = X[source_row, t]
+                        source[b0, t, r] = X[source_row, t]
             fused_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 32):
                 o = i - i0
@@ -3250,7 +3271,7 @@ def fused_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, lar
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
+def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
     """One fused pass over float64 X, 16 rows x 6 centres per tile (avx512).
 
     Parameters
@@ -3274,6 +3295,9 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
         float64 is written with each row's squared distance to its centre by direct float64
         differences (``numba_kernels.own_square``), from X's row, which the pass has just read
         where it copies the rows itself: a fit's final labels and its inertia in one read of X
+    fill : bool, with ``panels`` of n's size: the pass copies its rows from X, as without panels,
+        into ``panels`` (which then hold what ``numba_fused.transposed_panels`` writes): a fit's
+        first pass builds the panels its later passes read, reading X once for both
     """
     n, d = X.shape
     k = C.shape[0]
@@ -3308,30 +3332,34 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
         hi = min(n, ((p + 1) * blocks // parts) * 16)
         scratch = np.empty((1, d, 16), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
         # From panels, a call of the tile function takes TILE_BATCH panels.
-        batch = TILE_BATCH if panels.shape[0] > 0 else 1
+        batch = 1 if copying else TILE_BATCH
         lows = np.empty(16 * TILE_BATCH, dtype=X.dtype)
         bests = np.empty(16 * TILE_BATCH, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
-        scratch_base = np.int64(scratch.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
         whole = d // 8 * 8
         for i0 in range(lo, hi, 16 * batch):
             i1 = min(hi, i0 + 16 * batch)
-            if panels.shape[0] > 0:
+            if not copying:
                 b0 = i0 // 16
                 b1 = (i1 + 15) // 16
                 step = d * 128
                 next_rows = panel_base + (b0 + 1) * step
             else:
-                b0, b1, step = 0, 1, 0
+                b0 = i0 // 16 if fill else 0
+                b1, step = b0 + 1, 0
                 next_rows = x_base + (i0 + 16) * d * 8
                 i = i0
                 # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
-                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
@@ -3339,11 +3367,11 @@ def fused_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 for rb in range(0, 16 if blocked else 0, 8):
                     for t in range(0, blocked, 8):
                         transpose8_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
-                                           scratch_base + (t * 16 + rb) * 8, np.int64(128))
+                                           target_base + ((b0 * d + t) * 16 + rb) * 8, np.int64(128))
                 for r in range(16):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
-                        scratch[0, t, r] = X[source_row, t]
+                        source[b0, t, r] = X[source_row, t]
             fused_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 16):
                 o = i - i0
@@ -3877,7 +3905,7 @@ def grouped_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, lar
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
+def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
     """``fused_avx2_float32``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
@@ -3913,30 +3941,34 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
         hi = min(n, ((p + 1) * blocks // parts) * 16)
         scratch = np.empty((1, d, 16), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
         # From panels, a call of the tile function takes TILE_BATCH panels.
-        batch = TILE_BATCH if panels.shape[0] > 0 else 1
+        batch = 1 if copying else TILE_BATCH
         lows = np.empty(16 * TILE_BATCH, dtype=X.dtype)
         bests = np.empty(16 * TILE_BATCH, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
-        scratch_base = np.int64(scratch.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
         whole = d // 8 * 8
         for i0 in range(lo, hi, 16 * batch):
             i1 = min(hi, i0 + 16 * batch)
-            if panels.shape[0] > 0:
+            if not copying:
                 b0 = i0 // 16
                 b1 = (i1 + 15) // 16
                 step = d * 64
                 next_rows = panel_base + (b0 + 1) * step
             else:
-                b0, b1, step = 0, 1, 0
+                b0 = i0 // 16 if fill else 0
+                b1, step = b0 + 1, 0
                 next_rows = x_base + (i0 + 16) * d * 4
                 i = i0
                 # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
-                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
@@ -3944,11 +3976,11 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                 for rb in range(0, 16 if blocked else 0, 8):
                     for t in range(0, blocked, 8):
                         transpose8_float32(x_base + ((i + rb) * d + t) * 4, np.int64(d * 4),
-                                           scratch_base + (t * 16 + rb) * 4, np.int64(64))
+                                           target_base + ((b0 * d + t) * 16 + rb) * 4, np.int64(64))
                 for r in range(16):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
-                        scratch[0, t, r] = X[source_row, t]
+                        source[b0, t, r] = X[source_row, t]
             grouped_tile_avx2_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 16):
                 o = i - i0
@@ -4279,7 +4311,7 @@ def grouped_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, lar
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
+def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
     """``fused_avx2_float64``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
@@ -4315,30 +4347,34 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
         hi = min(n, ((p + 1) * blocks // parts) * 8)
         scratch = np.empty((1, d, 8), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
         # From panels, a call of the tile function takes TILE_BATCH panels.
-        batch = TILE_BATCH if panels.shape[0] > 0 else 1
+        batch = 1 if copying else TILE_BATCH
         lows = np.empty(8 * TILE_BATCH, dtype=X.dtype)
         bests = np.empty(8 * TILE_BATCH, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
-        scratch_base = np.int64(scratch.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
         whole = d // 4 * 4
         for i0 in range(lo, hi, 8 * batch):
             i1 = min(hi, i0 + 8 * batch)
-            if panels.shape[0] > 0:
+            if not copying:
                 b0 = i0 // 8
                 b1 = (i1 + 7) // 8
                 step = d * 64
                 next_rows = panel_base + (b0 + 1) * step
             else:
-                b0, b1, step = 0, 1, 0
+                b0 = i0 // 8 if fill else 0
+                b1, step = b0 + 1, 0
                 next_rows = x_base + (i0 + 8) * d * 8
                 i = i0
                 # 4 rows x 4 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
-                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
@@ -4346,11 +4382,11 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 for rb in range(0, 8 if blocked else 0, 4):
                     for t in range(0, blocked, 4):
                         transpose4_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
-                                           scratch_base + (t * 8 + rb) * 8, np.int64(64))
+                                           target_base + ((b0 * d + t) * 8 + rb) * 8, np.int64(64))
                 for r in range(8):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
-                        scratch[0, t, r] = X[source_row, t]
+                        source[b0, t, r] = X[source_row, t]
             grouped_tile_avx2_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 8):
                 o = i - i0
@@ -5526,7 +5562,7 @@ def grouped_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, l
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
+def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
     """``fused_avx512_float32``, tracking each row's best group of 8 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
@@ -5562,30 +5598,34 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
         hi = min(n, ((p + 1) * blocks // parts) * 32)
         scratch = np.empty((1, d, 32), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
         # From panels, a call of the tile function takes TILE_BATCH panels.
-        batch = TILE_BATCH if panels.shape[0] > 0 else 1
+        batch = 1 if copying else TILE_BATCH
         lows = np.empty(32 * TILE_BATCH, dtype=X.dtype)
         bests = np.empty(32 * TILE_BATCH, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
-        scratch_base = np.int64(scratch.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
         whole = d // 16 * 16
         for i0 in range(lo, hi, 32 * batch):
             i1 = min(hi, i0 + 32 * batch)
-            if panels.shape[0] > 0:
+            if not copying:
                 b0 = i0 // 32
                 b1 = (i1 + 31) // 32
                 step = d * 128
                 next_rows = panel_base + (b0 + 1) * step
             else:
-                b0, b1, step = 0, 1, 0
+                b0 = i0 // 32 if fill else 0
+                b1, step = b0 + 1, 0
                 next_rows = x_base + (i0 + 32) * d * 4
                 i = i0
                 # 16 rows x 16 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
-                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
@@ -5593,11 +5633,11 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                 for rb in range(0, 32 if blocked else 0, 16):
                     for t in range(0, blocked, 16):
                         transpose16_float32(x_base + ((i + rb) * d + t) * 4, np.int64(d * 4),
-                                            scratch_base + (t * 32 + rb) * 4, np.int64(128))
+                                            target_base + ((b0 * d + t) * 32 + rb) * 4, np.int64(128))
                 for r in range(32):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
-                        scratch[0, t, r] = X[source_row, t]
+                        source[b0, t, r] = X[source_row, t]
             grouped_tile_avx512_float32(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 32):
                 o = i - i0
@@ -6145,7 +6185,7 @@ def grouped_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, l
 
 
 @njit(parallel=True, cache=True, fastmath=FUSED_FAST)
-def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact):
+def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
     """``fused_avx512_float64``, tracking each row's best group of 6 centres in the tile
     and finding the centre inside it per row afterwards (the same values, so the same labels)."""
     n, d = X.shape
@@ -6181,30 +6221,34 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
         hi = min(n, ((p + 1) * blocks // parts) * 16)
         scratch = np.empty((1, d, 16), dtype=X.dtype)
         source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
         # From panels, a call of the tile function takes TILE_BATCH panels.
-        batch = TILE_BATCH if panels.shape[0] > 0 else 1
+        batch = 1 if copying else TILE_BATCH
         lows = np.empty(16 * TILE_BATCH, dtype=X.dtype)
         bests = np.empty(16 * TILE_BATCH, dtype=np.int32)
         # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
         # tile would otherwise wait for its rows, then compute with the memory idle.
         panel_base = np.int64(panels.ctypes.data)
         x_base = np.int64(X.ctypes.data)
-        scratch_base = np.int64(scratch.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
         whole = d // 8 * 8
         for i0 in range(lo, hi, 16 * batch):
             i1 = min(hi, i0 + 16 * batch)
-            if panels.shape[0] > 0:
+            if not copying:
                 b0 = i0 // 16
                 b1 = (i1 + 15) // 16
                 step = d * 128
                 next_rows = panel_base + (b0 + 1) * step
             else:
-                b0, b1, step = 0, 1, 0
+                b0 = i0 // 16 if fill else 0
+                b1, step = b0 + 1, 0
                 next_rows = x_base + (i0 + 16) * d * 8
                 i = i0
                 # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
                 # time (numba_kernels.transpose_block); the features left over and the rows of a last,
-                # partial tile value by value. Rows past hi repeat the last row: computed, never stored.
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
                 # Each row is read in order: reading one feature of every row at a time opens more
                 # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
                 # (388k x 103, k=11, Zen 4).
@@ -6212,11 +6256,11 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 for rb in range(0, 16 if blocked else 0, 8):
                     for t in range(0, blocked, 8):
                         transpose8_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
-                                           scratch_base + (t * 16 + rb) * 8, np.int64(128))
+                                           target_base + ((b0 * d + t) * 16 + rb) * 8, np.int64(128))
                 for r in range(16):
                     source_row = min(i + r, hi - 1)
                     for t in range(blocked, d):
-                        scratch[0, t, r] = X[source_row, t]
+                        source[b0, t, r] = X[source_row, t]
             grouped_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
             for i in range(i0, i1, 16):
                 o = i - i0
