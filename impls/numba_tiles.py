@@ -3,10 +3,10 @@
 One kernel per instruction set and dtype, alike but for the tile's shape (``TILES``).
 Each Numba thread owns a contiguous part of the rows and walks it ``rows`` rows at a time.
 It takes their (d, rows) panel: X's rows transposed, from ``panels`` where the caller keeps
-them, else copied here (into ``panels`` where the pass fills them, a fit's first pass). It computes the rows' squared norms from the panel, then for
-every ``group`` centres keeps ``||c||^2/2 - x.c`` for all rows x group pairs in registers
-while it runs over d, and folds them into each row's running minimum with vector compares
-and blends. Nothing of size n x k is written. With ``update``, each row whose label differs
+them, else copied here (into ``panels`` where the pass fills them, a fit's first pass). It
+computes the rows' squared norms from the panel, then for every ``group`` centres keeps
+``||c||^2/2 - x.c`` for all rows x group pairs in registers while it runs over d, and folds
+them into each row's running minimum with vector compares and blends. Nothing of size n x k is written. With ``update``, each row whose label differs
 from the one in ``previous`` is moved between its thread's own float64 sums: a change the
 caller adds to the sums it keeps, since after the first passes most rows stay where they
 were. The thread's sums are allocated in the thread (parts sharing cache lines of one
