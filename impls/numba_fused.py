@@ -7,7 +7,7 @@ Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, `
     One parallel pass over X with rows in SIMD lanes, in a register tile shaped for the
     CPU's instruction set (``impls.numba_tiles``: 16 float32 rows x 6 centres for AVX2's
     16 registers, 32 x 8 for AVX-512's 32): each thread takes a tile's rows as a transposed
-    panel (kept from ``prepare`` at small d, else copied in the pass by vector shuffles),
+    panel (kept at small d, filled by the first pass, else copied in the pass by vector shuffles),
     keeps their distances to a group of centres in registers, folds them into the rows'
     running minima with vector compares, and moves each row whose label changed since the
     last pass between its own cluster sums (``INCREMENTAL``): in the tile where it copied the
@@ -131,10 +131,10 @@ TILES = ("avx2", "avx512")
 #: bytes of one worker's (rows, k) block: small enough to stay in its core's L2 between the
 #: product and the argmin that reads it back (256-512 rows at k=1024 float32 measured best)
 BLOCK_BYTES = 1 << 20
-#: the fused pass keeps X transposed in panels (one more copy of X, built in prepare) where d is
-#: at most PANEL_ALWAYS_D (there the pass is memory-bound, and a row's few features are too few
-#: for the tile to copy them by blocks), while X takes at most PANEL_MEMORY_SHARE of the
-#: available memory. Beyond, the tile copies its rows into its panel itself, by vector shuffles
+#: the fused pass keeps X transposed in panels (one more copy of X, filled by the first pass)
+#: where d is at most PANEL_ALWAYS_D (there the pass is memory-bound, and a row's few features
+#: are too few for the tile to copy them by blocks), while X takes at most PANEL_MEMORY_SHARE of
+#: the available memory. Beyond, the tile copies its rows into its panel itself, by vector shuffles
 #: (``numba_kernels.transpose_block``), which leaves kept panels little to save: tile copying
 #: its rows over tile from panels plus the pass that adds the rows up, float32, 2 threads,
 #: Emerald Rapids: 0.91 at 1M x 16, k=16 and at 200k x 64, k=40; 0.97-0.98 at 100k x 32,

@@ -130,7 +130,7 @@ def pinned(threads: int, enabled: bool = True):
         yield False
         return
     targets = [(0, {own})] + list(zip(workers, ({c} for c in worker_cpus(own, allowed, len(workers)))))
-    before = []
+    before, placed = [], True
     try:
         for tid, cpus in targets:
             before.append((tid, os.sched_getaffinity(tid)))
@@ -138,11 +138,11 @@ def pinned(threads: int, enabled: bool = True):
     except OSError:  # a worker gone (the layer restarted its pool): found again next time
         _worker_ids.cache_clear()
         _restore(before)
-        before = None
+        before, placed = [], False
     try:
-        yield before is not None
+        yield placed
     finally:
-        _restore(before or [])
+        _restore(before)
 
 
 def _restore(before):
