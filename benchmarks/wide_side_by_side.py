@@ -123,6 +123,27 @@ def isa() -> str:
     return f"numba tile for {host_isa(cpu_features())}"
 
 
+def peer_kernels(peers) -> str:
+    """The kernels the peers' libraries chose on this machine, and the variables that chose
+    them: OpenBLAS picks by its own CPU table (``OPENBLAS_CORETYPE`` overrides it), faiss by
+    its SIMD level. A peer's speed depends on them as much as on the CPU."""
+    from threadpoolctl import threadpool_info
+
+    if "faiss" in peers:
+        import faiss  # loads its own OpenBLAS, for threadpoolctl to see
+    import sklearn.cluster  # noqa: F401  (SciPy's OpenBLAS)
+
+    blas = sorted({f"{i['internal_api']} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()
+                   if i["user_api"] == "blas"})
+    parts = [", ".join(blas)]
+    if "faiss" in peers:
+        level = faiss.SIMDConfig.get_level_name() if hasattr(faiss, "SIMDConfig") else "its build's"
+        parts.append(f"faiss {faiss.__version__} at {level}")
+    chosen = [f"{name}={os.environ[name]}" for name in ("OPENBLAS_CORETYPE", "MKL_ENABLE_INSTRUCTIONS",
+                                                        "FAISS_OPT_LEVEL", "FAISS_SIMD_LEVEL") if name in os.environ]
+    return "kernels: " + "; ".join(parts) + (f" (set: {', '.join(chosen)})" if chosen else "")
+
+
 def parse_shape(text: str):
     """``n,d,k[,float64]``, or ``photo,k[,float64]``: the photo's pixels quantised to k colours."""
     parts = text.split(",")
@@ -172,7 +193,9 @@ def avx2_environment() -> dict[str, str]:
     x86-64-v3 with this CPU's features less AVX-512 and AMX, oneDAL's MKL dispatching AVX2 (its
     KMeans took 72 -> 115 ms per iteration at 50k x 128 x 1024 under it, Emerald Rapids),
     OpenBLAS (NumPy's, SciPy's, scikit-learn's, faiss's) its Haswell kernels, faiss its AVX2
-    build. Caches and timings stay this CPU's: a stand-in for another instruction set, not
+    code (``FAISS_OPT_LEVEL`` picks the build of faiss before 1.12; ``FAISS_SIMD_LEVEL`` the
+    level of the one dynamically dispatching build since: at 146213 x 13 x 4049 on Zen 5 it
+    took 93 ms per iteration under AVX2, 48 under AVX-512). Caches and timings stay this CPU's: a stand-in for another instruction set, not
     for another microarchitecture."""
     import llvmlite.binding as ll
 
@@ -180,7 +203,7 @@ def avx2_environment() -> dict[str, str]:
     features = ",".join(("+" if on and not name.startswith(wide) else "-") + name
                         for name, on in ll.get_host_cpu_features().items())
     return {"NUMBA_CPU_NAME": "x86-64-v3", "NUMBA_CPU_FEATURES": features, "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-            "OPENBLAS_CORETYPE": "Haswell", "FAISS_OPT_LEVEL": "avx2", AS_AVX2: "1"}
+            "OPENBLAS_CORETYPE": "Haswell", "FAISS_OPT_LEVEL": "avx2", "FAISS_SIMD_LEVEL": "AVX2", AS_AVX2: "1"}
 
 
 def main(argv=None) -> int:
@@ -227,6 +250,7 @@ def main(argv=None) -> int:
                                                         if k not in ("NUMBA_CPU_FEATURES", AS_AVX2)))
     print(f"machine: {describe_cpu()}, {os.cpu_count()} logical CPUs; {isa()}; threads: {threads}; repeats: {args.repeats}; "
           f"load average at start: {os.getloadavg()[0]:.1f}", flush=True)
+    print(peer_kernels(names), flush=True)
     rate = sgemm_rate(threads)
     memory = memory_rate(threads)
     print(f"sgemm rate: {rate / 1e9:.0f} GFLOP/s (4096^3 float32, median of 5); memory read rate: "
