@@ -124,6 +124,11 @@ REFRESH_BYTES = 64 << 20
 INCREMENTAL = TILED + ("pruned", "stream")
 #: the plan's name for the fused tile from panels where the rule leaves the choice to a race
 PANELLED = "fused+panels"
+#: the plan's name for the broader fused tile (``numba_tiles.BROAD_PASS``: more centres per tile,
+#: over the same rows and panels), raced against the fused tile wherever the plan measures and
+#: the instruction set and dtype have one: which wins depends on d, on k's padding to whole
+#: groups and on the machine
+BROAD = "fused+broad"
 #: threads idle for less than this are still awake: a parallel region after 5 ms of idleness
 #: cost 11 us, after 20 ms up to 8 ms (Zen 4 VM)
 WAKE_IDLE_AFTER_S = 0.01
@@ -305,7 +310,10 @@ class NumbaKMeans(HostLloyd):
         self.fused_pass = numba_tiles.FUSED_PASS[(self.isa, dtype)]
         self.grouped_pass = numba_tiles.GROUPED_PASS[(self.isa, dtype)]
         self.pruned_pass = numba_tiles.PRUNED_PASS[(self.isa, dtype)]
+        self.broad_pass = numba_tiles.BROAD_PASS.get((self.isa, dtype))
         self.rows, self.group = numba_tiles.TILES[(self.isa, dtype)]
+        # the broad tile shares the fused tile's panels
+        assert self.broad_pass is None or numba_tiles.BROAD_TILES[(self.isa, dtype)][0] == self.rows
         self.largest = np.finfo(self.X.dtype).max
         # One part per Numba thread: each owns a slice of rows and its own float64 sums.
         self.parts = max(1, min(numba.get_num_threads(), n))
@@ -313,6 +321,8 @@ class NumbaKMeans(HostLloyd):
         self.no_exact = np.empty((0, d))
         self.plan = self._plan(n, d, k, centers)
         self.strategy = self.plan["strategy"]
+        if self.plan.get("broad") and self.broad_pass is not None:
+            self.fused_pass = self.broad_pass
         self.tile_pass = self.grouped_pass if self.strategy == "grouped" else self.fused_pass
         self.partial_sums = np.zeros((self.parts, k, d))
         self.partial_counts = np.zeros((self.parts, k), dtype=np.int64)
@@ -468,28 +478,29 @@ class NumbaKMeans(HostLloyd):
         the stored plan for this machine and class, else one measured now (and stored)."""
         from . import numba_plan
 
-        tile = f"{self.isa}: {self.rows} rows x {self.group} centres"
+        tile = self._tile_name(False)
         if self.options.get("strategy"):
             return {"strategy": self.options["strategy"], "source": "option", "tile": tile}
         if not (numba_plan.needs_measuring(d, k) or self._rowdot_fits(d, k) or self._stream_fits(d, k)
-                or numba_plan.small_work(n, d, k)):
-            return {"strategy": "fused", "source": "rule (no BLAS, rowdot or stream candidate at this shape)",
-                    "tile": tile}
+                or numba_plan.small_work(n, d, k) or self.broad_pass is not None):
+            return {"strategy": "fused", "source": "rule (no BLAS, rowdot, stream or broad tile candidate at this "
+                    "shape)", "tile": tile}
         key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, n, d, k)
         stored = numba_plan.load_plans().get(key)
         # a stored stream or pruned plan needs room for its copy of X now, as when it was measured
         if (isinstance(stored, dict) and stored.get("strategy") in STRATEGIES
                 and (stored["strategy"] != "stream" or self._stream_fits(d, k))
                 and (stored["strategy"] != "pruned" or self._room_for_copy())):
-            return {**stored, "source": "reused", "key": key, "tile": tile}
+            return {"tile": tile, **stored, "source": "reused", "key": key}
         m = numba_plan.sample_rows(n, d, k)
         firsts, laters, copies = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
         ms_first_pass = {s: round(1e3 * t, 3) for s, t in numba_plan.race(firsts).items()}
         later = {s: round(1e3 * t, 3) for s, t in numba_plan.race(laters).items()}
         ms_per_pass = {s: later.get(s, ms) for s, ms in ms_first_pass.items()}
         copy_ms = {s: round(1e3 * t, 3) for s, t in numba_plan.race(copies).items()}
-        if "grouped" in ms_per_pass and "fused" in copy_ms:  # the same panels
-            copy_ms["grouped"] = copy_ms["fused"]
+        for same in ("grouped", BROAD):
+            if same in ms_per_pass and "fused" in copy_ms:  # the same panels
+                copy_ms[same] = copy_ms["fused"]
         close = numba_plan.runoff(firsts, laters, ms_first_pass, ms_per_pass, copy_ms)
         cost = numba_plan.fit_cost(ms_per_pass, copy_ms, ms_first_pass)
         best = min(cost, key=cost.get)
@@ -497,8 +508,11 @@ class NumbaKMeans(HostLloyd):
                 "copy_ms": copy_ms}
         if PANELLED in ms_per_pass:
             plan["panels"] = best == PANELLED
-            if best == PANELLED:
-                plan["strategy"] = "fused"
+        if BROAD in ms_per_pass:
+            plan["broad"] = best == BROAD
+            plan["tile"] = self._tile_name(best == BROAD)
+        if best in (PANELLED, BROAD):
+            plan["strategy"] = "fused"
         if close:
             plan["runoff"] = close
         if self.parts > 1 and numba_plan.small_work(n, d, k):
@@ -506,7 +520,13 @@ class NumbaKMeans(HostLloyd):
                 alone = numba_plan.race({best: laters.get(best, firsts[best])})[best]
             plan["one_thread_ms_per_pass"] = round(1e3 * alone, 4)
         numba_plan.save_plan(key, plan)
-        return {**plan, "source": "measured", "key": key, "tile": tile}
+        return {"tile": tile, **plan, "source": "measured", "key": key}
+
+    def _tile_name(self, broad: bool) -> str:
+        from . import numba_tiles
+
+        rows, group = (numba_tiles.BROAD_TILES if broad else numba_tiles.TILES)[(self.isa, self.X.dtype.name)]
+        return f"{self.isa}: {rows} rows x {group} centres"
 
     def _candidates(self, Xs, C):
         """Callables by strategy, for the plan's race over the sample rows ``Xs``: each strategy's
@@ -552,6 +572,9 @@ class NumbaKMeans(HostLloyd):
         candidates["fused"]()
         settled = labels.copy()  # a later pass's previous labels: these centres' own
         later = {"fused": tiled(panels, self.fused_pass, settled)}
+        if self.broad_pass is not None:
+            candidates[BROAD] = tiled(panels, self.broad_pass)
+            later[BROAD] = tiled(panels, self.broad_pass, settled)
         if self._panels_raced(d, k):
             copied = transposed_panels(Xs, self.rows)
             candidates[PANELLED] = tiled(copied, self.fused_pass)
@@ -598,7 +621,8 @@ class NumbaKMeans(HostLloyd):
         vCPU sleeps that cost ~4 ms now and then, more than a whole fit at 20k x 12 x 61."""
         dtype = self.X.dtype
         # the stream pass is compiled per d (numba_stream.STREAM_PASS)
-        key = (self.strategy, self.isa, dtype.str, self.X.flags.writeable, np.dtype(self.label_dtype).str,
+        key = (self.strategy, self.tile_pass.__name__ if self.strategy in TILED else None, self.isa, dtype.str,
+               self.X.flags.writeable, np.dtype(self.label_dtype).str,
                self.X.shape[1] if self.strategy == "stream" else None, self.exact_final)
         if key in _WARMED:
             return

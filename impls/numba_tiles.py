@@ -36,6 +36,8 @@ TILE_BATCH = 8
 
 #: (rows, centres) per tile, by (instruction set, dtype)
 TILES = {('avx2', 'float32'): (16, 6), ('avx2', 'float64'): (8, 6), ('avx512', 'float32'): (32, 8), ('avx512', 'float64'): (16, 6)}
+#: (rows, centres) of the broader fused tile where there is one (``BROAD_PASS``)
+BROAD_TILES = {('avx512', 'float64'): (16, 12)}
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
@@ -6337,6 +6339,1128 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def broad_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests):
+    """The tiles of ``broad_avx512_float64``: the 16 rows of each panel ``b0 <= b < b1`` of ``source``
+    against every group of 12 centres in ``packed`` (a group's row d holds their ``||c||^2/2``);
+    writes each row's squared distance to its nearest centre, ``||x||^2 + 2 (||c||^2/2 - x.c)``,
+    into ``lows`` and its centre into ``bests`` (panel ``b``'s rows from ``16 (b - b0)``). While
+    panel ``b`` computes, the rows from byte address ``next_rows + (b - b0) step`` are prefetched
+    into L2 (``numba_kernels.prefetch``).
+
+    A function of its own, not inline in the pass's parallel loop: Numba's parfor passes grow
+    faster than linearly with the variables in the loop's body, and with the 32 x 8 tile's 256
+    accumulators inline the pass took 250 of its 263 s to compile (13 s in LLVM). A call takes
+    several panels where the caller has them, so the call's cost is shared.
+    """
+    zero = largest - largest
+    for b in range(b0, b1):
+        o = (b - b0) * 16
+        ahead = next_rows + (b - b0) * step
+        low0 = largest
+        best0 = np.int32(0)
+        low1 = largest
+        best1 = np.int32(0)
+        low2 = largest
+        best2 = np.int32(0)
+        low3 = largest
+        best3 = np.int32(0)
+        low4 = largest
+        best4 = np.int32(0)
+        low5 = largest
+        best5 = np.int32(0)
+        low6 = largest
+        best6 = np.int32(0)
+        low7 = largest
+        best7 = np.int32(0)
+        low8 = largest
+        best8 = np.int32(0)
+        low9 = largest
+        best9 = np.int32(0)
+        low10 = largest
+        best10 = np.int32(0)
+        low11 = largest
+        best11 = np.int32(0)
+        low12 = largest
+        best12 = np.int32(0)
+        low13 = largest
+        best13 = np.int32(0)
+        low14 = largest
+        best14 = np.int32(0)
+        low15 = largest
+        best15 = np.int32(0)
+        for jb in range(packed.shape[0]):
+            j = jb * 12
+            j0 = np.int32(j + 0)
+            h0 = packed[jb, d, 0]
+            j1 = np.int32(j + 1)
+            h1 = packed[jb, d, 1]
+            j2 = np.int32(j + 2)
+            h2 = packed[jb, d, 2]
+            j3 = np.int32(j + 3)
+            h3 = packed[jb, d, 3]
+            j4 = np.int32(j + 4)
+            h4 = packed[jb, d, 4]
+            j5 = np.int32(j + 5)
+            h5 = packed[jb, d, 5]
+            j6 = np.int32(j + 6)
+            h6 = packed[jb, d, 6]
+            j7 = np.int32(j + 7)
+            h7 = packed[jb, d, 7]
+            j8 = np.int32(j + 8)
+            h8 = packed[jb, d, 8]
+            j9 = np.int32(j + 9)
+            h9 = packed[jb, d, 9]
+            j10 = np.int32(j + 10)
+            h10 = packed[jb, d, 10]
+            j11 = np.int32(j + 11)
+            h11 = packed[jb, d, 11]
+            a0_0 = h0
+            a0_1 = h0
+            a0_2 = h0
+            a0_3 = h0
+            a0_4 = h0
+            a0_5 = h0
+            a0_6 = h0
+            a0_7 = h0
+            a0_8 = h0
+            a0_9 = h0
+            a0_10 = h0
+            a0_11 = h0
+            a0_12 = h0
+            a0_13 = h0
+            a0_14 = h0
+            a0_15 = h0
+            a1_0 = h1
+            a1_1 = h1
+            a1_2 = h1
+            a1_3 = h1
+            a1_4 = h1
+            a1_5 = h1
+            a1_6 = h1
+            a1_7 = h1
+            a1_8 = h1
+            a1_9 = h1
+            a1_10 = h1
+            a1_11 = h1
+            a1_12 = h1
+            a1_13 = h1
+            a1_14 = h1
+            a1_15 = h1
+            a2_0 = h2
+            a2_1 = h2
+            a2_2 = h2
+            a2_3 = h2
+            a2_4 = h2
+            a2_5 = h2
+            a2_6 = h2
+            a2_7 = h2
+            a2_8 = h2
+            a2_9 = h2
+            a2_10 = h2
+            a2_11 = h2
+            a2_12 = h2
+            a2_13 = h2
+            a2_14 = h2
+            a2_15 = h2
+            a3_0 = h3
+            a3_1 = h3
+            a3_2 = h3
+            a3_3 = h3
+            a3_4 = h3
+            a3_5 = h3
+            a3_6 = h3
+            a3_7 = h3
+            a3_8 = h3
+            a3_9 = h3
+            a3_10 = h3
+            a3_11 = h3
+            a3_12 = h3
+            a3_13 = h3
+            a3_14 = h3
+            a3_15 = h3
+            a4_0 = h4
+            a4_1 = h4
+            a4_2 = h4
+            a4_3 = h4
+            a4_4 = h4
+            a4_5 = h4
+            a4_6 = h4
+            a4_7 = h4
+            a4_8 = h4
+            a4_9 = h4
+            a4_10 = h4
+            a4_11 = h4
+            a4_12 = h4
+            a4_13 = h4
+            a4_14 = h4
+            a4_15 = h4
+            a5_0 = h5
+            a5_1 = h5
+            a5_2 = h5
+            a5_3 = h5
+            a5_4 = h5
+            a5_5 = h5
+            a5_6 = h5
+            a5_7 = h5
+            a5_8 = h5
+            a5_9 = h5
+            a5_10 = h5
+            a5_11 = h5
+            a5_12 = h5
+            a5_13 = h5
+            a5_14 = h5
+            a5_15 = h5
+            a6_0 = h6
+            a6_1 = h6
+            a6_2 = h6
+            a6_3 = h6
+            a6_4 = h6
+            a6_5 = h6
+            a6_6 = h6
+            a6_7 = h6
+            a6_8 = h6
+            a6_9 = h6
+            a6_10 = h6
+            a6_11 = h6
+            a6_12 = h6
+            a6_13 = h6
+            a6_14 = h6
+            a6_15 = h6
+            a7_0 = h7
+            a7_1 = h7
+            a7_2 = h7
+            a7_3 = h7
+            a7_4 = h7
+            a7_5 = h7
+            a7_6 = h7
+            a7_7 = h7
+            a7_8 = h7
+            a7_9 = h7
+            a7_10 = h7
+            a7_11 = h7
+            a7_12 = h7
+            a7_13 = h7
+            a7_14 = h7
+            a7_15 = h7
+            a8_0 = h8
+            a8_1 = h8
+            a8_2 = h8
+            a8_3 = h8
+            a8_4 = h8
+            a8_5 = h8
+            a8_6 = h8
+            a8_7 = h8
+            a8_8 = h8
+            a8_9 = h8
+            a8_10 = h8
+            a8_11 = h8
+            a8_12 = h8
+            a8_13 = h8
+            a8_14 = h8
+            a8_15 = h8
+            a9_0 = h9
+            a9_1 = h9
+            a9_2 = h9
+            a9_3 = h9
+            a9_4 = h9
+            a9_5 = h9
+            a9_6 = h9
+            a9_7 = h9
+            a9_8 = h9
+            a9_9 = h9
+            a9_10 = h9
+            a9_11 = h9
+            a9_12 = h9
+            a9_13 = h9
+            a9_14 = h9
+            a9_15 = h9
+            a10_0 = h10
+            a10_1 = h10
+            a10_2 = h10
+            a10_3 = h10
+            a10_4 = h10
+            a10_5 = h10
+            a10_6 = h10
+            a10_7 = h10
+            a10_8 = h10
+            a10_9 = h10
+            a10_10 = h10
+            a10_11 = h10
+            a10_12 = h10
+            a10_13 = h10
+            a10_14 = h10
+            a10_15 = h10
+            a11_0 = h11
+            a11_1 = h11
+            a11_2 = h11
+            a11_3 = h11
+            a11_4 = h11
+            a11_5 = h11
+            a11_6 = h11
+            a11_7 = h11
+            a11_8 = h11
+            a11_9 = h11
+            a11_10 = h11
+            a11_11 = h11
+            a11_12 = h11
+            a11_13 = h11
+            a11_14 = h11
+            a11_15 = h11
+            for t in range(d):
+                prefetch(ahead + 128 * t + 0)
+                prefetch(ahead + 128 * t + 64)
+                x0 = source[b, t, 0]
+                x1 = source[b, t, 1]
+                x2 = source[b, t, 2]
+                x3 = source[b, t, 3]
+                x4 = source[b, t, 4]
+                x5 = source[b, t, 5]
+                x6 = source[b, t, 6]
+                x7 = source[b, t, 7]
+                x8 = source[b, t, 8]
+                x9 = source[b, t, 9]
+                x10 = source[b, t, 10]
+                x11 = source[b, t, 11]
+                x12 = source[b, t, 12]
+                x13 = source[b, t, 13]
+                x14 = source[b, t, 14]
+                x15 = source[b, t, 15]
+                w0 = packed[jb, t, 0]
+                a0_0 -= x0 * w0
+                a0_1 -= x1 * w0
+                a0_2 -= x2 * w0
+                a0_3 -= x3 * w0
+                a0_4 -= x4 * w0
+                a0_5 -= x5 * w0
+                a0_6 -= x6 * w0
+                a0_7 -= x7 * w0
+                a0_8 -= x8 * w0
+                a0_9 -= x9 * w0
+                a0_10 -= x10 * w0
+                a0_11 -= x11 * w0
+                a0_12 -= x12 * w0
+                a0_13 -= x13 * w0
+                a0_14 -= x14 * w0
+                a0_15 -= x15 * w0
+                w1 = packed[jb, t, 1]
+                a1_0 -= x0 * w1
+                a1_1 -= x1 * w1
+                a1_2 -= x2 * w1
+                a1_3 -= x3 * w1
+                a1_4 -= x4 * w1
+                a1_5 -= x5 * w1
+                a1_6 -= x6 * w1
+                a1_7 -= x7 * w1
+                a1_8 -= x8 * w1
+                a1_9 -= x9 * w1
+                a1_10 -= x10 * w1
+                a1_11 -= x11 * w1
+                a1_12 -= x12 * w1
+                a1_13 -= x13 * w1
+                a1_14 -= x14 * w1
+                a1_15 -= x15 * w1
+                w2 = packed[jb, t, 2]
+                a2_0 -= x0 * w2
+                a2_1 -= x1 * w2
+                a2_2 -= x2 * w2
+                a2_3 -= x3 * w2
+                a2_4 -= x4 * w2
+                a2_5 -= x5 * w2
+                a2_6 -= x6 * w2
+                a2_7 -= x7 * w2
+                a2_8 -= x8 * w2
+                a2_9 -= x9 * w2
+                a2_10 -= x10 * w2
+                a2_11 -= x11 * w2
+                a2_12 -= x12 * w2
+                a2_13 -= x13 * w2
+                a2_14 -= x14 * w2
+                a2_15 -= x15 * w2
+                w3 = packed[jb, t, 3]
+                a3_0 -= x0 * w3
+                a3_1 -= x1 * w3
+                a3_2 -= x2 * w3
+                a3_3 -= x3 * w3
+                a3_4 -= x4 * w3
+                a3_5 -= x5 * w3
+                a3_6 -= x6 * w3
+                a3_7 -= x7 * w3
+                a3_8 -= x8 * w3
+                a3_9 -= x9 * w3
+                a3_10 -= x10 * w3
+                a3_11 -= x11 * w3
+                a3_12 -= x12 * w3
+                a3_13 -= x13 * w3
+                a3_14 -= x14 * w3
+                a3_15 -= x15 * w3
+                w4 = packed[jb, t, 4]
+                a4_0 -= x0 * w4
+                a4_1 -= x1 * w4
+                a4_2 -= x2 * w4
+                a4_3 -= x3 * w4
+                a4_4 -= x4 * w4
+                a4_5 -= x5 * w4
+                a4_6 -= x6 * w4
+                a4_7 -= x7 * w4
+                a4_8 -= x8 * w4
+                a4_9 -= x9 * w4
+                a4_10 -= x10 * w4
+                a4_11 -= x11 * w4
+                a4_12 -= x12 * w4
+                a4_13 -= x13 * w4
+                a4_14 -= x14 * w4
+                a4_15 -= x15 * w4
+                w5 = packed[jb, t, 5]
+                a5_0 -= x0 * w5
+                a5_1 -= x1 * w5
+                a5_2 -= x2 * w5
+                a5_3 -= x3 * w5
+                a5_4 -= x4 * w5
+                a5_5 -= x5 * w5
+                a5_6 -= x6 * w5
+                a5_7 -= x7 * w5
+                a5_8 -= x8 * w5
+                a5_9 -= x9 * w5
+                a5_10 -= x10 * w5
+                a5_11 -= x11 * w5
+                a5_12 -= x12 * w5
+                a5_13 -= x13 * w5
+                a5_14 -= x14 * w5
+                a5_15 -= x15 * w5
+                w6 = packed[jb, t, 6]
+                a6_0 -= x0 * w6
+                a6_1 -= x1 * w6
+                a6_2 -= x2 * w6
+                a6_3 -= x3 * w6
+                a6_4 -= x4 * w6
+                a6_5 -= x5 * w6
+                a6_6 -= x6 * w6
+                a6_7 -= x7 * w6
+                a6_8 -= x8 * w6
+                a6_9 -= x9 * w6
+                a6_10 -= x10 * w6
+                a6_11 -= x11 * w6
+                a6_12 -= x12 * w6
+                a6_13 -= x13 * w6
+                a6_14 -= x14 * w6
+                a6_15 -= x15 * w6
+                w7 = packed[jb, t, 7]
+                a7_0 -= x0 * w7
+                a7_1 -= x1 * w7
+                a7_2 -= x2 * w7
+                a7_3 -= x3 * w7
+                a7_4 -= x4 * w7
+                a7_5 -= x5 * w7
+                a7_6 -= x6 * w7
+                a7_7 -= x7 * w7
+                a7_8 -= x8 * w7
+                a7_9 -= x9 * w7
+                a7_10 -= x10 * w7
+                a7_11 -= x11 * w7
+                a7_12 -= x12 * w7
+                a7_13 -= x13 * w7
+                a7_14 -= x14 * w7
+                a7_15 -= x15 * w7
+                w8 = packed[jb, t, 8]
+                a8_0 -= x0 * w8
+                a8_1 -= x1 * w8
+                a8_2 -= x2 * w8
+                a8_3 -= x3 * w8
+                a8_4 -= x4 * w8
+                a8_5 -= x5 * w8
+                a8_6 -= x6 * w8
+                a8_7 -= x7 * w8
+                a8_8 -= x8 * w8
+                a8_9 -= x9 * w8
+                a8_10 -= x10 * w8
+                a8_11 -= x11 * w8
+                a8_12 -= x12 * w8
+                a8_13 -= x13 * w8
+                a8_14 -= x14 * w8
+                a8_15 -= x15 * w8
+                w9 = packed[jb, t, 9]
+                a9_0 -= x0 * w9
+                a9_1 -= x1 * w9
+                a9_2 -= x2 * w9
+                a9_3 -= x3 * w9
+                a9_4 -= x4 * w9
+                a9_5 -= x5 * w9
+                a9_6 -= x6 * w9
+                a9_7 -= x7 * w9
+                a9_8 -= x8 * w9
+                a9_9 -= x9 * w9
+                a9_10 -= x10 * w9
+                a9_11 -= x11 * w9
+                a9_12 -= x12 * w9
+                a9_13 -= x13 * w9
+                a9_14 -= x14 * w9
+                a9_15 -= x15 * w9
+                w10 = packed[jb, t, 10]
+                a10_0 -= x0 * w10
+                a10_1 -= x1 * w10
+                a10_2 -= x2 * w10
+                a10_3 -= x3 * w10
+                a10_4 -= x4 * w10
+                a10_5 -= x5 * w10
+                a10_6 -= x6 * w10
+                a10_7 -= x7 * w10
+                a10_8 -= x8 * w10
+                a10_9 -= x9 * w10
+                a10_10 -= x10 * w10
+                a10_11 -= x11 * w10
+                a10_12 -= x12 * w10
+                a10_13 -= x13 * w10
+                a10_14 -= x14 * w10
+                a10_15 -= x15 * w10
+                w11 = packed[jb, t, 11]
+                a11_0 -= x0 * w11
+                a11_1 -= x1 * w11
+                a11_2 -= x2 * w11
+                a11_3 -= x3 * w11
+                a11_4 -= x4 * w11
+                a11_5 -= x5 * w11
+                a11_6 -= x6 * w11
+                a11_7 -= x7 * w11
+                a11_8 -= x8 * w11
+                a11_9 -= x9 * w11
+                a11_10 -= x10 * w11
+                a11_11 -= x11 * w11
+                a11_12 -= x12 * w11
+                a11_13 -= x13 * w11
+                a11_14 -= x14 * w11
+                a11_15 -= x15 * w11
+            i0_0_0 = j1 if a1_0 < a0_0 else j0
+            i0_0_1 = j1 if a1_1 < a0_1 else j0
+            i0_0_2 = j1 if a1_2 < a0_2 else j0
+            i0_0_3 = j1 if a1_3 < a0_3 else j0
+            i0_0_4 = j1 if a1_4 < a0_4 else j0
+            i0_0_5 = j1 if a1_5 < a0_5 else j0
+            i0_0_6 = j1 if a1_6 < a0_6 else j0
+            i0_0_7 = j1 if a1_7 < a0_7 else j0
+            i0_0_8 = j1 if a1_8 < a0_8 else j0
+            i0_0_9 = j1 if a1_9 < a0_9 else j0
+            i0_0_10 = j1 if a1_10 < a0_10 else j0
+            i0_0_11 = j1 if a1_11 < a0_11 else j0
+            i0_0_12 = j1 if a1_12 < a0_12 else j0
+            i0_0_13 = j1 if a1_13 < a0_13 else j0
+            i0_0_14 = j1 if a1_14 < a0_14 else j0
+            i0_0_15 = j1 if a1_15 < a0_15 else j0
+            m0_0_0 = min(a0_0, a1_0)
+            m0_0_1 = min(a0_1, a1_1)
+            m0_0_2 = min(a0_2, a1_2)
+            m0_0_3 = min(a0_3, a1_3)
+            m0_0_4 = min(a0_4, a1_4)
+            m0_0_5 = min(a0_5, a1_5)
+            m0_0_6 = min(a0_6, a1_6)
+            m0_0_7 = min(a0_7, a1_7)
+            m0_0_8 = min(a0_8, a1_8)
+            m0_0_9 = min(a0_9, a1_9)
+            m0_0_10 = min(a0_10, a1_10)
+            m0_0_11 = min(a0_11, a1_11)
+            m0_0_12 = min(a0_12, a1_12)
+            m0_0_13 = min(a0_13, a1_13)
+            m0_0_14 = min(a0_14, a1_14)
+            m0_0_15 = min(a0_15, a1_15)
+            i0_1_0 = j3 if a3_0 < a2_0 else j2
+            i0_1_1 = j3 if a3_1 < a2_1 else j2
+            i0_1_2 = j3 if a3_2 < a2_2 else j2
+            i0_1_3 = j3 if a3_3 < a2_3 else j2
+            i0_1_4 = j3 if a3_4 < a2_4 else j2
+            i0_1_5 = j3 if a3_5 < a2_5 else j2
+            i0_1_6 = j3 if a3_6 < a2_6 else j2
+            i0_1_7 = j3 if a3_7 < a2_7 else j2
+            i0_1_8 = j3 if a3_8 < a2_8 else j2
+            i0_1_9 = j3 if a3_9 < a2_9 else j2
+            i0_1_10 = j3 if a3_10 < a2_10 else j2
+            i0_1_11 = j3 if a3_11 < a2_11 else j2
+            i0_1_12 = j3 if a3_12 < a2_12 else j2
+            i0_1_13 = j3 if a3_13 < a2_13 else j2
+            i0_1_14 = j3 if a3_14 < a2_14 else j2
+            i0_1_15 = j3 if a3_15 < a2_15 else j2
+            m0_1_0 = min(a2_0, a3_0)
+            m0_1_1 = min(a2_1, a3_1)
+            m0_1_2 = min(a2_2, a3_2)
+            m0_1_3 = min(a2_3, a3_3)
+            m0_1_4 = min(a2_4, a3_4)
+            m0_1_5 = min(a2_5, a3_5)
+            m0_1_6 = min(a2_6, a3_6)
+            m0_1_7 = min(a2_7, a3_7)
+            m0_1_8 = min(a2_8, a3_8)
+            m0_1_9 = min(a2_9, a3_9)
+            m0_1_10 = min(a2_10, a3_10)
+            m0_1_11 = min(a2_11, a3_11)
+            m0_1_12 = min(a2_12, a3_12)
+            m0_1_13 = min(a2_13, a3_13)
+            m0_1_14 = min(a2_14, a3_14)
+            m0_1_15 = min(a2_15, a3_15)
+            i0_2_0 = j5 if a5_0 < a4_0 else j4
+            i0_2_1 = j5 if a5_1 < a4_1 else j4
+            i0_2_2 = j5 if a5_2 < a4_2 else j4
+            i0_2_3 = j5 if a5_3 < a4_3 else j4
+            i0_2_4 = j5 if a5_4 < a4_4 else j4
+            i0_2_5 = j5 if a5_5 < a4_5 else j4
+            i0_2_6 = j5 if a5_6 < a4_6 else j4
+            i0_2_7 = j5 if a5_7 < a4_7 else j4
+            i0_2_8 = j5 if a5_8 < a4_8 else j4
+            i0_2_9 = j5 if a5_9 < a4_9 else j4
+            i0_2_10 = j5 if a5_10 < a4_10 else j4
+            i0_2_11 = j5 if a5_11 < a4_11 else j4
+            i0_2_12 = j5 if a5_12 < a4_12 else j4
+            i0_2_13 = j5 if a5_13 < a4_13 else j4
+            i0_2_14 = j5 if a5_14 < a4_14 else j4
+            i0_2_15 = j5 if a5_15 < a4_15 else j4
+            m0_2_0 = min(a4_0, a5_0)
+            m0_2_1 = min(a4_1, a5_1)
+            m0_2_2 = min(a4_2, a5_2)
+            m0_2_3 = min(a4_3, a5_3)
+            m0_2_4 = min(a4_4, a5_4)
+            m0_2_5 = min(a4_5, a5_5)
+            m0_2_6 = min(a4_6, a5_6)
+            m0_2_7 = min(a4_7, a5_7)
+            m0_2_8 = min(a4_8, a5_8)
+            m0_2_9 = min(a4_9, a5_9)
+            m0_2_10 = min(a4_10, a5_10)
+            m0_2_11 = min(a4_11, a5_11)
+            m0_2_12 = min(a4_12, a5_12)
+            m0_2_13 = min(a4_13, a5_13)
+            m0_2_14 = min(a4_14, a5_14)
+            m0_2_15 = min(a4_15, a5_15)
+            i0_3_0 = j7 if a7_0 < a6_0 else j6
+            i0_3_1 = j7 if a7_1 < a6_1 else j6
+            i0_3_2 = j7 if a7_2 < a6_2 else j6
+            i0_3_3 = j7 if a7_3 < a6_3 else j6
+            i0_3_4 = j7 if a7_4 < a6_4 else j6
+            i0_3_5 = j7 if a7_5 < a6_5 else j6
+            i0_3_6 = j7 if a7_6 < a6_6 else j6
+            i0_3_7 = j7 if a7_7 < a6_7 else j6
+            i0_3_8 = j7 if a7_8 < a6_8 else j6
+            i0_3_9 = j7 if a7_9 < a6_9 else j6
+            i0_3_10 = j7 if a7_10 < a6_10 else j6
+            i0_3_11 = j7 if a7_11 < a6_11 else j6
+            i0_3_12 = j7 if a7_12 < a6_12 else j6
+            i0_3_13 = j7 if a7_13 < a6_13 else j6
+            i0_3_14 = j7 if a7_14 < a6_14 else j6
+            i0_3_15 = j7 if a7_15 < a6_15 else j6
+            m0_3_0 = min(a6_0, a7_0)
+            m0_3_1 = min(a6_1, a7_1)
+            m0_3_2 = min(a6_2, a7_2)
+            m0_3_3 = min(a6_3, a7_3)
+            m0_3_4 = min(a6_4, a7_4)
+            m0_3_5 = min(a6_5, a7_5)
+            m0_3_6 = min(a6_6, a7_6)
+            m0_3_7 = min(a6_7, a7_7)
+            m0_3_8 = min(a6_8, a7_8)
+            m0_3_9 = min(a6_9, a7_9)
+            m0_3_10 = min(a6_10, a7_10)
+            m0_3_11 = min(a6_11, a7_11)
+            m0_3_12 = min(a6_12, a7_12)
+            m0_3_13 = min(a6_13, a7_13)
+            m0_3_14 = min(a6_14, a7_14)
+            m0_3_15 = min(a6_15, a7_15)
+            i0_4_0 = j9 if a9_0 < a8_0 else j8
+            i0_4_1 = j9 if a9_1 < a8_1 else j8
+            i0_4_2 = j9 if a9_2 < a8_2 else j8
+            i0_4_3 = j9 if a9_3 < a8_3 else j8
+            i0_4_4 = j9 if a9_4 < a8_4 else j8
+            i0_4_5 = j9 if a9_5 < a8_5 else j8
+            i0_4_6 = j9 if a9_6 < a8_6 else j8
+            i0_4_7 = j9 if a9_7 < a8_7 else j8
+            i0_4_8 = j9 if a9_8 < a8_8 else j8
+            i0_4_9 = j9 if a9_9 < a8_9 else j8
+            i0_4_10 = j9 if a9_10 < a8_10 else j8
+            i0_4_11 = j9 if a9_11 < a8_11 else j8
+            i0_4_12 = j9 if a9_12 < a8_12 else j8
+            i0_4_13 = j9 if a9_13 < a8_13 else j8
+            i0_4_14 = j9 if a9_14 < a8_14 else j8
+            i0_4_15 = j9 if a9_15 < a8_15 else j8
+            m0_4_0 = min(a8_0, a9_0)
+            m0_4_1 = min(a8_1, a9_1)
+            m0_4_2 = min(a8_2, a9_2)
+            m0_4_3 = min(a8_3, a9_3)
+            m0_4_4 = min(a8_4, a9_4)
+            m0_4_5 = min(a8_5, a9_5)
+            m0_4_6 = min(a8_6, a9_6)
+            m0_4_7 = min(a8_7, a9_7)
+            m0_4_8 = min(a8_8, a9_8)
+            m0_4_9 = min(a8_9, a9_9)
+            m0_4_10 = min(a8_10, a9_10)
+            m0_4_11 = min(a8_11, a9_11)
+            m0_4_12 = min(a8_12, a9_12)
+            m0_4_13 = min(a8_13, a9_13)
+            m0_4_14 = min(a8_14, a9_14)
+            m0_4_15 = min(a8_15, a9_15)
+            i0_5_0 = j11 if a11_0 < a10_0 else j10
+            i0_5_1 = j11 if a11_1 < a10_1 else j10
+            i0_5_2 = j11 if a11_2 < a10_2 else j10
+            i0_5_3 = j11 if a11_3 < a10_3 else j10
+            i0_5_4 = j11 if a11_4 < a10_4 else j10
+            i0_5_5 = j11 if a11_5 < a10_5 else j10
+            i0_5_6 = j11 if a11_6 < a10_6 else j10
+            i0_5_7 = j11 if a11_7 < a10_7 else j10
+            i0_5_8 = j11 if a11_8 < a10_8 else j10
+            i0_5_9 = j11 if a11_9 < a10_9 else j10
+            i0_5_10 = j11 if a11_10 < a10_10 else j10
+            i0_5_11 = j11 if a11_11 < a10_11 else j10
+            i0_5_12 = j11 if a11_12 < a10_12 else j10
+            i0_5_13 = j11 if a11_13 < a10_13 else j10
+            i0_5_14 = j11 if a11_14 < a10_14 else j10
+            i0_5_15 = j11 if a11_15 < a10_15 else j10
+            m0_5_0 = min(a10_0, a11_0)
+            m0_5_1 = min(a10_1, a11_1)
+            m0_5_2 = min(a10_2, a11_2)
+            m0_5_3 = min(a10_3, a11_3)
+            m0_5_4 = min(a10_4, a11_4)
+            m0_5_5 = min(a10_5, a11_5)
+            m0_5_6 = min(a10_6, a11_6)
+            m0_5_7 = min(a10_7, a11_7)
+            m0_5_8 = min(a10_8, a11_8)
+            m0_5_9 = min(a10_9, a11_9)
+            m0_5_10 = min(a10_10, a11_10)
+            m0_5_11 = min(a10_11, a11_11)
+            m0_5_12 = min(a10_12, a11_12)
+            m0_5_13 = min(a10_13, a11_13)
+            m0_5_14 = min(a10_14, a11_14)
+            m0_5_15 = min(a10_15, a11_15)
+            i1_0_0 = i0_1_0 if m0_1_0 < m0_0_0 else i0_0_0
+            i1_0_1 = i0_1_1 if m0_1_1 < m0_0_1 else i0_0_1
+            i1_0_2 = i0_1_2 if m0_1_2 < m0_0_2 else i0_0_2
+            i1_0_3 = i0_1_3 if m0_1_3 < m0_0_3 else i0_0_3
+            i1_0_4 = i0_1_4 if m0_1_4 < m0_0_4 else i0_0_4
+            i1_0_5 = i0_1_5 if m0_1_5 < m0_0_5 else i0_0_5
+            i1_0_6 = i0_1_6 if m0_1_6 < m0_0_6 else i0_0_6
+            i1_0_7 = i0_1_7 if m0_1_7 < m0_0_7 else i0_0_7
+            i1_0_8 = i0_1_8 if m0_1_8 < m0_0_8 else i0_0_8
+            i1_0_9 = i0_1_9 if m0_1_9 < m0_0_9 else i0_0_9
+            i1_0_10 = i0_1_10 if m0_1_10 < m0_0_10 else i0_0_10
+            i1_0_11 = i0_1_11 if m0_1_11 < m0_0_11 else i0_0_11
+            i1_0_12 = i0_1_12 if m0_1_12 < m0_0_12 else i0_0_12
+            i1_0_13 = i0_1_13 if m0_1_13 < m0_0_13 else i0_0_13
+            i1_0_14 = i0_1_14 if m0_1_14 < m0_0_14 else i0_0_14
+            i1_0_15 = i0_1_15 if m0_1_15 < m0_0_15 else i0_0_15
+            m1_0_0 = min(m0_0_0, m0_1_0)
+            m1_0_1 = min(m0_0_1, m0_1_1)
+            m1_0_2 = min(m0_0_2, m0_1_2)
+            m1_0_3 = min(m0_0_3, m0_1_3)
+            m1_0_4 = min(m0_0_4, m0_1_4)
+            m1_0_5 = min(m0_0_5, m0_1_5)
+            m1_0_6 = min(m0_0_6, m0_1_6)
+            m1_0_7 = min(m0_0_7, m0_1_7)
+            m1_0_8 = min(m0_0_8, m0_1_8)
+            m1_0_9 = min(m0_0_9, m0_1_9)
+            m1_0_10 = min(m0_0_10, m0_1_10)
+            m1_0_11 = min(m0_0_11, m0_1_11)
+            m1_0_12 = min(m0_0_12, m0_1_12)
+            m1_0_13 = min(m0_0_13, m0_1_13)
+            m1_0_14 = min(m0_0_14, m0_1_14)
+            m1_0_15 = min(m0_0_15, m0_1_15)
+            i1_1_0 = i0_3_0 if m0_3_0 < m0_2_0 else i0_2_0
+            i1_1_1 = i0_3_1 if m0_3_1 < m0_2_1 else i0_2_1
+            i1_1_2 = i0_3_2 if m0_3_2 < m0_2_2 else i0_2_2
+            i1_1_3 = i0_3_3 if m0_3_3 < m0_2_3 else i0_2_3
+            i1_1_4 = i0_3_4 if m0_3_4 < m0_2_4 else i0_2_4
+            i1_1_5 = i0_3_5 if m0_3_5 < m0_2_5 else i0_2_5
+            i1_1_6 = i0_3_6 if m0_3_6 < m0_2_6 else i0_2_6
+            i1_1_7 = i0_3_7 if m0_3_7 < m0_2_7 else i0_2_7
+            i1_1_8 = i0_3_8 if m0_3_8 < m0_2_8 else i0_2_8
+            i1_1_9 = i0_3_9 if m0_3_9 < m0_2_9 else i0_2_9
+            i1_1_10 = i0_3_10 if m0_3_10 < m0_2_10 else i0_2_10
+            i1_1_11 = i0_3_11 if m0_3_11 < m0_2_11 else i0_2_11
+            i1_1_12 = i0_3_12 if m0_3_12 < m0_2_12 else i0_2_12
+            i1_1_13 = i0_3_13 if m0_3_13 < m0_2_13 else i0_2_13
+            i1_1_14 = i0_3_14 if m0_3_14 < m0_2_14 else i0_2_14
+            i1_1_15 = i0_3_15 if m0_3_15 < m0_2_15 else i0_2_15
+            m1_1_0 = min(m0_2_0, m0_3_0)
+            m1_1_1 = min(m0_2_1, m0_3_1)
+            m1_1_2 = min(m0_2_2, m0_3_2)
+            m1_1_3 = min(m0_2_3, m0_3_3)
+            m1_1_4 = min(m0_2_4, m0_3_4)
+            m1_1_5 = min(m0_2_5, m0_3_5)
+            m1_1_6 = min(m0_2_6, m0_3_6)
+            m1_1_7 = min(m0_2_7, m0_3_7)
+            m1_1_8 = min(m0_2_8, m0_3_8)
+            m1_1_9 = min(m0_2_9, m0_3_9)
+            m1_1_10 = min(m0_2_10, m0_3_10)
+            m1_1_11 = min(m0_2_11, m0_3_11)
+            m1_1_12 = min(m0_2_12, m0_3_12)
+            m1_1_13 = min(m0_2_13, m0_3_13)
+            m1_1_14 = min(m0_2_14, m0_3_14)
+            m1_1_15 = min(m0_2_15, m0_3_15)
+            i1_2_0 = i0_5_0 if m0_5_0 < m0_4_0 else i0_4_0
+            i1_2_1 = i0_5_1 if m0_5_1 < m0_4_1 else i0_4_1
+            i1_2_2 = i0_5_2 if m0_5_2 < m0_4_2 else i0_4_2
+            i1_2_3 = i0_5_3 if m0_5_3 < m0_4_3 else i0_4_3
+            i1_2_4 = i0_5_4 if m0_5_4 < m0_4_4 else i0_4_4
+            i1_2_5 = i0_5_5 if m0_5_5 < m0_4_5 else i0_4_5
+            i1_2_6 = i0_5_6 if m0_5_6 < m0_4_6 else i0_4_6
+            i1_2_7 = i0_5_7 if m0_5_7 < m0_4_7 else i0_4_7
+            i1_2_8 = i0_5_8 if m0_5_8 < m0_4_8 else i0_4_8
+            i1_2_9 = i0_5_9 if m0_5_9 < m0_4_9 else i0_4_9
+            i1_2_10 = i0_5_10 if m0_5_10 < m0_4_10 else i0_4_10
+            i1_2_11 = i0_5_11 if m0_5_11 < m0_4_11 else i0_4_11
+            i1_2_12 = i0_5_12 if m0_5_12 < m0_4_12 else i0_4_12
+            i1_2_13 = i0_5_13 if m0_5_13 < m0_4_13 else i0_4_13
+            i1_2_14 = i0_5_14 if m0_5_14 < m0_4_14 else i0_4_14
+            i1_2_15 = i0_5_15 if m0_5_15 < m0_4_15 else i0_4_15
+            m1_2_0 = min(m0_4_0, m0_5_0)
+            m1_2_1 = min(m0_4_1, m0_5_1)
+            m1_2_2 = min(m0_4_2, m0_5_2)
+            m1_2_3 = min(m0_4_3, m0_5_3)
+            m1_2_4 = min(m0_4_4, m0_5_4)
+            m1_2_5 = min(m0_4_5, m0_5_5)
+            m1_2_6 = min(m0_4_6, m0_5_6)
+            m1_2_7 = min(m0_4_7, m0_5_7)
+            m1_2_8 = min(m0_4_8, m0_5_8)
+            m1_2_9 = min(m0_4_9, m0_5_9)
+            m1_2_10 = min(m0_4_10, m0_5_10)
+            m1_2_11 = min(m0_4_11, m0_5_11)
+            m1_2_12 = min(m0_4_12, m0_5_12)
+            m1_2_13 = min(m0_4_13, m0_5_13)
+            m1_2_14 = min(m0_4_14, m0_5_14)
+            m1_2_15 = min(m0_4_15, m0_5_15)
+            i2_0_0 = i1_1_0 if m1_1_0 < m1_0_0 else i1_0_0
+            i2_0_1 = i1_1_1 if m1_1_1 < m1_0_1 else i1_0_1
+            i2_0_2 = i1_1_2 if m1_1_2 < m1_0_2 else i1_0_2
+            i2_0_3 = i1_1_3 if m1_1_3 < m1_0_3 else i1_0_3
+            i2_0_4 = i1_1_4 if m1_1_4 < m1_0_4 else i1_0_4
+            i2_0_5 = i1_1_5 if m1_1_5 < m1_0_5 else i1_0_5
+            i2_0_6 = i1_1_6 if m1_1_6 < m1_0_6 else i1_0_6
+            i2_0_7 = i1_1_7 if m1_1_7 < m1_0_7 else i1_0_7
+            i2_0_8 = i1_1_8 if m1_1_8 < m1_0_8 else i1_0_8
+            i2_0_9 = i1_1_9 if m1_1_9 < m1_0_9 else i1_0_9
+            i2_0_10 = i1_1_10 if m1_1_10 < m1_0_10 else i1_0_10
+            i2_0_11 = i1_1_11 if m1_1_11 < m1_0_11 else i1_0_11
+            i2_0_12 = i1_1_12 if m1_1_12 < m1_0_12 else i1_0_12
+            i2_0_13 = i1_1_13 if m1_1_13 < m1_0_13 else i1_0_13
+            i2_0_14 = i1_1_14 if m1_1_14 < m1_0_14 else i1_0_14
+            i2_0_15 = i1_1_15 if m1_1_15 < m1_0_15 else i1_0_15
+            m2_0_0 = min(m1_0_0, m1_1_0)
+            m2_0_1 = min(m1_0_1, m1_1_1)
+            m2_0_2 = min(m1_0_2, m1_1_2)
+            m2_0_3 = min(m1_0_3, m1_1_3)
+            m2_0_4 = min(m1_0_4, m1_1_4)
+            m2_0_5 = min(m1_0_5, m1_1_5)
+            m2_0_6 = min(m1_0_6, m1_1_6)
+            m2_0_7 = min(m1_0_7, m1_1_7)
+            m2_0_8 = min(m1_0_8, m1_1_8)
+            m2_0_9 = min(m1_0_9, m1_1_9)
+            m2_0_10 = min(m1_0_10, m1_1_10)
+            m2_0_11 = min(m1_0_11, m1_1_11)
+            m2_0_12 = min(m1_0_12, m1_1_12)
+            m2_0_13 = min(m1_0_13, m1_1_13)
+            m2_0_14 = min(m1_0_14, m1_1_14)
+            m2_0_15 = min(m1_0_15, m1_1_15)
+            i3_0_0 = i1_2_0 if m1_2_0 < m2_0_0 else i2_0_0
+            i3_0_1 = i1_2_1 if m1_2_1 < m2_0_1 else i2_0_1
+            i3_0_2 = i1_2_2 if m1_2_2 < m2_0_2 else i2_0_2
+            i3_0_3 = i1_2_3 if m1_2_3 < m2_0_3 else i2_0_3
+            i3_0_4 = i1_2_4 if m1_2_4 < m2_0_4 else i2_0_4
+            i3_0_5 = i1_2_5 if m1_2_5 < m2_0_5 else i2_0_5
+            i3_0_6 = i1_2_6 if m1_2_6 < m2_0_6 else i2_0_6
+            i3_0_7 = i1_2_7 if m1_2_7 < m2_0_7 else i2_0_7
+            i3_0_8 = i1_2_8 if m1_2_8 < m2_0_8 else i2_0_8
+            i3_0_9 = i1_2_9 if m1_2_9 < m2_0_9 else i2_0_9
+            i3_0_10 = i1_2_10 if m1_2_10 < m2_0_10 else i2_0_10
+            i3_0_11 = i1_2_11 if m1_2_11 < m2_0_11 else i2_0_11
+            i3_0_12 = i1_2_12 if m1_2_12 < m2_0_12 else i2_0_12
+            i3_0_13 = i1_2_13 if m1_2_13 < m2_0_13 else i2_0_13
+            i3_0_14 = i1_2_14 if m1_2_14 < m2_0_14 else i2_0_14
+            i3_0_15 = i1_2_15 if m1_2_15 < m2_0_15 else i2_0_15
+            m3_0_0 = min(m2_0_0, m1_2_0)
+            m3_0_1 = min(m2_0_1, m1_2_1)
+            m3_0_2 = min(m2_0_2, m1_2_2)
+            m3_0_3 = min(m2_0_3, m1_2_3)
+            m3_0_4 = min(m2_0_4, m1_2_4)
+            m3_0_5 = min(m2_0_5, m1_2_5)
+            m3_0_6 = min(m2_0_6, m1_2_6)
+            m3_0_7 = min(m2_0_7, m1_2_7)
+            m3_0_8 = min(m2_0_8, m1_2_8)
+            m3_0_9 = min(m2_0_9, m1_2_9)
+            m3_0_10 = min(m2_0_10, m1_2_10)
+            m3_0_11 = min(m2_0_11, m1_2_11)
+            m3_0_12 = min(m2_0_12, m1_2_12)
+            m3_0_13 = min(m2_0_13, m1_2_13)
+            m3_0_14 = min(m2_0_14, m1_2_14)
+            m3_0_15 = min(m2_0_15, m1_2_15)
+            best0 = i3_0_0 if m3_0_0 < low0 else best0
+            best1 = i3_0_1 if m3_0_1 < low1 else best1
+            best2 = i3_0_2 if m3_0_2 < low2 else best2
+            best3 = i3_0_3 if m3_0_3 < low3 else best3
+            best4 = i3_0_4 if m3_0_4 < low4 else best4
+            best5 = i3_0_5 if m3_0_5 < low5 else best5
+            best6 = i3_0_6 if m3_0_6 < low6 else best6
+            best7 = i3_0_7 if m3_0_7 < low7 else best7
+            best8 = i3_0_8 if m3_0_8 < low8 else best8
+            best9 = i3_0_9 if m3_0_9 < low9 else best9
+            best10 = i3_0_10 if m3_0_10 < low10 else best10
+            best11 = i3_0_11 if m3_0_11 < low11 else best11
+            best12 = i3_0_12 if m3_0_12 < low12 else best12
+            best13 = i3_0_13 if m3_0_13 < low13 else best13
+            best14 = i3_0_14 if m3_0_14 < low14 else best14
+            best15 = i3_0_15 if m3_0_15 < low15 else best15
+            low0 = min(m3_0_0, low0)
+            low1 = min(m3_0_1, low1)
+            low2 = min(m3_0_2, low2)
+            low3 = min(m3_0_3, low3)
+            low4 = min(m3_0_4, low4)
+            low5 = min(m3_0_5, low5)
+            low6 = min(m3_0_6, low6)
+            low7 = min(m3_0_7, low7)
+            low8 = min(m3_0_8, low8)
+            low9 = min(m3_0_9, low9)
+            low10 = min(m3_0_10, low10)
+            low11 = min(m3_0_11, low11)
+            low12 = min(m3_0_12, low12)
+            low13 = min(m3_0_13, low13)
+            low14 = min(m3_0_14, low14)
+            low15 = min(m3_0_15, low15)
+        norm0 = zero
+        norm1 = zero
+        norm2 = zero
+        norm3 = zero
+        norm4 = zero
+        norm5 = zero
+        norm6 = zero
+        norm7 = zero
+        norm8 = zero
+        norm9 = zero
+        norm10 = zero
+        norm11 = zero
+        norm12 = zero
+        norm13 = zero
+        norm14 = zero
+        norm15 = zero
+        for t in range(d):
+            x0 = source[b, t, 0]
+            norm0 += x0 * x0
+            x1 = source[b, t, 1]
+            norm1 += x1 * x1
+            x2 = source[b, t, 2]
+            norm2 += x2 * x2
+            x3 = source[b, t, 3]
+            norm3 += x3 * x3
+            x4 = source[b, t, 4]
+            norm4 += x4 * x4
+            x5 = source[b, t, 5]
+            norm5 += x5 * x5
+            x6 = source[b, t, 6]
+            norm6 += x6 * x6
+            x7 = source[b, t, 7]
+            norm7 += x7 * x7
+            x8 = source[b, t, 8]
+            norm8 += x8 * x8
+            x9 = source[b, t, 9]
+            norm9 += x9 * x9
+            x10 = source[b, t, 10]
+            norm10 += x10 * x10
+            x11 = source[b, t, 11]
+            norm11 += x11 * x11
+            x12 = source[b, t, 12]
+            norm12 += x12 * x12
+            x13 = source[b, t, 13]
+            norm13 += x13 * x13
+            x14 = source[b, t, 14]
+            norm14 += x14 * x14
+            x15 = source[b, t, 15]
+            norm15 += x15 * x15
+        lows[o + 0] = norm0 + 2 * low0
+        bests[o + 0] = min(best0, k - 1)
+        lows[o + 1] = norm1 + 2 * low1
+        bests[o + 1] = min(best1, k - 1)
+        lows[o + 2] = norm2 + 2 * low2
+        bests[o + 2] = min(best2, k - 1)
+        lows[o + 3] = norm3 + 2 * low3
+        bests[o + 3] = min(best3, k - 1)
+        lows[o + 4] = norm4 + 2 * low4
+        bests[o + 4] = min(best4, k - 1)
+        lows[o + 5] = norm5 + 2 * low5
+        bests[o + 5] = min(best5, k - 1)
+        lows[o + 6] = norm6 + 2 * low6
+        bests[o + 6] = min(best6, k - 1)
+        lows[o + 7] = norm7 + 2 * low7
+        bests[o + 7] = min(best7, k - 1)
+        lows[o + 8] = norm8 + 2 * low8
+        bests[o + 8] = min(best8, k - 1)
+        lows[o + 9] = norm9 + 2 * low9
+        bests[o + 9] = min(best9, k - 1)
+        lows[o + 10] = norm10 + 2 * low10
+        bests[o + 10] = min(best10, k - 1)
+        lows[o + 11] = norm11 + 2 * low11
+        bests[o + 11] = min(best11, k - 1)
+        lows[o + 12] = norm12 + 2 * low12
+        bests[o + 12] = min(best12, k - 1)
+        lows[o + 13] = norm13 + 2 * low13
+        bests[o + 13] = min(best13, k - 1)
+        lows[o + 14] = norm14 + 2 * low14
+        bests[o + 14] = min(best14, k - 1)
+        lows[o + 15] = norm15 + 2 * low15
+        bests[o + 15] = min(best15, k - 1)
+
+
+@njit(parallel=True, cache=True, fastmath=FUSED_FAST)
+def broad_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sums, counts, totals, update, largest, exact, fill):
+    """One fused pass over float64 X, 16 rows x 12 centres per tile (avx512).
+
+    Parameters
+    ----------
+    X : (n, d) float64
+    panels : (ceil(n / 16), d, 16) float64: panel b holds rows ``16 b ...`` transposed,
+        the last padded with copies of the last row; or (0, d, 16) to transpose here
+    C : (k, d) float64, C-contiguous
+    half_norms : (k,) float64, ``||c||^2 / 2``
+    labels : (n,) int32, out
+    previous : (n,) int32, each row's label in the sums the caller holds (-1: in none); read when ``update``
+    dist : (n,) float64, out unless ``update``: squared distance to the assigned centre, clipped at 0
+    sums : (parts, k, d) float64, out when ``update``: per-part changes of the cluster sums, each
+        row whose label differs from ``previous`` added to its new cluster and taken from its old
+    counts : (parts, k) int64, out when ``update``: per-part changes of the cluster counts
+    totals : (parts,) float64, out when ``update``: per-part sums of those squared distances
+    update : bool
+    largest : float64, the dtype's largest finite value (the running minima start there;
+        not infinity, which ``fastmath`` lets LLVM assume never occurs)
+    exact : (k, d) float64, the centres, or (0, d): given (and not ``update``), ``dist`` (n,)
+        float64 is written with each row's squared distance to its centre by direct float64
+        differences (``numba_kernels.own_square``), from X's row, which the pass has just read
+        where it copies the rows itself: a fit's final labels and its inertia in one read of X
+    fill : bool, with ``panels`` of n's size: the pass copies its rows from X, as without panels,
+        into ``panels`` (which then hold what ``numba_fused.transposed_panels`` writes): a fit's
+        first pass builds the panels its later passes read, reading X once for both
+    """
+    n, d = X.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    own = exact.shape[0] > 0
+    blocks = (n + 15) // 16
+    zero = largest - largest
+    # The centres by groups, each group's values of a feature side by side: the tile reads one
+    # stream of centres, not one per centre. Per pass, 2 threads, float32, Emerald Rapids:
+    # 100k x 300, k=100 from panels 156 to 199-203 GFLOP/s, copying its rows 156 to 170-191;
+    # 50k x 128, k=1024 about 250 to 279-283 (sgemm 303-328).
+    # Row d of a group holds its centres' ||c||^2/2, the values its tile starts from.
+    packed = np.empty(((k + 11) // 12, d + 1, 12), dtype=C.dtype)
+    for jb in range(packed.shape[0]):
+        for q in range(12):
+            row = min(jb * 12 + q, k - 1)
+            for t in range(d):
+                packed[jb, t, q] = C[row, t]
+            packed[jb, d, q] = half_norms[row]
+    for p in prange(parts):
+        # At small k x d, rows alternate between COPIES copies of the sums: consecutive rows of
+        # one cluster then add to different addresses instead of waiting on each other's store.
+        copies = COPIES if k * d <= COPIES_MAX_KD else 1
+        # Past SUMS_FROM_X_D features a row is added from X, contiguous and vectorised, rather
+        # than gathered from the panel one strided value at a time.
+        wide = d > SUMS_FROM_X_D
+        own_sums = np.zeros((copies, k if update else 0, d))
+        own_counts = np.zeros((copies, k if update else 0), dtype=np.int64)
+        lane_totals = np.zeros(16)
+        # Parts start on panel boundaries.
+        lo = (p * blocks // parts) * 16
+        hi = min(n, ((p + 1) * blocks // parts) * 16)
+        scratch = np.empty((1, d, 16), dtype=X.dtype)
+        source = panels if panels.shape[0] > 0 else scratch
+        # The rows copied from X here (into the panels where filling them) or read from panels.
+        copying = fill or panels.shape[0] == 0
+        # From panels, a call of the tile function takes TILE_BATCH panels.
+        batch = 1 if copying else TILE_BATCH
+        lows = np.empty(16 * TILE_BATCH, dtype=X.dtype)
+        bests = np.empty(16 * TILE_BATCH, dtype=np.int32)
+        # The next tile's rows, fetched while this tile computes: where X outgrows the caches a
+        # tile would otherwise wait for its rows, then compute with the memory idle.
+        panel_base = np.int64(panels.ctypes.data)
+        x_base = np.int64(X.ctypes.data)
+        target_base = panel_base if fill else np.int64(scratch.ctypes.data)
+        whole = d // 8 * 8
+        for i0 in range(lo, hi, 16 * batch):
+            i1 = min(hi, i0 + 16 * batch)
+            if not copying:
+                b0 = i0 // 16
+                b1 = (i1 + 15) // 16
+                step = d * 128
+                next_rows = panel_base + (b0 + 1) * step
+            else:
+                b0 = i0 // 16 if fill else 0
+                b1, step = b0 + 1, 0
+                next_rows = x_base + (i0 + 16) * d * 8
+                i = i0
+                # 8 rows x 8 features at a time by vector shuffles, 4-8x faster than a value at a
+                # time (numba_kernels.transpose_block); the features left over and the rows of a last,
+                # partial tile value by value. Rows past hi repeat the last row: computed, never labelled
+                # (filling, the last panel's padding, as transposed_panels pads it).
+                # Each row is read in order: reading one feature of every row at a time opens more
+                # streams than the prefetchers follow, 1.7x slower once X outgrows the caches
+                # (388k x 103, k=11, Zen 4).
+                blocked = whole if i + 16 <= hi else 0
+                for rb in range(0, 16 if blocked else 0, 8):
+                    for t in range(0, blocked, 8):
+                        transpose8_float64(x_base + ((i + rb) * d + t) * 8, np.int64(d * 8),
+                                           target_base + ((b0 * d + t) * 16 + rb) * 8, np.int64(128))
+                for r in range(16):
+                    source_row = min(i + r, hi - 1)
+                    for t in range(blocked, d):
+                        source[b0, t, r] = X[source_row, t]
+            broad_tile_avx512_float64(source, b0, b1, packed, k, d, next_rows, step, largest, lows, bests)
+            for i in range(i0, i1, 16):
+                o = i - i0
+                b = b0 + o // 16
+                if i + 16 <= hi:
+                    for r in range(16):
+                        labels[i + r] = bests[o + r]
+                    if update:
+                        for r in range(16):
+                            value = lows[o + r]
+                            lane_totals[r] += value if value > 0 else zero
+                        for r in range(16):
+                            c = bests[o + r]
+                            was = previous[i + r]
+                            if c == was:
+                                continue
+                            q = r & (copies - 1)
+                            own_counts[q, c] += 1
+                            if wide:
+                                for t in range(d):
+                                    own_sums[q, c, t] += X[i + r, t]
+                            else:
+                                for t in range(d):
+                                    own_sums[q, c, t] += source[b, t, r]
+                            if was >= 0:
+                                own_counts[q, was] -= 1
+                                for t in range(d):
+                                    own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        for r in range(16):
+                            dist[i + r] = own_square(X, i + r, exact, bests[o + r])
+                    else:
+                        for r in range(16):
+                            value = lows[o + r]
+                            dist[i + r] = value if value > 0 else zero
+                    continue
+                for r in range(hi - i):
+                    c = bests[o + r]
+                    labels[i + r] = c
+                    value = lows[o + r] if lows[o + r] > 0 else zero
+                    if update:
+                        lane_totals[r] += value
+                        was = previous[i + r]
+                        if c != was:
+                            q = r & (copies - 1)
+                            own_counts[q, c] += 1
+                            for t in range(d):
+                                own_sums[q, c, t] += X[i + r, t]
+                            if was >= 0:
+                                own_counts[q, was] -= 1
+                                for t in range(d):
+                                    own_sums[q, was, t] -= X[i + r, t]
+                    elif own:
+                        dist[i + r] = own_square(X, i + r, exact, c)
+                    else:
+                        dist[i + r] = value
+        if update:
+            sums[p] = own_sums.sum(axis=0)
+            counts[p] = own_counts.sum(axis=0)
+            totals[p] = lane_totals.sum()
+
+
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
 def pruned_tile_avx2_float32(source, b0, b1, CT, half_norms, box_lo, box_hi, group_lo, group_hi, lb, visit, margin, largest, lows, norms, bests, ties):
     """The tiles of ``pruned_avx2_float32``: the 16 rows of each panel ``b0 <= b < b1`` of
     ``source`` against the groups of 6 centres (columns of CT, the centres transposed) that
@@ -9458,6 +10582,10 @@ FUSED_PASS = {('avx2', 'float32'): fused_avx2_float32, ('avx2', 'float64'): fuse
 
 #: the fused pass with the argmin by groups of each tile
 GROUPED_PASS = {('avx2', 'float32'): grouped_avx2_float32, ('avx2', 'float64'): grouped_avx2_float64, ('avx512', 'float32'): grouped_avx512_float32, ('avx512', 'float64'): grouped_avx512_float64}
+
+
+#: the fused pass with more centres per tile of each tile
+BROAD_PASS = {('avx512', 'float64'): broad_avx512_float64}
 
 
 #: the pruned pass of each tile

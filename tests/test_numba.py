@@ -70,7 +70,26 @@ def test_rowdot_agrees_with_oracle_after_every_remainder_of_four_centres(dtype, 
     np.testing.assert_allclose(result.inertia_history, reference.inertia_history, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kernel", ["rowdot", "fused", "grouped"])
+def tile_passes(kernel: str, isa: str, dtype: str) -> dict:
+    """The generated passes of a tile kind, skipping where this instruction set and dtype have none."""
+    from impls import numba_tiles
+
+    table = {"fused": numba_tiles.FUSED_PASS, "grouped": numba_tiles.GROUPED_PASS,
+             "broad": numba_tiles.BROAD_PASS}[kernel]
+    if (isa, dtype) not in table:
+        pytest.skip(f"no {kernel} tile for {isa} {dtype}")
+    return table
+
+
+def broad_raced() -> set:
+    """The broad tile's name where this host's float64 passes have one: the plan races it too."""
+    from impls import numba_plan, numba_tiles
+    from impls.numba_fused import BROAD
+
+    return {BROAD} if (numba_plan.host_isa(), "float64") in numba_tiles.BROAD_PASS else set()
+
+
+@pytest.mark.parametrize("kernel", ["rowdot", "fused", "grouped", "broad"])
 @pytest.mark.parametrize("d", [5, 41, 70])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_final_pass_sums_the_inertia_of_its_own_labels(dtype, d, kernel):
@@ -90,7 +109,7 @@ def test_final_pass_sums_the_inertia_of_its_own_labels(dtype, d, kernel):
                                  NumbaKMeans._rowdot_norms(X), C.astype(np.float64))
     else:
         isa = numba_plan.host_isa()
-        table = numba_tiles.FUSED_PASS if kernel == "fused" else numba_tiles.GROUPED_PASS
+        table = tile_passes(kernel, isa, dtype)
         rows = numba_tiles.TILES[(isa, dtype)][0]
         with numba_kernels.slp_vectorize():
             table[(isa, dtype)](X, np.empty((0, d, rows), dtype=dtype), C, half_norms(C), labels, labels, squares,
@@ -103,7 +122,7 @@ def test_final_pass_sums_the_inertia_of_its_own_labels(dtype, d, kernel):
 
 
 @pytest.mark.parametrize("tile", ["avx2", "avx512"])
-@pytest.mark.parametrize("kernel", ["fused", "grouped"])
+@pytest.mark.parametrize("kernel", ["fused", "grouped", "broad"])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_a_first_pass_filling_the_panels_fills_them_as_the_copy_does_and_adds_up_the_same(dtype, kernel, tile):
     # ``fill``: the pass copies its rows from X, as without panels, into the panels (a fit's first
@@ -118,7 +137,7 @@ def test_a_first_pass_filling_the_panels_fills_them_as_the_copy_does_and_adds_up
     X = np.asarray(data.blobs(1003, d, k, seed=8)[0], dtype=dtype)  # 1003: a last, partial panel
     C = np.ascontiguousarray(X[::90][:k])
     rows = numba_tiles.TILES[(tile, dtype)][0]
-    kernel_pass = (numba_tiles.FUSED_PASS if kernel == "fused" else numba_tiles.GROUPED_PASS)[(tile, dtype)]
+    kernel_pass = tile_passes(kernel, tile, dtype)[(tile, dtype)]
     outputs = []
     for panels, fill in [(np.empty((0, d, rows), dtype=dtype), False),
                          (np.full((-(-len(X) // rows), d, rows), np.nan, dtype=dtype), True)]:
@@ -249,17 +268,22 @@ def test_blocked_path_runs_its_rows_in_blocks_of_chunk_rows():
     assert c.status == "ok", c
 
 
-def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(monkeypatch):
+def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(tmp_path, monkeypatch):
     from impls import numba_plan
     from impls.numba_plan import host_isa
 
     monkeypatch.setattr(numba_plan, "SMALL_WORK", 0)  # else a shape this small is measured
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     # d=12: past the stream pass's 8 features, under the 64 where BLAS is raced
     X, _ = data.blobs(500, 12, 3, seed=6)
-    result = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0)
+    result = kmbench.fit(X.astype(np.float32), 3, backend="numba", init="random", max_iter=2, tol=-1.0)
     assert result.info["strategy"] == "fused" and "chunk" not in result.info
     assert result.info["plan"]["source"].startswith("rule")
     assert result.info["tile"].startswith(host_isa())
+    # where a broader tile exists, it and the fused tile are raced instead
+    wide = kmbench.fit(X.astype(np.float64), 3, backend="numba", init="random", max_iter=2, tol=-1.0)
+    assert wide.info["plan"]["source"] == ("measured" if broad_raced() else "rule (no BLAS, rowdot, stream or "
+                                           "broad tile candidate at this shape)")
 
 
 @pytest.mark.parametrize("d, raced", [(40, {"fused", "fused+panels", "rowdot"}), (24, {"fused", "fused+panels"})])
@@ -272,7 +296,7 @@ def test_the_plan_races_rowdot_below_blas_classes_from_its_least_d(tmp_path, mon
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     X = np.random.default_rng(3).standard_normal((3000, d))
     plan = kmbench.fit(X, 4, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
-    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == raced
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == raced | broad_raced()
 
 
 @pytest.mark.parametrize("times, copies, rerun", [
@@ -305,7 +329,7 @@ def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
     import json
 
     from impls import numba_plan
-    from impls.numba_fused import PANELLED
+    from impls.numba_fused import BROAD, PANELLED
 
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     X = np.random.default_rng(3).standard_normal((3000, 64))
@@ -314,14 +338,15 @@ def test_plan_is_measured_once_then_reused(tmp_path, monkeypatch):
     plan = first.info["plan"]
     # k=5 <= ROWDOT_MAX_K: the row-at-a-time kernel races too, and the tile from panels, which
     # its first pass fills as it copies its rows: no copy of X apart, so none timed
-    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", PANELLED, "gemm", "rowdot"}
+    raced = {"fused", PANELLED, "gemm", "rowdot"} | broad_raced()
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == raced
     assert plan["copy_ms"] == {}
     # BLAS and rowdot add every row in every pass: their later pass is their first
     assert all(plan["ms_per_pass"][name] == plan["ms_first_pass"][name] for name in ("gemm", "rowdot"))
     cost = numba_plan.fit_cost(plan["ms_per_pass"], plan["copy_ms"], plan["ms_first_pass"])
     winner = min(cost, key=cost.get)
-    assert (PANELLED if plan.get("panels") else plan["strategy"]) == winner
-    assert plan["strategy"] == first.info["strategy"] == ("fused" if winner == PANELLED else winner)
+    assert (PANELLED if plan.get("panels") else BROAD if plan.get("broad") else plan["strategy"]) == winner
+    assert plan["strategy"] == first.info["strategy"] == ("fused" if winner in (PANELLED, BROAD) else winner)
     # Same machine, dtype and shape class (d <= 64, k <= 8): reused, not measured again.
     assert second.info["plan"]["source"] == "reused" and second.info["strategy"] == plan["strategy"]
     stored = json.loads((tmp_path / "numba-plans.json").read_text())
@@ -527,7 +552,7 @@ def test_plan_races_the_stream_pass_at_small_d(tmp_path, monkeypatch):
     X = np.random.default_rng(5).standard_normal((6000, 3))
     plan = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0).info["plan"]
     # no BLAS candidate at d=3, k=5: the tile against the stream pass
-    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "stream"}
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "stream"} | broad_raced()
     # both copy X at d <= 8: the stream pass into blocks before its passes, the tile into
     # panels during its first pass, so that copy is inside its first pass's time
     assert set(plan["copy_ms"]) == {"stream"} and "fused" in plan["ms_first_pass"]
@@ -682,6 +707,36 @@ def test_past_the_panel_rule_the_plan_races_the_fused_tile_from_panels(tmp_path,
     # At PANEL_ALWAYS_D the rule keeps panels without a race.
     narrow = kmbench.fit(X[:, :PANEL_ALWAYS_D].copy(), k, backend="numba", init="random", max_iter=1, tol=-1.0)
     assert PANELLED not in narrow.info["plan"].get("ms_per_pass", {}) and "panels" not in narrow.info["plan"]
+
+
+@pytest.mark.parametrize("broad_wins", [True, False])
+def test_the_plan_races_the_broad_tile_and_the_fit_follows(tmp_path, monkeypatch, broad_wins):
+    """Where the plan measures, the broader fused tile races the fused one; the fit, its reuse and
+    its ``tile`` follow the winner, with the labels of ``strategy="fused"``."""
+    from impls import numba_plan, numba_tiles
+    from impls.numba_fused import BROAD
+
+    isa = numba_plan.host_isa()
+    if (isa, "float64") not in numba_tiles.BROAD_PASS:  # the plumbing, with the fused pass standing in
+        monkeypatch.setitem(numba_tiles.BROAD_PASS, (isa, "float64"), numba_tiles.FUSED_PASS[(isa, "float64")])
+        monkeypatch.setitem(numba_tiles.BROAD_TILES, (isa, "float64"), numba_tiles.TILES[(isa, "float64")])
+    monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(numba_plan, "race", lambda candidates, repeats=3: {
+        name: (1e-6 if (name == BROAD) == broad_wins else 1.0) if name in {"fused", BROAD} else 2.0
+        for name in candidates})
+    X = np.random.default_rng(4).standard_normal((3000, 64))
+    k = 40
+    fit = kmbench.fit(X, k, backend="numba", init=X[:k].copy(), max_iter=3, tol=-1.0)
+    plan = fit.info["plan"]
+    assert plan["source"] == "measured" and {"fused", BROAD} <= set(plan["ms_per_pass"])
+    assert plan["strategy"] == fit.info["strategy"] == "fused" and plan["broad"] is broad_wins
+    rows, group = (numba_tiles.BROAD_TILES if broad_wins else numba_tiles.TILES)[(isa, "float64")]
+    assert fit.info["tile"] == f"{isa}: {rows} rows x {group} centres"
+    again = kmbench.fit(X, k, backend="numba", init=X[:k].copy(), max_iter=3, tol=-1.0)
+    assert again.info["plan"]["source"] == "reused" and again.info["tile"] == fit.info["tile"]
+    reference = kmbench.fit(X, k, backend="numba", init=X[:k].copy(), max_iter=3, tol=-1.0, strategy="fused")
+    np.testing.assert_array_equal(fit.labels, reference.labels)
+    np.testing.assert_allclose(fit.centers, reference.centers, rtol=1e-12)
 
 
 @pytest.mark.parametrize("passes", [1, 1e6])

@@ -53,12 +53,26 @@ WIDTH = {"avx2": 256, "avx512": 512}
 #: Zen 4); this one emits them as zmm compares for znver4 as for the host.
 SHAPE = {("avx2", "float32"): (2, 6), ("avx2", "float64"): (2, 6),
          ("avx512", "float32"): (2, 8), ("avx512", "float64"): (2, 6)}
+#: centres of a second, broader fused tile over the same rows, which the plan races against the
+#: first where it measures (``numba_fused.BROAD``): 24 FMA chains and 14 loads a feature against
+#: 12 and 8. Per pass against 16 x 6, float64, 2 threads, Intel Xeon (AVX-512, sgemm 284-304):
+#: 1.18x at 62892 x 348, k=86, 1.16x at 50k x 128, k=512, 1.12x at 84846 x 79, k=2070, 1.11x at
+#: 200k x 32, k=64, 1.09x at 23287 x 71, k=58; but 0.72x at 577492 x 18, k=18, 0.86x at 82077 x 2,
+#: k=131, 0.91x at 300000 x 124, k=5 (padding to whole groups, and longer minimum trees at small d).
+#: 2 x 12 in float32 gained 3-12% and lost 14% at 1M x 16, k=16; 3 x 8 in float64 left LLVM's
+#: SLP vectoriser scalar (10x slower).
+BROAD_GROUP = {("avx512", "float64"): 12}
 DTYPES = {"float32": 4, "float64": 8}
+#: the tile kinds: each row's nearest centre, its nearest group's first centre (``grouped``),
+#: or the nearest centre in the broader tile of ``BROAD_GROUP``
+KINDS = ("fused", "grouped", "broad")
 
 
-def tile(isa: str, dtype: str) -> tuple[int, int]:
-    """(rows, centres) of the tile for this instruction set and dtype."""
+def tile(isa: str, dtype: str, kind: str = "fused") -> tuple[int, int]:
+    """(rows, centres) of the tile of this kind for this instruction set and dtype."""
     vectors, group = SHAPE[isa, dtype]
+    if kind == "broad":
+        group = BROAD_GROUP[isa, dtype]
     return vectors * WIDTH[isa] // (8 * DTYPES[dtype]), group
 
 
@@ -426,18 +440,19 @@ def pruned_kernel(isa: str, dtype: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def tile_name(isa: str, dtype: str, grouped: bool) -> str:
-    return f"{'grouped' if grouped else 'fused'}_tile_{isa}_{dtype}"
+def tile_name(isa: str, dtype: str, kind: str) -> str:
+    return f"{kind}_tile_{isa}_{dtype}"
 
 
-def tile_kernel(isa: str, dtype: str, grouped: bool = False) -> str:
-    """One tile of the fused (or grouped) pass, as a function of its own that the pass calls."""
-    rows, group = tile(isa, dtype)
-    out, emit = tile_function(f"{tile_name(isa, dtype, grouped)}(source, b0, b1, packed, k, d, next_rows, "
+def tile_kernel(isa: str, dtype: str, kind: str = "fused") -> str:
+    """One tile of the fused (grouped, broad) pass, as a function of its own that the pass calls."""
+    rows, group = tile(isa, dtype, kind)
+    grouped = kind == "grouped"
+    out, emit = tile_function(f"{tile_name(isa, dtype, kind)}(source, b0, b1, packed, k, d, next_rows, "
                               "step, largest, lows, bests)",
                               TILE_DOC.format(rows=rows, group=group, best="the first centre of its best group"
                                               if grouped else "its centre",
-                                              pass_name=f"{'grouped' if grouped else 'fused'}_{isa}_{dtype}"))
+                                              pass_name=f"{kind}_{isa}_{dtype}"))
     emit(2, "zero = largest - largest")
     emit(2, "for b in range(b0, b1):")
     emit(3, f"o = (b - b0) * {rows}")
@@ -483,10 +498,12 @@ TILE_DOC = '''    """The tiles of ``{pass_name}``: the {rows} rows of each panel
     """'''
 
 
-def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
+def kernel(isa: str, dtype: str, kind: str = "fused") -> str:
     """The fused pass of one tile; ``grouped``: its variant that keeps only each row's best
-    group of centres in the tile and finds the centre within it afterwards."""
-    rows, group = tile(isa, dtype)
+    group of centres in the tile and finds the centre within it afterwards; ``broad``: the
+    fused pass with ``BROAD_GROUP`` centres per tile."""
+    rows, group = tile(isa, dtype, kind)
+    grouped = kind == "grouped"
     itemsize = DTYPES[dtype]
     lanes = WIDTH[isa] // (8 * itemsize)
     out = []
@@ -495,7 +512,7 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
         out.append("    " * indent + text)
 
     emit(0, "@njit(parallel=True, cache=True, fastmath=FUSED_FAST)")
-    emit(0, f"def {'grouped' if grouped else 'fused'}_{isa}_{dtype}(X, panels, C, half_norms, labels, previous, dist, "
+    emit(0, f"def {kind}_{isa}_{dtype}(X, panels, C, half_norms, labels, previous, dist, "
             "sums, counts, totals, update, largest, exact, fill):")
     out.append(DOC.format(dtype=dtype, rows=rows, group=group, isa=isa) if not grouped else
                f'    """``fused_{isa}_{dtype}``, tracking each row\'s best group of {group} centres in the tile\n'
@@ -576,7 +593,7 @@ def kernel(isa: str, dtype: str, grouped: bool = False) -> str:
     emit(5, "source_row = min(i + r, hi - 1)")
     emit(5, "for t in range(blocked, d):")
     emit(6, "source[b0, t, r] = X[source_row, t]")
-    emit(3, f"{tile_name(isa, dtype, grouped)}(source, b0, b1, packed, k, d, next_rows, step, largest, "
+    emit(3, f"{tile_name(isa, dtype, kind)}(source, b0, b1, packed, k, d, next_rows, step, largest, "
             "lows, bests)")
     emit(3, f"for i in range(i0, i1, {rows}):")
     emit(4, "o = i - i0")
@@ -648,18 +665,24 @@ def source() -> str:
     parts = [HEADER]
     tiles = {(isa, dtype): tile(isa, dtype) for isa in WIDTH for dtype in DTYPES}
     parts.append(f"\n#: (rows, centres) per tile, by (instruction set, dtype)\nTILES = {tiles!r}\n")
-    for grouped in (False, True):
+    broad = {key: tile(*key, "broad") for key in BROAD_GROUP}
+    parts.append("#: (rows, centres) of the broader fused tile where there is one (``BROAD_PASS``)\n"
+                 f"BROAD_TILES = {broad!r}\n")
+    for kind in KINDS:
         for isa in WIDTH:
             for dtype in DTYPES:
-                parts.append("\n\n" + tile_kernel(isa, dtype, grouped))
-                parts.append("\n\n" + kernel(isa, dtype, grouped))
+                if kind == "broad" and (isa, dtype) not in BROAD_GROUP:
+                    continue
+                parts.append("\n\n" + tile_kernel(isa, dtype, kind))
+                parts.append("\n\n" + kernel(isa, dtype, kind))
     for isa in WIDTH:
         for dtype in DTYPES:
             parts.append("\n\n" + pruned_tile_kernel(isa, dtype))
             parts.append("\n\n" + pruned_kernel(isa, dtype))
     for name, what in (("fused", "the fused pass"), ("grouped", "the fused pass with the argmin by groups"),
-                       ("pruned", "the pruned pass")):
-        entries = ", ".join(f"({isa!r}, {dtype!r}): {name}_{isa}_{dtype}" for isa in WIDTH for dtype in DTYPES)
+                       ("broad", "the fused pass with more centres per tile"), ("pruned", "the pruned pass")):
+        keys = BROAD_GROUP if name == "broad" else [(isa, dtype) for isa in WIDTH for dtype in DTYPES]
+        entries = ", ".join(f"({isa!r}, {dtype!r}): {name}_{isa}_{dtype}" for isa, dtype in keys)
         parts.append(f"\n\n#: {what} of each tile\n{name.upper()}_PASS = {{{entries}}}\n")
     return "".join(parts)
 
