@@ -81,12 +81,12 @@ def tile_passes(kernel: str, isa: str, dtype: str) -> dict:
     return table
 
 
-def broad_raced() -> set:
-    """The broad tile's name where this host's float64 passes have one: the plan races it too."""
+def broad_raced(dtype: str = "float64") -> set:
+    """The broad tile's name where this host's passes in ``dtype`` have one: the plan races it too."""
     from impls import numba_plan, numba_tiles
     from impls.numba_fused import BROAD
 
-    return {BROAD} if (numba_plan.host_isa(), "float64") in numba_tiles.BROAD_PASS else set()
+    return {BROAD} if (numba_plan.host_isa(), dtype) in numba_tiles.BROAD_PASS else set()
 
 
 @pytest.mark.parametrize("kernel", ["rowdot", "fused", "grouped", "broad"])
@@ -274,16 +274,18 @@ def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(tmp_path, monke
 
     monkeypatch.setattr(numba_plan, "SMALL_WORK", 0)  # else a shape this small is measured
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
-    # d=12: past the stream pass's 8 features, under the 64 where BLAS is raced
+    # d=12: past the stream pass's 8 features, under the 64 where BLAS is raced; the AVX2 tiles
+    # have no broader tile to race
     X, _ = data.blobs(500, 12, 3, seed=6)
-    result = kmbench.fit(X.astype(np.float32), 3, backend="numba", init="random", max_iter=2, tol=-1.0)
+    result = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0, tile="avx2")
     assert result.info["strategy"] == "fused" and "chunk" not in result.info
     assert result.info["plan"]["source"].startswith("rule")
-    assert result.info["tile"].startswith(host_isa())
-    # where a broader tile exists, it and the fused tile are raced instead
-    wide = kmbench.fit(X.astype(np.float64), 3, backend="numba", init="random", max_iter=2, tol=-1.0)
-    assert wide.info["plan"]["source"] == ("measured" if broad_raced() else "rule (no BLAS, rowdot, stream or "
-                                           "broad tile candidate at this shape)")
+    assert result.info["tile"].startswith("avx2")
+    # with the host's own tiles: where a broader tile exists, it and the fused tile are raced instead
+    own = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0)
+    assert own.info["tile"].startswith(host_isa())
+    assert own.info["plan"]["source"] == ("measured" if broad_raced() else "rule (no BLAS, rowdot, stream or "
+                                          "broad tile candidate at this shape)")
 
 
 @pytest.mark.parametrize("d, raced", [(40, {"fused", "fused+panels", "rowdot"}), (24, {"fused", "fused+panels"})])
@@ -672,7 +674,8 @@ def test_the_plan_races_the_grouped_tile_at_small_d_and_many_centres(tmp_path, m
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     X = np.random.default_rng(5).standard_normal((6000, 3)).astype(np.float32)
     plan = kmbench.fit(X, numba_plan.MEASURE_MIN_K, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
-    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "grouped", "pruned", "gemm"}
+    raced = {"fused", "grouped", "pruned", "gemm"} | broad_raced("float32")
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == raced
     assert plan["copy_ms"].get("grouped") == plan["copy_ms"].get("fused") and plan["copy_ms"]["pruned"] > 0
     wide = np.random.default_rng(5).standard_normal((6000, GROUPED_MAX_D + 1)).astype(np.float32)
     plan = kmbench.fit(wide, numba_plan.MEASURE_MIN_K, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
@@ -743,14 +746,14 @@ def test_the_plan_races_the_broad_tile_and_the_fit_follows(tmp_path, monkeypatch
 def test_the_plan_counts_a_strategys_first_pass_and_copy_of_x_once_per_fit(tmp_path, monkeypatch, passes):
     """A fit of one pass pays its first pass and its copy of X whole; over very many, only the later passes count."""
     from impls import numba_plan
-    from impls.numba_fused import PANELLED
+    from impls.numba_fused import BROAD, PANELLED
 
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
     monkeypatch.setattr(numba_plan, "PLAN_PASSES", passes)
     X = np.random.default_rng(3).standard_normal((3000, 64)).astype(np.float32)
     plan = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0).info["plan"]
     assert PANELLED in plan["ms_first_pass"]  # its panels' copy counted there, once per fit
-    chosen = PANELLED if plan.get("panels") else plan["strategy"]
+    chosen = PANELLED if plan.get("panels") else BROAD if plan.get("broad") else plan["strategy"]
     if passes == 1:
         one = {name: ms + plan["copy_ms"].get(name, 0.0) for name, ms in plan["ms_first_pass"].items()}
         assert chosen == min(one, key=one.get)

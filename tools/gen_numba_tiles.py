@@ -59,9 +59,11 @@ SHAPE = {("avx2", "float32"): (2, 6), ("avx2", "float64"): (2, 6),
 #: 1.18x at 62892 x 348, k=86, 1.16x at 50k x 128, k=512, 1.12x at 84846 x 79, k=2070, 1.11x at
 #: 200k x 32, k=64, 1.09x at 23287 x 71, k=58; but 0.72x at 577492 x 18, k=18, 0.86x at 82077 x 2,
 #: k=131, 0.91x at 300000 x 124, k=5 (padding to whole groups, and longer minimum trees at small d).
-#: 2 x 12 in float32 gained 3-12% and lost 14% at 1M x 16, k=16; 3 x 8 in float64 left LLVM's
-#: SLP vectoriser scalar (10x slower).
-BROAD_GROUP = {("avx512", "float64"): 12}
+#: float32, 32 x 10 against 32 x 8 (20 chains against 16): 1.09-1.15x at 100k x 300, k=100,
+#: 50k x 128, k=1024, 20k x 256, k=2048, 1M x 16, k=16 and 47596 x 245, k=90; 1.02-1.03x at
+#: five more; 0.94x at 100k x 32, k=64 (32 x 12 lost 14% at 1M x 16, k=16). 3 x 8 in float64
+#: left LLVM's SLP vectoriser scalar (10x slower).
+BROAD_GROUP = {("avx512", "float32"): 10, ("avx512", "float64"): 12}
 DTYPES = {"float32": 4, "float64": 8}
 #: the tile kinds: each row's nearest centre, its nearest group's first centre (``grouped``),
 #: or the nearest centre in the broader tile of ``BROAD_GROUP``
