@@ -6,7 +6,8 @@ Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, `
 ``fused``
     One parallel pass over X with rows in SIMD lanes, in a register tile shaped for the
     CPU's instruction set (``impls.numba_tiles``: 16 float32 rows x 6 centres for AVX2's
-    16 registers, 32 x 8 for AVX-512's 32): each thread takes a tile's rows as a transposed
+    16 registers, 32 x 8 for AVX-512's 32, where a broader tile of 32 x 10, and 16 x 12 in
+    float64, races it: ``BROAD``): each thread takes a tile's rows as a transposed
     panel (kept at small d, filled by the first pass, else copied in the pass by vector shuffles),
     keeps their distances to a group of centres in registers, folds them into the rows'
     running minima with vector compares, and moves each row whose label changed since the
