@@ -312,9 +312,7 @@ class NumbaKMeans(HostLloyd):
         self.grouped_pass = numba_tiles.GROUPED_PASS[(self.isa, dtype)]
         self.pruned_pass = numba_tiles.PRUNED_PASS[(self.isa, dtype)]
         self.broad_pass = numba_tiles.BROAD_PASS.get((self.isa, dtype))
-        self.rows, self.group = numba_tiles.TILES[(self.isa, dtype)]
-        # the broad tile shares the fused tile's panels
-        assert self.broad_pass is None or numba_tiles.BROAD_TILES[(self.isa, dtype)][0] == self.rows
+        self.rows, self.group = numba_tiles.TILES[(self.isa, dtype)]  # the broad tile's rows too
         self.largest = np.finfo(self.X.dtype).max
         # One part per Numba thread: each owns a slice of rows and its own float64 sums.
         self.parts = max(1, min(numba.get_num_threads(), n))
@@ -322,8 +320,10 @@ class NumbaKMeans(HostLloyd):
         self.no_exact = np.empty((0, d))
         self.plan = self._plan(n, d, k, centers)
         self.strategy = self.plan["strategy"]
-        if self.plan.get("broad") and self.broad_pass is not None:
+        broad = bool(self.plan.get("broad"))
+        if broad:
             self.fused_pass = self.broad_pass
+        self.plan["tile"] = self._tile_name(broad)
         self.tile_pass = self.grouped_pass if self.strategy == "grouped" else self.fused_pass
         self.partial_sums = np.zeros((self.parts, k, d))
         self.partial_counts = np.zeros((self.parts, k), dtype=np.int64)
@@ -479,20 +479,19 @@ class NumbaKMeans(HostLloyd):
         the stored plan for this machine and class, else one measured now (and stored)."""
         from . import numba_plan
 
-        tile = self._tile_name(False)
         if self.options.get("strategy"):
-            return {"strategy": self.options["strategy"], "source": "option", "tile": tile}
+            return {"strategy": self.options["strategy"], "source": "option"}
         if not (numba_plan.needs_measuring(d, k) or self._rowdot_fits(d, k) or self._stream_fits(d, k)
                 or numba_plan.small_work(n, d, k) or self.broad_pass is not None):
             return {"strategy": "fused", "source": "rule (no BLAS, rowdot, stream or broad tile candidate at this "
-                    "shape)", "tile": tile}
+                    "shape)"}
         key = numba_plan.machine_key(self.isa, self.parts) + "|" + numba_plan.shape_class(self.X.dtype.name, n, d, k)
         stored = numba_plan.load_plans().get(key)
         # a stored stream or pruned plan needs room for its copy of X now, as when it was measured
         if (isinstance(stored, dict) and stored.get("strategy") in STRATEGIES
                 and (stored["strategy"] != "stream" or self._stream_fits(d, k))
                 and (stored["strategy"] != "pruned" or self._room_for_copy())):
-            return {"tile": tile, **stored, "source": "reused", "key": key}
+            return {**stored, "source": "reused", "key": key}
         m = numba_plan.sample_rows(n, d, k)
         firsts, laters, copies = self._candidates(self.X[:m], np.ascontiguousarray(centers, dtype=self.X.dtype))
         ms_first_pass = {s: round(1e3 * t, 3) for s, t in numba_plan.race(firsts).items()}
@@ -511,7 +510,6 @@ class NumbaKMeans(HostLloyd):
             plan["panels"] = best == PANELLED
         if BROAD in ms_per_pass:
             plan["broad"] = best == BROAD
-            plan["tile"] = self._tile_name(best == BROAD)
         if best in (PANELLED, BROAD):
             plan["strategy"] = "fused"
         if close:
@@ -521,9 +519,10 @@ class NumbaKMeans(HostLloyd):
                 alone = numba_plan.race({best: laters.get(best, firsts[best])})[best]
             plan["one_thread_ms_per_pass"] = round(1e3 * alone, 4)
         numba_plan.save_plan(key, plan)
-        return {"tile": tile, **plan, "source": "measured", "key": key}
+        return {**plan, "source": "measured", "key": key}
 
     def _tile_name(self, broad: bool) -> str:
+        """The tile the fit runs (its plan's ``tile``), as ``"avx512: 32 rows x 8 centres"``."""
         from . import numba_tiles
 
         rows, group = (numba_tiles.BROAD_TILES if broad else numba_tiles.TILES)[(self.isa, self.X.dtype.name)]

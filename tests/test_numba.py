@@ -284,8 +284,7 @@ def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(tmp_path, monke
     # with the host's own tiles: where a broader tile exists, it and the fused tile are raced instead
     own = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0)
     assert own.info["tile"].startswith(host_isa())
-    assert own.info["plan"]["source"] == ("measured" if broad_raced() else "rule (no BLAS, rowdot, stream or "
-                                          "broad tile candidate at this shape)")
+    assert own.info["plan"]["source"].startswith("measured" if broad_raced() else "rule")
 
 
 @pytest.mark.parametrize("d, raced", [(40, {"fused", "fused+panels", "rowdot"}), (24, {"fused", "fused+panels"})])
