@@ -124,7 +124,7 @@ def kernels_stamp() -> str:
         import numba
 
         # the rule's inputs: the passes a fit is chosen for, and which strategies a race has
-        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES} raced=panels past d=8, later passes".encode())
+        digest = hashlib.sha1(f"{numba.__version__} passes={PLAN_PASSES} moved={MOVED_SHARE} raced=panels past d=8, later passes".encode())
         for name in ("numba_tiles.py", "numba_stream.py", "numba_rowdot.py", "numba_kernels.py", "numba_pruned.py"):
             digest.update((Path(__file__).parent / name).read_bytes())
         _stamp = digest.hexdigest()[:10]
@@ -235,14 +235,29 @@ def sample_rows(n: int, d: int, k: int) -> int:
     return int(min(n, max(MIN_SAMPLE_ROWS, SAMPLE_FLOP / (2 * k * d))))
 
 
+#: what a later pass's moved rows cost, as a share of what adding every row costs a first pass
+#: (its first pass less its later one, where none moved): a moved row is taken from one sum and
+#: added to another, and a Lloyd fit from random rows moved 10% of the rows a pass on average
+#: over passes 2-11 on Gaussian data (20k-200k rows, d 8-380, k 8-200), 2% on well-separated
+#: blobs. Counted, the fused tile from panels, whose second pass over X adds the moved rows,
+#: no longer won the race at 39948 x 380, k=31, float64 (12.1 against 13.2 ms per pass, none
+#: moved) where its whole fits ran 1.2x slower than the broad tile's (float64, 2 threads,
+#: Intel Xeon, AVX-512)
+MOVED_SHARE = 0.1
+
+
 def fit_cost(ms_per_pass: dict[str, float], copy_ms: dict[str, float],
              ms_first_pass: dict[str, float] | None = None) -> dict[str, float]:
     """Milliseconds per pass of a PLAN_PASSES-pass fit: each strategy's first pass (every row
     added to the sums; ``ms_first_pass``, default its later pass), PLAN_PASSES - 1 later passes
-    (``ms_per_pass``) and its copy of X once."""
+    (``ms_per_pass``, none moved, plus ``MOVED_SHARE`` of what its first pass spends adding rows)
+    and its copy of X once."""
     first = ms_first_pass or {}
-    return {name: (first.get(name, ms) + (PLAN_PASSES - 1) * ms + copy_ms.get(name, 0.0)) / PLAN_PASSES
-            for name, ms in ms_per_pass.items()}
+    cost = {}
+    for name, ms in ms_per_pass.items():
+        later = ms + MOVED_SHARE * max(0.0, first.get(name, ms) - ms)
+        cost[name] = (first.get(name, ms) + (PLAN_PASSES - 1) * later + copy_ms.get(name, 0.0)) / PLAN_PASSES
+    return cost
 
 
 #: a race's two least costs within this share of each other: those two run again, longer.

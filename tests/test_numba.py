@@ -743,7 +743,8 @@ def test_the_plan_races_the_broad_tile_and_the_fit_follows(tmp_path, monkeypatch
 
 @pytest.mark.parametrize("passes", [1, 1e6])
 def test_the_plan_counts_a_strategys_first_pass_and_copy_of_x_once_per_fit(tmp_path, monkeypatch, passes):
-    """A fit of one pass pays its first pass and its copy of X whole; over very many, only the later passes count."""
+    """A fit of one pass pays its first pass and its copy of X whole; over very many, only the later passes count
+    (with the rows they move)."""
     from impls import numba_plan
     from impls.numba_fused import BROAD, PANELLED
 
@@ -756,8 +757,10 @@ def test_the_plan_counts_a_strategys_first_pass_and_copy_of_x_once_per_fit(tmp_p
     if passes == 1:
         one = {name: ms + plan["copy_ms"].get(name, 0.0) for name, ms in plan["ms_first_pass"].items()}
         assert chosen == min(one, key=one.get)
-    else:
-        assert plan["ms_per_pass"][chosen] == min(plan["ms_per_pass"].values())
+    else:  # a later pass: none moved, plus MOVED_SHARE of what the first pass spends adding rows
+        later = {name: ms + numba_plan.MOVED_SHARE * max(0.0, plan["ms_first_pass"][name] - ms)
+                 for name, ms in plan["ms_per_pass"].items()}
+        assert chosen == min(later, key=later.get)
 
 
 @pytest.mark.parametrize("strategy", ["fused", "stream"])
