@@ -255,8 +255,9 @@ def fit_cost(ms_per_pass: dict[str, float], copy_ms: dict[str, float],
     first = ms_first_pass or {}
     cost = {}
     for name, ms in ms_per_pass.items():
-        later = ms + MOVED_SHARE * max(0.0, first.get(name, ms) - ms)
-        cost[name] = (first.get(name, ms) + (PLAN_PASSES - 1) * later + copy_ms.get(name, 0.0)) / PLAN_PASSES
+        first_ms = first.get(name, ms)
+        later = ms + MOVED_SHARE * max(0.0, first_ms - ms)
+        cost[name] = (first_ms + (PLAN_PASSES - 1) * later + copy_ms.get(name, 0.0)) / PLAN_PASSES
     return cost
 
 

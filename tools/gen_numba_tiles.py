@@ -493,13 +493,12 @@ def tile_kernel(isa: str, dtype: str, kind: str = "fused") -> str:
                  norms=not grouped)
     if grouped:
         grouped_minimum(emit, rows, group)
-    else:
-        indexed_minimum(emit, rows, group)
-    if grouped:
         emit(3, "for t in range(d):")
         for r in range(rows):
             emit(4, f"x{r} = source[b, t, {r}]")
             emit(4, f"norm{r} += x{r} * x{r}")
+    else:
+        indexed_minimum(emit, rows, group)
     # (a padded centre's index, j + g past k - 1, never wins, as its values equal the last
     # centre's, visited first; clamped all the same, since the sums are indexed by it)
     best = "best{r}" if grouped else "min(best{r}, k - 1)"
