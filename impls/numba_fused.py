@@ -39,7 +39,7 @@ Six strategies, ``strategy="fused"``, ``"grouped"``, ``"pruned"``, ``"gemm"``, `
     contiguously, their dot products with up to four centres vectorised along d
     (``impls.numba_rowdot``).
 ``stream``
-    For few features and few centres (d <= 8), where the tile's work per row is mostly
+    For few features and few centres (d <= 16), where the tile's work per row is mostly
     folding minima and adding each row to its sums: X kept as blocks of 2048 rows transposed,
     and every step a long loop over a block's rows in SIMD lanes; the sums move only the rows
     whose label changed, one by one where few did, by masked reductions where many did (a
@@ -246,7 +246,7 @@ class NumbaKMeans(HostLloyd):
     Options
     -------
     strategy : {"fused", "gemm", "rowdot", "stream"}, default: the plan's for this machine and shape
-        class (``stream`` needs d <= 8)
+        class (``stream`` needs d <= 16)
     chunk : int >= 1, rows per thread's BLAS block in the ``gemm`` strategy (default: a 1 MiB block)
     panels : bool, whether ``fused`` keeps X transposed in panels (default: for d <= 8, or where the
         plan's race at k <= 128 found them faster, while X takes at most a quarter of the available

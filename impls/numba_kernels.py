@@ -437,7 +437,10 @@ def fill_panels(X, panels, lanes):
             for t in range(0, blocked, lanes):
                 transpose_block(lanes, x_base + ((b * rows + rb) * d + t) * itemsize, np.int64(d * itemsize),
                                 panel_base + ((b * d + t) * rows + rb) * itemsize, np.int64(rows * itemsize), itemsize)
-        for r in range(rows):
-            source = min(b * rows + r, n - 1)
-            for t in range(blocked, d):
-                panels[b, t, r] = X[source, t]
+        # feature by feature: each written in order, the panel's rows read from L1/L2
+        last = min(rows, n - b * rows)
+        for t in range(blocked, d):
+            for r in range(last):
+                panels[b, t, r] = X[b * rows + r, t]
+            for r in range(last, rows):
+                panels[b, t, r] = X[n - 1, t]

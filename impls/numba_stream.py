@@ -27,7 +27,7 @@ from numba.cpython.unsafe.numbers import trailing_zeros
 
 from .numba_kernels import FAST, wide_vectors
 
-STREAM_MAX_D = 8
+STREAM_MAX_D = 16
 STREAM_ROWS = 2048
 #: a block whose moved rows are fewer than 1 in this many moves them one by one; more (a fit's
 #: first pass), the masked sweeps add every row by its new label and take it from its old
@@ -1610,6 +1610,1550 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 9: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]; c08 = C[j, 8]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    fresh = np.int32(0)
+    if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                own_sums[bi, 8] += x8
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                    own_sums[o, 8] -= x8
+                own[r] = bi
+    if many:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            own_sums[j, 8] += s08
+    if many and fresh < moved:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            own_sums[j, 8] -= s08
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 10: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]; c08 = C[j, 8]; c09 = C[j, 9]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    fresh = np.int32(0)
+    if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                own_sums[bi, 8] += x8
+                own_sums[bi, 9] += x9
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                    own_sums[o, 8] -= x8
+                    own_sums[o, 9] -= x9
+                own[r] = bi
+    if many:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            own_sums[j, 8] += s08
+            own_sums[j, 9] += s09
+    if many and fresh < moved:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            own_sums[j, 8] -= s08
+            own_sums[j, 9] -= s09
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 11: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]; c08 = C[j, 8]; c09 = C[j, 9]; c010 = C[j, 10]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    fresh = np.int32(0)
+    if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                own_sums[bi, 8] += x8
+                own_sums[bi, 9] += x9
+                own_sums[bi, 10] += x10
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                    own_sums[o, 8] -= x8
+                    own_sums[o, 9] -= x9
+                    own_sums[o, 10] -= x10
+                own[r] = bi
+    if many:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            own_sums[j, 8] += s08
+            own_sums[j, 9] += s09
+            own_sums[j, 10] += s010
+    if many and fresh < moved:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            own_sums[j, 8] -= s08
+            own_sums[j, 9] -= s09
+            own_sums[j, 10] -= s010
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 12: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]; c08 = C[j, 8]; c09 = C[j, 9]; c010 = C[j, 10]; c011 = C[j, 11]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    fresh = np.int32(0)
+    if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                own_sums[bi, 8] += x8
+                own_sums[bi, 9] += x9
+                own_sums[bi, 10] += x10
+                own_sums[bi, 11] += x11
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                    own_sums[o, 8] -= x8
+                    own_sums[o, 9] -= x9
+                    own_sums[o, 10] -= x10
+                    own_sums[o, 11] -= x11
+                own[r] = bi
+    if many:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            own_sums[j, 8] += s08
+            own_sums[j, 9] += s09
+            own_sums[j, 10] += s010
+            own_sums[j, 11] += s011
+    if many and fresh < moved:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            own_sums[j, 8] -= s08
+            own_sums[j, 9] -= s09
+            own_sums[j, 10] -= s010
+            own_sums[j, 11] -= s011
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 13: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]; c08 = C[j, 8]; c09 = C[j, 9]; c010 = C[j, 10]; c011 = C[j, 11]; c012 = C[j, 12]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]; c112 = C[j1, 12]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]; c212 = C[j2, 12]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]; c312 = C[j3, 12]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    fresh = np.int32(0)
+    if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                own_sums[bi, 8] += x8
+                own_sums[bi, 9] += x9
+                own_sums[bi, 10] += x10
+                own_sums[bi, 11] += x11
+                own_sums[bi, 12] += x12
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                    own_sums[o, 8] -= x8
+                    own_sums[o, 9] -= x9
+                    own_sums[o, 10] -= x10
+                    own_sums[o, 11] -= x11
+                    own_sums[o, 12] -= x12
+                own[r] = bi
+    if many:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+                s012 += x12 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            own_sums[j, 8] += s08
+            own_sums[j, 9] += s09
+            own_sums[j, 10] += s010
+            own_sums[j, 11] += s011
+            own_sums[j, 12] += s012
+    if many and fresh < moved:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+                s012 += x12 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            own_sums[j, 8] -= s08
+            own_sums[j, 9] -= s09
+            own_sums[j, 10] -= s010
+            own_sums[j, 11] -= s011
+            own_sums[j, 12] -= s012
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 14: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]; c08 = C[j, 8]; c09 = C[j, 9]; c010 = C[j, 10]; c011 = C[j, 11]; c012 = C[j, 12]; c013 = C[j, 13]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]; c112 = C[j1, 12]; c113 = C[j1, 13]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]; c212 = C[j2, 12]; c213 = C[j2, 13]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]; c312 = C[j3, 12]; c313 = C[j3, 13]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    fresh = np.int32(0)
+    if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                own_sums[bi, 8] += x8
+                own_sums[bi, 9] += x9
+                own_sums[bi, 10] += x10
+                own_sums[bi, 11] += x11
+                own_sums[bi, 12] += x12
+                own_sums[bi, 13] += x13
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                    own_sums[o, 8] -= x8
+                    own_sums[o, 9] -= x9
+                    own_sums[o, 10] -= x10
+                    own_sums[o, 11] -= x11
+                    own_sums[o, 12] -= x12
+                    own_sums[o, 13] -= x13
+                own[r] = bi
+    if many:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+                s012 += x12 if hit else zero
+                s013 += x13 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            own_sums[j, 8] += s08
+            own_sums[j, 9] += s09
+            own_sums[j, 10] += s010
+            own_sums[j, 11] += s011
+            own_sums[j, 12] += s012
+            own_sums[j, 13] += s013
+    if many and fresh < moved:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+                s012 += x12 if hit else zero
+                s013 += x13 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            own_sums[j, 8] -= s08
+            own_sums[j, 9] -= s09
+            own_sums[j, 10] -= s010
+            own_sums[j, 11] -= s011
+            own_sums[j, 12] -= s012
+            own_sums[j, 13] -= s013
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 15: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]; c08 = C[j, 8]; c09 = C[j, 9]; c010 = C[j, 10]; c011 = C[j, 11]; c012 = C[j, 12]; c013 = C[j, 13]; c014 = C[j, 14]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]; c112 = C[j1, 12]; c113 = C[j1, 13]; c114 = C[j1, 14]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]; c212 = C[j2, 12]; c213 = C[j2, 13]; c214 = C[j2, 14]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]; c312 = C[j3, 12]; c313 = C[j3, 13]; c314 = C[j3, 14]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13 + c014 * x14)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13 + c114 * x14)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13 + c214 * x14)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13 + c314 * x14)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13 + c014 * x14)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13 + c114 * x14)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13 + c214 * x14)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13 + c314 * x14)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    fresh = np.int32(0)
+    if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                own_sums[bi, 8] += x8
+                own_sums[bi, 9] += x9
+                own_sums[bi, 10] += x10
+                own_sums[bi, 11] += x11
+                own_sums[bi, 12] += x12
+                own_sums[bi, 13] += x13
+                own_sums[bi, 14] += x14
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                    own_sums[o, 8] -= x8
+                    own_sums[o, 9] -= x9
+                    own_sums[o, 10] -= x10
+                    own_sums[o, 11] -= x11
+                    own_sums[o, 12] -= x12
+                    own_sums[o, 13] -= x13
+                    own_sums[o, 14] -= x14
+                own[r] = bi
+    if many:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+                s012 += x12 if hit else zero
+                s013 += x13 if hit else zero
+                s014 += x14 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            own_sums[j, 8] += s08
+            own_sums[j, 9] += s09
+            own_sums[j, 10] += s010
+            own_sums[j, 11] += s011
+            own_sums[j, 12] += s012
+            own_sums[j, 13] += s013
+            own_sums[j, 14] += s014
+    if many and fresh < moved:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+                s012 += x12 if hit else zero
+                s013 += x13 if hit else zero
+                s014 += x14 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            own_sums[j, 8] -= s08
+            own_sums[j, 9] -= s09
+            own_sums[j, 10] -= s010
+            own_sums[j, 11] -= s011
+            own_sums[j, 12] -= s012
+            own_sums[j, 13] -= s013
+            own_sums[j, 14] -= s014
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
+    return moved
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+    """Block ``b`` of ``rows`` rows for d = 16: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update``; returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    for j in range(0, k, 4):
+        j1 = min(j + 1, k - 1)
+        j2 = min(j + 2, k - 1)
+        j3 = min(j + 3, k - 1)
+        h0, h1, h2, h3 = half_norms[j], half_norms[j1], half_norms[j2], half_norms[j3]
+        b0, b1, b2, b3 = np.int32(j), np.int32(j1), np.int32(j2), np.int32(j3)
+        c00 = C[j, 0]; c01 = C[j, 1]; c02 = C[j, 2]; c03 = C[j, 3]; c04 = C[j, 4]; c05 = C[j, 5]; c06 = C[j, 6]; c07 = C[j, 7]; c08 = C[j, 8]; c09 = C[j, 9]; c010 = C[j, 10]; c011 = C[j, 11]; c012 = C[j, 12]; c013 = C[j, 13]; c014 = C[j, 14]; c015 = C[j, 15]
+        c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]; c112 = C[j1, 12]; c113 = C[j1, 13]; c114 = C[j1, 14]; c115 = C[j1, 15]
+        c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]; c212 = C[j2, 12]; c213 = C[j2, 13]; c214 = C[j2, 14]; c215 = C[j2, 15]
+        c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]; c312 = C[j3, 12]; c313 = C[j3, 13]; c314 = C[j3, 14]; c315 = C[j3, 15]
+        if j == 0:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13 + c014 * x14 + c015 * x15)
+                bi = b0
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13 + c114 * x14 + c115 * x15)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13 + c214 * x14 + c215 * x15)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13 + c314 * x14 + c315 * x15)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+        else:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13 + c014 * x14 + c015 * x15)
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13 + c114 * x14 + c115 * x15)
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13 + c214 * x14 + c215 * x15)
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13 + c314 * x14 + c315 * x15)
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                low[r] = lo
+                best[r] = bi
+    fresh = np.int32(0)
+    if update:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14 + x15 * x15) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
+            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+    else:
+        for r in range(rows):
+            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14 + x15 * x15) + (low[r] + low[r])
+            low[r] = v if v > zero else zero
+            bi = best[r]
+            moved += np.int32(1) if own[r] != bi else np.int32(0)
+            own[r] = bi
+    many = update and moved * SCATTER_SHARE >= rows
+    if update and moved > 0 and not many:
+        if rows < flags.shape[0]:
+            flags[rows:] = 0
+        words = flags.view(np.uint64)
+        for w in range(words.shape[0] // 8):
+            mask = np.uint64(0)
+            for q in range(8):
+                mask |= ((words[8 * w + q] * np.uint64(0x0102040810204080)) >> np.uint64(56)) << np.uint64(8 * q)
+            while mask != 0:
+                r = 64 * w + np.int64(trailing_zeros(mask))
+                mask &= mask - np.uint64(1)
+                o = own[r]
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+                own_counts[bi] += 1
+                own_sums[bi, 0] += x0
+                own_sums[bi, 1] += x1
+                own_sums[bi, 2] += x2
+                own_sums[bi, 3] += x3
+                own_sums[bi, 4] += x4
+                own_sums[bi, 5] += x5
+                own_sums[bi, 6] += x6
+                own_sums[bi, 7] += x7
+                own_sums[bi, 8] += x8
+                own_sums[bi, 9] += x9
+                own_sums[bi, 10] += x10
+                own_sums[bi, 11] += x11
+                own_sums[bi, 12] += x12
+                own_sums[bi, 13] += x13
+                own_sums[bi, 14] += x14
+                own_sums[bi, 15] += x15
+                if o >= 0:
+                    own_counts[o] -= 1
+                    own_sums[o, 0] -= x0
+                    own_sums[o, 1] -= x1
+                    own_sums[o, 2] -= x2
+                    own_sums[o, 3] -= x3
+                    own_sums[o, 4] -= x4
+                    own_sums[o, 5] -= x5
+                    own_sums[o, 6] -= x6
+                    own_sums[o, 7] -= x7
+                    own_sums[o, 8] -= x8
+                    own_sums[o, 9] -= x9
+                    own_sums[o, 10] -= x10
+                    own_sums[o, 11] -= x11
+                    own_sums[o, 12] -= x12
+                    own_sums[o, 13] -= x13
+                    own_sums[o, 14] -= x14
+                    own_sums[o, 15] -= x15
+                own[r] = bi
+    if many:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero; s015 = zero
+            for r in range(rows):
+                bi = best[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+                s012 += x12 if hit else zero
+                s013 += x13 if hit else zero
+                s014 += x14 if hit else zero
+                s015 += x15 if hit else zero
+            own_counts[j] += n0
+            own_sums[j, 0] += s00
+            own_sums[j, 1] += s01
+            own_sums[j, 2] += s02
+            own_sums[j, 3] += s03
+            own_sums[j, 4] += s04
+            own_sums[j, 5] += s05
+            own_sums[j, 6] += s06
+            own_sums[j, 7] += s07
+            own_sums[j, 8] += s08
+            own_sums[j, 9] += s09
+            own_sums[j, 10] += s010
+            own_sums[j, 11] += s011
+            own_sums[j, 12] += s012
+            own_sums[j, 13] += s013
+            own_sums[j, 14] += s014
+            own_sums[j, 15] += s015
+    if many and fresh < moved:
+        for j in range(0, k, 1):
+            l0 = np.int32(j)
+            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero; s015 = zero
+            for r in range(rows):
+                bi = own[r]
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+                hit = bi == l0
+                n0 += np.int32(1) if hit else np.int32(0)
+                s00 += x0 if hit else zero
+                s01 += x1 if hit else zero
+                s02 += x2 if hit else zero
+                s03 += x3 if hit else zero
+                s04 += x4 if hit else zero
+                s05 += x5 if hit else zero
+                s06 += x6 if hit else zero
+                s07 += x7 if hit else zero
+                s08 += x8 if hit else zero
+                s09 += x9 if hit else zero
+                s010 += x10 if hit else zero
+                s011 += x11 if hit else zero
+                s012 += x12 if hit else zero
+                s013 += x13 if hit else zero
+                s014 += x14 if hit else zero
+                s015 += x15 if hit else zero
+            own_counts[j] -= n0
+            own_sums[j, 0] -= s00
+            own_sums[j, 1] -= s01
+            own_sums[j, 2] -= s02
+            own_sums[j, 3] -= s03
+            own_sums[j, 4] -= s04
+            own_sums[j, 5] -= s05
+            own_sums[j, 6] -= s06
+            own_sums[j, 7] -= s07
+            own_sums[j, 8] -= s08
+            own_sums[j, 9] -= s09
+            own_sums[j, 10] -= s010
+            own_sums[j, 11] -= s011
+            own_sums[j, 12] -= s012
+            own_sums[j, 13] -= s013
+            own_sums[j, 14] -= s014
+            own_sums[j, 15] -= s015
+    if many:
+        for r in range(rows):
+            own[r] = best[r]
+    return moved
+
+
 def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
     """One pass over X held as (ceil(n / STREAM_ROWS), d, STREAM_ROWS) panels, d <= STREAM_MAX_D.
 
@@ -1915,5 +3459,285 @@ def stream_pass_8(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             totals[p] = total
 
 
+@njit(parallel=True, cache=True, fastmath=FAST)
+def stream_pass_9(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+    """``stream_pass`` for d = 9."""
+    nb, d, width = panels.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k, d))
+        own_counts = np.zeros(k, dtype=np.int64)
+        low = np.empty(width, dtype=panels.dtype)
+        best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
+        total = 0.0
+        changed = 0
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            start = b * width
+            rows = min(width, n - start)
+            changed += block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
+                                 update)
+            if update:
+                # float64 lanes: a block's distances summed in the working dtype would lose
+                # digits of the inertia history at large n
+                block_total = 0.0
+                for r in range(rows):
+                    block_total += low[r]
+                total += block_total
+            elif dist.shape[0]:  # an empty dist: the labels alone
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def stream_pass_10(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+    """``stream_pass`` for d = 10."""
+    nb, d, width = panels.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k, d))
+        own_counts = np.zeros(k, dtype=np.int64)
+        low = np.empty(width, dtype=panels.dtype)
+        best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
+        total = 0.0
+        changed = 0
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            start = b * width
+            rows = min(width, n - start)
+            changed += block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
+                                 update)
+            if update:
+                # float64 lanes: a block's distances summed in the working dtype would lose
+                # digits of the inertia history at large n
+                block_total = 0.0
+                for r in range(rows):
+                    block_total += low[r]
+                total += block_total
+            elif dist.shape[0]:  # an empty dist: the labels alone
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def stream_pass_11(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+    """``stream_pass`` for d = 11."""
+    nb, d, width = panels.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k, d))
+        own_counts = np.zeros(k, dtype=np.int64)
+        low = np.empty(width, dtype=panels.dtype)
+        best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
+        total = 0.0
+        changed = 0
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            start = b * width
+            rows = min(width, n - start)
+            changed += block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
+                                 update)
+            if update:
+                # float64 lanes: a block's distances summed in the working dtype would lose
+                # digits of the inertia history at large n
+                block_total = 0.0
+                for r in range(rows):
+                    block_total += low[r]
+                total += block_total
+            elif dist.shape[0]:  # an empty dist: the labels alone
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def stream_pass_12(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+    """``stream_pass`` for d = 12."""
+    nb, d, width = panels.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k, d))
+        own_counts = np.zeros(k, dtype=np.int64)
+        low = np.empty(width, dtype=panels.dtype)
+        best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
+        total = 0.0
+        changed = 0
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            start = b * width
+            rows = min(width, n - start)
+            changed += block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
+                                 update)
+            if update:
+                # float64 lanes: a block's distances summed in the working dtype would lose
+                # digits of the inertia history at large n
+                block_total = 0.0
+                for r in range(rows):
+                    block_total += low[r]
+                total += block_total
+            elif dist.shape[0]:  # an empty dist: the labels alone
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def stream_pass_13(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+    """``stream_pass`` for d = 13."""
+    nb, d, width = panels.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k, d))
+        own_counts = np.zeros(k, dtype=np.int64)
+        low = np.empty(width, dtype=panels.dtype)
+        best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
+        total = 0.0
+        changed = 0
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            start = b * width
+            rows = min(width, n - start)
+            changed += block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
+                                 update)
+            if update:
+                # float64 lanes: a block's distances summed in the working dtype would lose
+                # digits of the inertia history at large n
+                block_total = 0.0
+                for r in range(rows):
+                    block_total += low[r]
+                total += block_total
+            elif dist.shape[0]:  # an empty dist: the labels alone
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def stream_pass_14(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+    """``stream_pass`` for d = 14."""
+    nb, d, width = panels.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k, d))
+        own_counts = np.zeros(k, dtype=np.int64)
+        low = np.empty(width, dtype=panels.dtype)
+        best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
+        total = 0.0
+        changed = 0
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            start = b * width
+            rows = min(width, n - start)
+            changed += block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
+                                 update)
+            if update:
+                # float64 lanes: a block's distances summed in the working dtype would lose
+                # digits of the inertia history at large n
+                block_total = 0.0
+                for r in range(rows):
+                    block_total += low[r]
+                total += block_total
+            elif dist.shape[0]:  # an empty dist: the labels alone
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def stream_pass_15(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+    """``stream_pass`` for d = 15."""
+    nb, d, width = panels.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k, d))
+        own_counts = np.zeros(k, dtype=np.int64)
+        low = np.empty(width, dtype=panels.dtype)
+        best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
+        total = 0.0
+        changed = 0
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            start = b * width
+            rows = min(width, n - start)
+            changed += block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
+                                 update)
+            if update:
+                # float64 lanes: a block's distances summed in the working dtype would lose
+                # digits of the inertia history at large n
+                block_total = 0.0
+                for r in range(rows):
+                    block_total += low[r]
+                total += block_total
+            elif dist.shape[0]:  # an empty dist: the labels alone
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
+@njit(parallel=True, cache=True, fastmath=FAST)
+def stream_pass_16(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+    """``stream_pass`` for d = 16."""
+    nb, d, width = panels.shape
+    k = C.shape[0]
+    parts = sums.shape[0]
+    for p in prange(parts):
+        own_sums = np.zeros((k, d))
+        own_counts = np.zeros(k, dtype=np.int64)
+        low = np.empty(width, dtype=panels.dtype)
+        best = np.empty(width, dtype=np.int32)
+        flags = np.zeros(width, dtype=np.uint8)
+        total = 0.0
+        changed = 0
+        for b in range(p * nb // parts, (p + 1) * nb // parts):
+            start = b * width
+            rows = min(width, n - start)
+            changed += block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
+                                 update)
+            if update:
+                # float64 lanes: a block's distances summed in the working dtype would lose
+                # digits of the inertia history at large n
+                block_total = 0.0
+                for r in range(rows):
+                    block_total += low[r]
+                total += block_total
+            elif dist.shape[0]:  # an empty dist: the labels alone
+                dist[start:start + rows] = low[:rows]
+        changes[p] = changed
+        if update:
+            sums[p] = own_sums
+            counts[p] = own_counts
+            totals[p] = total
+
+
 #: the stream pass compiled for each d
-STREAM_PASS = {1: stream_pass_1, 2: stream_pass_2, 3: stream_pass_3, 4: stream_pass_4, 5: stream_pass_5, 6: stream_pass_6, 7: stream_pass_7, 8: stream_pass_8}
+STREAM_PASS = {1: stream_pass_1, 2: stream_pass_2, 3: stream_pass_3, 4: stream_pass_4, 5: stream_pass_5, 6: stream_pass_6, 7: stream_pass_7, 8: stream_pass_8, 9: stream_pass_9, 10: stream_pass_10, 11: stream_pass_11, 12: stream_pass_12, 13: stream_pass_13, 14: stream_pass_14, 15: stream_pass_15, 16: stream_pass_16}

@@ -274,9 +274,9 @@ def test_fused_is_the_rule_where_neither_blas_nor_stream_can_win(tmp_path, monke
 
     monkeypatch.setattr(numba_plan, "SMALL_WORK", 0)  # else a shape this small is measured
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
-    # d=12: past the stream pass's 8 features, under the 64 where BLAS is raced; the AVX2 tiles
-    # have no broader tile to race
-    X, _ = data.blobs(500, 12, 3, seed=6)
+    # d=20: past the stream pass's 16 features, under the 33 where rowdot and the 64 where BLAS
+    # are raced; the AVX2 tiles have no broader tile to race
+    X, _ = data.blobs(500, 20, 3, seed=6)
     result = kmbench.fit(X, 3, backend="numba", init="random", max_iter=2, tol=-1.0, tile="avx2")
     assert result.info["strategy"] == "fused" and "chunk" not in result.info
     assert result.info["plan"]["source"].startswith("rule")
@@ -525,7 +525,7 @@ def test_distances_to_own_centres_match_the_host_rule_without_compiling_in_run(d
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("d", [1, 2, 3, 8])
+@pytest.mark.parametrize("d", [1, 2, 3, 8, 11, 16])
 def test_stream_agrees_with_oracle_across_blocks_and_parts(dtype, d):
     from impls.numba_stream import STREAM_ROWS
 
@@ -546,19 +546,26 @@ def test_stream_refuses_more_features_than_it_has_code_for():
         kmbench.fit(X, 3, backend="numba", init="random", max_iter=1, strategy="stream")
 
 
-def test_plan_races_the_stream_pass_at_small_d(tmp_path, monkeypatch):
+@pytest.mark.parametrize("d", [3, 12])
+def test_plan_races_the_stream_pass_at_small_d(tmp_path, monkeypatch, d):
     from impls import numba_plan
+    from impls.numba_fused import BROAD, PANEL_ALWAYS_D, PANELLED
 
     monkeypatch.setenv("KMBENCH_CACHE", str(tmp_path))
-    X = np.random.default_rng(5).standard_normal((6000, 3))
+    X = np.random.default_rng(5).standard_normal((6000, d))
     plan = kmbench.fit(X, 5, backend="numba", init="random", max_iter=2, tol=-1.0).info["plan"]
-    # no BLAS candidate at d=3, k=5: the tile against the stream pass
-    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "stream"} | broad_raced()
-    # both copy X at d <= 8: the stream pass into blocks before its passes, the tile into
-    # panels during its first pass, so that copy is inside its first pass's time
+    # no BLAS candidate at k=5: the tile against the stream pass, and past PANEL_ALWAYS_D
+    # features the tile from panels too
+    panelled = {PANELLED} if d > PANEL_ALWAYS_D else set()
+    assert plan["source"] == "measured" and set(plan["ms_per_pass"]) == {"fused", "stream"} | broad_raced() | panelled
+    # both copy X: the stream pass into blocks before its passes, the tile into panels during
+    # its first pass, so that copy is inside its first pass's time
     assert set(plan["copy_ms"]) == {"stream"} and "fused" in plan["ms_first_pass"]
     cost = numba_plan.fit_cost(plan["ms_per_pass"], plan["copy_ms"], plan["ms_first_pass"])
-    assert plan["strategy"] == min(cost, key=cost.get)
+    winner = min(cost, key=cost.get)
+    # the tile from panels and the broader tile run as "fused" with their flag set
+    assert plan["strategy"] == ("fused" if winner in (PANELLED, BROAD) else winner)
+    assert plan.get("panels", False) == (winner == PANELLED)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -872,7 +879,7 @@ def test_a_second_run_of_one_preparation_repeats_the_first(strategy):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("d, k", [(1, 3), (3, 9), (8, 130)])
+@pytest.mark.parametrize("d, k", [(1, 3), (3, 9), (8, 130), (13, 5)])
 def test_stream_moves_few_rows_one_by_one_and_many_by_masked_sweeps(dtype, d, k):
     """Centres renumbered move every row (the masked sweeps, new labels in and old out);
     nudged, a few (one by one, found by their flags); the running sums stay a fresh sum by

@@ -29,15 +29,16 @@ ROWDOT_TARGET = TARGET.with_name("numba_rowdot.py")
 #: rows the rowdot pass takes at a time
 ROWDOT_ROWS = 4
 #: the stream pass has a code path for every d up to this
-STREAM_MAX_D = 8
+STREAM_MAX_D = 16
 #: centres whose sums the stream pass gathers in one sweep over a block, by d: their
 #: g x (d + 1) accumulators must stay in 32 vector registers beside the features
 def SUM_GROUP(d: int) -> int:
-    return 4 if d <= 4 else 2
+    return 4 if d <= 4 else 2 if d <= 8 else 1
 
 
 #: rows per block of the stream pass: long loops amortise each loop's set-up (512-row blocks
-#: ran 1.2x slower at 2M x 2, k=8, Zen 4), and a block of d <= 8 features stays in L1/L2
+#: ran 1.2x slower at 2M x 2, k=8, Zen 4), and a block of d <= 16 features (256 KB in float64)
+#: stays in L2
 STREAM_ROWS = 2048
 #: see SCATTER_SHARE in the generated module
 SCATTER_SHARE = 4
