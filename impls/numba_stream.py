@@ -11,9 +11,10 @@ step is a long loop over a block's rows that LLVM's loop vectoriser turns into S
   nothing more) and flagged;
 * the change of the cluster sums: where few rows of a block moved, each moved row taken from
   its old cluster and added to its new one, found 64 flags at a time by their set bits; where
-  many did (a fit's first pass), masked reductions: for a few centres per sweep, the rows whose
-  new label each is, added in the working dtype over one block (a few hundred values per SIMD
-  lane), less those whose old label it is, then to the thread's float64 sums;
+  many did (a fit's first pass, at few centres and features: ``sweep_share``), masked
+  reductions: for a few centres per sweep, the rows whose new label each is, added in the
+  working dtype over one block (a few hundred values per SIMD lane), less those whose old label
+  it is, then to the thread's float64 sums, and the counts by a tally of the labels;
 * the labels rewritten in place.
 
 Ties go to the lowest centre index: centres are visited in ascending order with a strict
@@ -29,16 +30,25 @@ from .numba_kernels import FAST, wide_vectors
 
 STREAM_MAX_D = 16
 STREAM_ROWS = 2048
-#: a block whose moved rows are fewer than 1 in this many moves them one by one; more (a fit's
-#: first pass), the masked sweeps add every row by its new label and take it from its old
-SCATTER_SHARE = 4
+#: A block moves its changed rows one by one, or (where many changed, as in a fit's first pass)
+#: by masked sweeps that add every row by its new label and take it from its old, whichever
+#: costs less (``sweep_share``). Costs in vector operations (one masked add of a vector of rows):
+#: a sweep costs, per row and direction, its centres x (d + 1) / lanes plus SWEEP_FIXED; moving
+#: one row, SCATTER_COST. Measured on one thread, float32 and float64, d = 2-8, k = 5-128 (Intel
+#: Xeon, AVX-512): a moved row 4-6 ns (2.2-2.6 where it had no old label), a sweep 0.21-0.35 ns
+#: an operation plus about 0.4 ns a row; so at d = 2, k = 8 float32 the sweeps won from about a
+#: third of the rows moved, and at k = 64 never, not even for a fit's first pass.
+SCATTER_COST = 10
+SWEEP_FIXED = 1.6
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 1: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -107,7 +117,7 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -129,76 +139,69 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 0] -= x0
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 4):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero
+            s00 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero
+            s10 = zero
             l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
-            n2 = np.int32(0); s20 = zero
+            s20 = zero
             l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
-            n3 = np.int32(0); s30 = zero
+            s30 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 hit = bi == l2
-                n2 += np.int32(1) if hit else np.int32(0)
                 s20 += x0 if hit else zero
                 hit = bi == l3
-                n3 += np.int32(1) if hit else np.int32(0)
                 s30 += x0 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             if j + 1 < k:
-                own_counts[j + 1] += n1
                 own_sums[j + 1, 0] += s10
             if j + 2 < k:
-                own_counts[j + 2] += n2
                 own_sums[j + 2, 0] += s20
             if j + 3 < k:
-                own_counts[j + 3] += n3
                 own_sums[j + 3, 0] += s30
     if many and fresh < moved:
         for j in range(0, k, 4):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero
+            s00 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero
+            s10 = zero
             l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
-            n2 = np.int32(0); s20 = zero
+            s20 = zero
             l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
-            n3 = np.int32(0); s30 = zero
+            s30 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 hit = bi == l2
-                n2 += np.int32(1) if hit else np.int32(0)
                 s20 += x0 if hit else zero
                 hit = bi == l3
-                n3 += np.int32(1) if hit else np.int32(0)
                 s30 += x0 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             if j + 1 < k:
-                own_counts[j + 1] -= n1
                 own_sums[j + 1, 0] -= s10
             if j + 2 < k:
-                own_counts[j + 2] -= n2
                 own_sums[j + 2, 0] -= s20
             if j + 3 < k:
-                own_counts[j + 3] -= n3
                 own_sums[j + 3, 0] -= s30
     if many:
         for r in range(rows):
@@ -207,10 +210,12 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 2: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -279,7 +284,7 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -303,91 +308,84 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 1] -= x1
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 4):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero
+            s00 = zero; s01 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero
+            s10 = zero; s11 = zero
             l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
-            n2 = np.int32(0); s20 = zero; s21 = zero
+            s20 = zero; s21 = zero
             l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
-            n3 = np.int32(0); s30 = zero; s31 = zero
+            s30 = zero; s31 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 hit = bi == l2
-                n2 += np.int32(1) if hit else np.int32(0)
                 s20 += x0 if hit else zero
                 s21 += x1 if hit else zero
                 hit = bi == l3
-                n3 += np.int32(1) if hit else np.int32(0)
                 s30 += x0 if hit else zero
                 s31 += x1 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             if j + 1 < k:
-                own_counts[j + 1] += n1
                 own_sums[j + 1, 0] += s10
                 own_sums[j + 1, 1] += s11
             if j + 2 < k:
-                own_counts[j + 2] += n2
                 own_sums[j + 2, 0] += s20
                 own_sums[j + 2, 1] += s21
             if j + 3 < k:
-                own_counts[j + 3] += n3
                 own_sums[j + 3, 0] += s30
                 own_sums[j + 3, 1] += s31
     if many and fresh < moved:
         for j in range(0, k, 4):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero
+            s00 = zero; s01 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero
+            s10 = zero; s11 = zero
             l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
-            n2 = np.int32(0); s20 = zero; s21 = zero
+            s20 = zero; s21 = zero
             l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
-            n3 = np.int32(0); s30 = zero; s31 = zero
+            s30 = zero; s31 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 hit = bi == l2
-                n2 += np.int32(1) if hit else np.int32(0)
                 s20 += x0 if hit else zero
                 s21 += x1 if hit else zero
                 hit = bi == l3
-                n3 += np.int32(1) if hit else np.int32(0)
                 s30 += x0 if hit else zero
                 s31 += x1 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             if j + 1 < k:
-                own_counts[j + 1] -= n1
                 own_sums[j + 1, 0] -= s10
                 own_sums[j + 1, 1] -= s11
             if j + 2 < k:
-                own_counts[j + 2] -= n2
                 own_sums[j + 2, 0] -= s20
                 own_sums[j + 2, 1] -= s21
             if j + 3 < k:
-                own_counts[j + 3] -= n3
                 own_sums[j + 3, 0] -= s30
                 own_sums[j + 3, 1] -= s31
     if many:
@@ -397,10 +395,12 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 3: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -469,7 +469,7 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -495,106 +495,99 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 2] -= x2
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 4):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero
+            s00 = zero; s01 = zero; s02 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero
+            s10 = zero; s11 = zero; s12 = zero
             l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
-            n2 = np.int32(0); s20 = zero; s21 = zero; s22 = zero
+            s20 = zero; s21 = zero; s22 = zero
             l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
-            n3 = np.int32(0); s30 = zero; s31 = zero; s32 = zero
+            s30 = zero; s31 = zero; s32 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
                 hit = bi == l2
-                n2 += np.int32(1) if hit else np.int32(0)
                 s20 += x0 if hit else zero
                 s21 += x1 if hit else zero
                 s22 += x2 if hit else zero
                 hit = bi == l3
-                n3 += np.int32(1) if hit else np.int32(0)
                 s30 += x0 if hit else zero
                 s31 += x1 if hit else zero
                 s32 += x2 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
             if j + 1 < k:
-                own_counts[j + 1] += n1
                 own_sums[j + 1, 0] += s10
                 own_sums[j + 1, 1] += s11
                 own_sums[j + 1, 2] += s12
             if j + 2 < k:
-                own_counts[j + 2] += n2
                 own_sums[j + 2, 0] += s20
                 own_sums[j + 2, 1] += s21
                 own_sums[j + 2, 2] += s22
             if j + 3 < k:
-                own_counts[j + 3] += n3
                 own_sums[j + 3, 0] += s30
                 own_sums[j + 3, 1] += s31
                 own_sums[j + 3, 2] += s32
     if many and fresh < moved:
         for j in range(0, k, 4):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero
+            s00 = zero; s01 = zero; s02 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero
+            s10 = zero; s11 = zero; s12 = zero
             l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
-            n2 = np.int32(0); s20 = zero; s21 = zero; s22 = zero
+            s20 = zero; s21 = zero; s22 = zero
             l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
-            n3 = np.int32(0); s30 = zero; s31 = zero; s32 = zero
+            s30 = zero; s31 = zero; s32 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
                 hit = bi == l2
-                n2 += np.int32(1) if hit else np.int32(0)
                 s20 += x0 if hit else zero
                 s21 += x1 if hit else zero
                 s22 += x2 if hit else zero
                 hit = bi == l3
-                n3 += np.int32(1) if hit else np.int32(0)
                 s30 += x0 if hit else zero
                 s31 += x1 if hit else zero
                 s32 += x2 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
             if j + 1 < k:
-                own_counts[j + 1] -= n1
                 own_sums[j + 1, 0] -= s10
                 own_sums[j + 1, 1] -= s11
                 own_sums[j + 1, 2] -= s12
             if j + 2 < k:
-                own_counts[j + 2] -= n2
                 own_sums[j + 2, 0] -= s20
                 own_sums[j + 2, 1] -= s21
                 own_sums[j + 2, 2] -= s22
             if j + 3 < k:
-                own_counts[j + 3] -= n3
                 own_sums[j + 3, 0] -= s30
                 own_sums[j + 3, 1] -= s31
                 own_sums[j + 3, 2] -= s32
@@ -605,10 +598,12 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 4: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -677,7 +672,7 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -705,61 +700,62 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 3] -= x3
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 4):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero
             l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
-            n2 = np.int32(0); s20 = zero; s21 = zero; s22 = zero; s23 = zero
+            s20 = zero; s21 = zero; s22 = zero; s23 = zero
             l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
-            n3 = np.int32(0); s30 = zero; s31 = zero; s32 = zero; s33 = zero
+            s30 = zero; s31 = zero; s32 = zero; s33 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
                 s03 += x3 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
                 s13 += x3 if hit else zero
                 hit = bi == l2
-                n2 += np.int32(1) if hit else np.int32(0)
                 s20 += x0 if hit else zero
                 s21 += x1 if hit else zero
                 s22 += x2 if hit else zero
                 s23 += x3 if hit else zero
                 hit = bi == l3
-                n3 += np.int32(1) if hit else np.int32(0)
                 s30 += x0 if hit else zero
                 s31 += x1 if hit else zero
                 s32 += x2 if hit else zero
                 s33 += x3 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
             own_sums[j, 3] += s03
             if j + 1 < k:
-                own_counts[j + 1] += n1
                 own_sums[j + 1, 0] += s10
                 own_sums[j + 1, 1] += s11
                 own_sums[j + 1, 2] += s12
                 own_sums[j + 1, 3] += s13
             if j + 2 < k:
-                own_counts[j + 2] += n2
                 own_sums[j + 2, 0] += s20
                 own_sums[j + 2, 1] += s21
                 own_sums[j + 2, 2] += s22
                 own_sums[j + 2, 3] += s23
             if j + 3 < k:
-                own_counts[j + 3] += n3
                 own_sums[j + 3, 0] += s30
                 own_sums[j + 3, 1] += s31
                 own_sums[j + 3, 2] += s32
@@ -767,59 +763,51 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     if many and fresh < moved:
         for j in range(0, k, 4):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero
             l2 = np.int32(j + 2) if j + 2 < k else np.int32(-1)
-            n2 = np.int32(0); s20 = zero; s21 = zero; s22 = zero; s23 = zero
+            s20 = zero; s21 = zero; s22 = zero; s23 = zero
             l3 = np.int32(j + 3) if j + 3 < k else np.int32(-1)
-            n3 = np.int32(0); s30 = zero; s31 = zero; s32 = zero; s33 = zero
+            s30 = zero; s31 = zero; s32 = zero; s33 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
                 s03 += x3 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
                 s13 += x3 if hit else zero
                 hit = bi == l2
-                n2 += np.int32(1) if hit else np.int32(0)
                 s20 += x0 if hit else zero
                 s21 += x1 if hit else zero
                 s22 += x2 if hit else zero
                 s23 += x3 if hit else zero
                 hit = bi == l3
-                n3 += np.int32(1) if hit else np.int32(0)
                 s30 += x0 if hit else zero
                 s31 += x1 if hit else zero
                 s32 += x2 if hit else zero
                 s33 += x3 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
             own_sums[j, 3] -= s03
             if j + 1 < k:
-                own_counts[j + 1] -= n1
                 own_sums[j + 1, 0] -= s10
                 own_sums[j + 1, 1] -= s11
                 own_sums[j + 1, 2] -= s12
                 own_sums[j + 1, 3] -= s13
             if j + 2 < k:
-                own_counts[j + 2] -= n2
                 own_sums[j + 2, 0] -= s20
                 own_sums[j + 2, 1] -= s21
                 own_sums[j + 2, 2] -= s22
                 own_sums[j + 2, 3] -= s23
             if j + 3 < k:
-                own_counts[j + 3] -= n3
                 own_sums[j + 3, 0] -= s30
                 own_sums[j + 3, 1] -= s31
                 own_sums[j + 3, 2] -= s32
@@ -831,10 +819,12 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 5: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -903,7 +893,7 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -933,36 +923,41 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 4] -= x4
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 2):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
                 s03 += x3 if hit else zero
                 s04 += x4 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
                 s13 += x3 if hit else zero
                 s14 += x4 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
             own_sums[j, 3] += s03
             own_sums[j, 4] += s04
             if j + 1 < k:
-                own_counts[j + 1] += n1
                 own_sums[j + 1, 0] += s10
                 own_sums[j + 1, 1] += s11
                 own_sums[j + 1, 2] += s12
@@ -971,34 +966,30 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     if many and fresh < moved:
         for j in range(0, k, 2):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
                 s03 += x3 if hit else zero
                 s04 += x4 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
                 s13 += x3 if hit else zero
                 s14 += x4 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
             own_sums[j, 3] -= s03
             own_sums[j, 4] -= s04
             if j + 1 < k:
-                own_counts[j + 1] -= n1
                 own_sums[j + 1, 0] -= s10
                 own_sums[j + 1, 1] -= s11
                 own_sums[j + 1, 2] -= s12
@@ -1011,10 +1002,12 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 6: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -1083,7 +1076,7 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -1115,16 +1108,24 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 5] -= x5
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 2):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1132,14 +1133,12 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s04 += x4 if hit else zero
                 s05 += x5 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
                 s13 += x3 if hit else zero
                 s14 += x4 if hit else zero
                 s15 += x5 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -1147,7 +1146,6 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             own_sums[j, 4] += s04
             own_sums[j, 5] += s05
             if j + 1 < k:
-                own_counts[j + 1] += n1
                 own_sums[j + 1, 0] += s10
                 own_sums[j + 1, 1] += s11
                 own_sums[j + 1, 2] += s12
@@ -1157,14 +1155,13 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     if many and fresh < moved:
         for j in range(0, k, 2):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1172,14 +1169,12 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s04 += x4 if hit else zero
                 s05 += x5 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
                 s13 += x3 if hit else zero
                 s14 += x4 if hit else zero
                 s15 += x5 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -1187,7 +1182,6 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             own_sums[j, 4] -= s04
             own_sums[j, 5] -= s05
             if j + 1 < k:
-                own_counts[j + 1] -= n1
                 own_sums[j + 1, 0] -= s10
                 own_sums[j + 1, 1] -= s11
                 own_sums[j + 1, 2] -= s12
@@ -1201,10 +1195,12 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 7: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -1273,7 +1269,7 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -1307,16 +1303,24 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 6] -= x6
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 2):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1325,7 +1329,6 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s05 += x5 if hit else zero
                 s06 += x6 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
@@ -1333,7 +1336,6 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s14 += x4 if hit else zero
                 s15 += x5 if hit else zero
                 s16 += x6 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -1342,7 +1344,6 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             own_sums[j, 5] += s05
             own_sums[j, 6] += s06
             if j + 1 < k:
-                own_counts[j + 1] += n1
                 own_sums[j + 1, 0] += s10
                 own_sums[j + 1, 1] += s11
                 own_sums[j + 1, 2] += s12
@@ -1353,14 +1354,13 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     if many and fresh < moved:
         for j in range(0, k, 2):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1369,7 +1369,6 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s05 += x5 if hit else zero
                 s06 += x6 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
@@ -1377,7 +1376,6 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s14 += x4 if hit else zero
                 s15 += x5 if hit else zero
                 s16 += x6 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -1386,7 +1384,6 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             own_sums[j, 5] -= s05
             own_sums[j, 6] -= s06
             if j + 1 < k:
-                own_counts[j + 1] -= n1
                 own_sums[j + 1, 0] -= s10
                 own_sums[j + 1, 1] -= s11
                 own_sums[j + 1, 2] -= s12
@@ -1401,10 +1398,12 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 8: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -1473,7 +1472,7 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -1509,16 +1508,24 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 7] -= x7
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 2):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero; s17 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero; s17 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1528,7 +1535,6 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s06 += x6 if hit else zero
                 s07 += x7 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
@@ -1537,7 +1543,6 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s15 += x5 if hit else zero
                 s16 += x6 if hit else zero
                 s17 += x7 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -1547,7 +1552,6 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             own_sums[j, 6] += s06
             own_sums[j, 7] += s07
             if j + 1 < k:
-                own_counts[j + 1] += n1
                 own_sums[j + 1, 0] += s10
                 own_sums[j + 1, 1] += s11
                 own_sums[j + 1, 2] += s12
@@ -1559,14 +1563,13 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     if many and fresh < moved:
         for j in range(0, k, 2):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero
             l1 = np.int32(j + 1) if j + 1 < k else np.int32(-1)
-            n1 = np.int32(0); s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero; s17 = zero
+            s10 = zero; s11 = zero; s12 = zero; s13 = zero; s14 = zero; s15 = zero; s16 = zero; s17 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1576,7 +1579,6 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s06 += x6 if hit else zero
                 s07 += x7 if hit else zero
                 hit = bi == l1
-                n1 += np.int32(1) if hit else np.int32(0)
                 s10 += x0 if hit else zero
                 s11 += x1 if hit else zero
                 s12 += x2 if hit else zero
@@ -1585,7 +1587,6 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s15 += x5 if hit else zero
                 s16 += x6 if hit else zero
                 s17 += x7 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -1595,7 +1596,6 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             own_sums[j, 6] -= s06
             own_sums[j, 7] -= s07
             if j + 1 < k:
-                own_counts[j + 1] -= n1
                 own_sums[j + 1, 0] -= s10
                 own_sums[j + 1, 1] -= s11
                 own_sums[j + 1, 2] -= s12
@@ -1611,10 +1611,12 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 9: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -1683,7 +1685,7 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -1721,14 +1723,22 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 8] -= x8
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1738,7 +1748,6 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s06 += x6 if hit else zero
                 s07 += x7 if hit else zero
                 s08 += x8 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -1751,12 +1760,11 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     if many and fresh < moved:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1766,7 +1774,6 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 s06 += x6 if hit else zero
                 s07 += x7 if hit else zero
                 s08 += x8 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -1783,10 +1790,12 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 10: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -1855,7 +1864,7 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -1895,14 +1904,22 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 9] -= x9
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1913,7 +1930,6 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s07 += x7 if hit else zero
                 s08 += x8 if hit else zero
                 s09 += x9 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -1927,12 +1943,11 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     if many and fresh < moved:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -1943,7 +1958,6 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s07 += x7 if hit else zero
                 s08 += x8 if hit else zero
                 s09 += x9 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -1961,10 +1975,12 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 11: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -2033,7 +2049,7 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -2075,14 +2091,22 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 10] -= x10
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2094,7 +2118,6 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s08 += x8 if hit else zero
                 s09 += x9 if hit else zero
                 s010 += x10 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -2109,12 +2132,11 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     if many and fresh < moved:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2126,7 +2148,6 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s08 += x8 if hit else zero
                 s09 += x9 if hit else zero
                 s010 += x10 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -2145,10 +2166,12 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 12: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -2217,7 +2240,7 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -2261,14 +2284,22 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 11] -= x11
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2281,7 +2312,6 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s09 += x9 if hit else zero
                 s010 += x10 if hit else zero
                 s011 += x11 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -2297,12 +2327,11 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     if many and fresh < moved:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2315,7 +2344,6 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s09 += x9 if hit else zero
                 s010 += x10 if hit else zero
                 s011 += x11 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -2335,10 +2363,12 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 13: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -2407,7 +2437,7 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -2453,14 +2483,22 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 12] -= x12
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2474,7 +2512,6 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s010 += x10 if hit else zero
                 s011 += x11 if hit else zero
                 s012 += x12 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -2491,12 +2528,11 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     if many and fresh < moved:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2510,7 +2546,6 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s010 += x10 if hit else zero
                 s011 += x11 if hit else zero
                 s012 += x12 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -2531,10 +2566,12 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 14: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -2603,7 +2640,7 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -2651,14 +2688,22 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 13] -= x13
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2673,7 +2718,6 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s011 += x11 if hit else zero
                 s012 += x12 if hit else zero
                 s013 += x13 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -2691,12 +2735,11 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     if many and fresh < moved:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2711,7 +2754,6 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s011 += x11 if hit else zero
                 s012 += x12 if hit else zero
                 s013 += x13 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -2733,10 +2775,12 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 15: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -2805,7 +2849,7 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -2855,14 +2899,22 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 14] -= x14
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2878,7 +2930,6 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s012 += x12 if hit else zero
                 s013 += x13 if hit else zero
                 s014 += x14 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -2897,12 +2948,11 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     if many and fresh < moved:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -2918,7 +2968,6 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s012 += x12 if hit else zero
                 s013 += x13 if hit else zero
                 s014 += x14 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -2941,10 +2990,12 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FAST)
-def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):
+def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
     """Block ``b`` of ``rows`` rows for d = 16: labels rewritten in place, ``low`` left
     holding the squared distances, the change of the sums and counts added when
-    ``update``; returns the rows whose label changed."""
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
     wide_vectors()
     k = C.shape[0]
     zero = half_norms[0] - half_norms[0]
@@ -3013,7 +3064,7 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
             bi = best[r]
             moved += np.int32(1) if own[r] != bi else np.int32(0)
             own[r] = bi
-    many = update and moved * SCATTER_SHARE >= rows
+    many = update and moved >= rows * sweep_share
     if update and moved > 0 and not many:
         if rows < flags.shape[0]:
             flags[rows:] = 0
@@ -3065,14 +3116,22 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 15] -= x15
                 own[r] = bi
     if many:
+        tally = np.zeros((4, k + 1), dtype=np.int32)
+        for r in range(rows):
+            tally[r & 3, best[r] + 1] += 1
+        if fresh < moved:
+            for r in range(rows):
+                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label
+        for j in range(k):
+            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]
+    if many:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero; s015 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero; s015 = zero
             for r in range(rows):
                 bi = best[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -3089,7 +3148,6 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s013 += x13 if hit else zero
                 s014 += x14 if hit else zero
                 s015 += x15 if hit else zero
-            own_counts[j] += n0
             own_sums[j, 0] += s00
             own_sums[j, 1] += s01
             own_sums[j, 2] += s02
@@ -3109,12 +3167,11 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     if many and fresh < moved:
         for j in range(0, k, 1):
             l0 = np.int32(j)
-            n0 = np.int32(0); s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero; s015 = zero
+            s00 = zero; s01 = zero; s02 = zero; s03 = zero; s04 = zero; s05 = zero; s06 = zero; s07 = zero; s08 = zero; s09 = zero; s010 = zero; s011 = zero; s012 = zero; s013 = zero; s014 = zero; s015 = zero
             for r in range(rows):
                 bi = own[r]
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
                 hit = bi == l0
-                n0 += np.int32(1) if hit else np.int32(0)
                 s00 += x0 if hit else zero
                 s01 += x1 if hit else zero
                 s02 += x2 if hit else zero
@@ -3131,7 +3188,6 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 s013 += x13 if hit else zero
                 s014 += x14 if hit else zero
                 s015 += x15 if hit else zero
-            own_counts[j] -= n0
             own_sums[j, 0] -= s00
             own_sums[j, 1] -= s01
             own_sums[j, 2] -= s02
@@ -3152,6 +3208,16 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
         for r in range(rows):
             own[r] = best[r]
     return moved
+
+
+def sweep_share(k, d, itemsize):
+    """The share of a block's rows that must have changed label for the masked sweeps to move
+    them (above 1: never); see SCATTER_COST."""
+    from .numba_plan import VECTOR_BYTES, host_isa
+
+    group = SUM_GROUP[d]
+    padded = -(-k // group) * group
+    return (padded * (d + 1) * itemsize / VECTOR_BYTES[host_isa()] + SWEEP_FIXED) / SCATTER_COST
 
 
 def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
@@ -3176,11 +3242,13 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
     One compiled pass per d (``STREAM_PASS``): a single pass that branched on d to the eight
     blocks compiled all eight, 23 s of its 36 s on a first call (float32, Emerald Rapids).
     """
-    return STREAM_PASS[panels.shape[1]](panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update)
+    d = panels.shape[1]
+    return STREAM_PASS[d](panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update,
+                          sweep_share(C.shape[0], d, panels.itemsize))
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_1(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_1(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 1."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3197,7 +3265,7 @@ def stream_pass_1(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3215,7 +3283,7 @@ def stream_pass_1(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_2(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_2(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 2."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3232,7 +3300,7 @@ def stream_pass_2(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3250,7 +3318,7 @@ def stream_pass_2(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_3(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_3(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 3."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3267,7 +3335,7 @@ def stream_pass_3(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3285,7 +3353,7 @@ def stream_pass_3(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_4(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_4(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 4."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3302,7 +3370,7 @@ def stream_pass_4(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3320,7 +3388,7 @@ def stream_pass_4(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_5(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_5(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 5."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3337,7 +3405,7 @@ def stream_pass_5(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3355,7 +3423,7 @@ def stream_pass_5(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_6(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_6(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 6."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3372,7 +3440,7 @@ def stream_pass_6(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3390,7 +3458,7 @@ def stream_pass_6(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_7(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_7(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 7."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3407,7 +3475,7 @@ def stream_pass_7(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3425,7 +3493,7 @@ def stream_pass_7(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_8(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_8(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 8."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3442,7 +3510,7 @@ def stream_pass_8(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3460,7 +3528,7 @@ def stream_pass_8(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_9(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_9(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 9."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3477,7 +3545,7 @@ def stream_pass_9(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
             start = b * width
             rows = min(width, n - start)
             changed += block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3495,7 +3563,7 @@ def stream_pass_9(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_10(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_10(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 10."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3512,7 +3580,7 @@ def stream_pass_10(panels, n, C, half_norms, labels, dist, sums, counts, totals,
             start = b * width
             rows = min(width, n - start)
             changed += block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3530,7 +3598,7 @@ def stream_pass_10(panels, n, C, half_norms, labels, dist, sums, counts, totals,
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_11(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_11(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 11."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3547,7 +3615,7 @@ def stream_pass_11(panels, n, C, half_norms, labels, dist, sums, counts, totals,
             start = b * width
             rows = min(width, n - start)
             changed += block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3565,7 +3633,7 @@ def stream_pass_11(panels, n, C, half_norms, labels, dist, sums, counts, totals,
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_12(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_12(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 12."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3582,7 +3650,7 @@ def stream_pass_12(panels, n, C, half_norms, labels, dist, sums, counts, totals,
             start = b * width
             rows = min(width, n - start)
             changed += block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3600,7 +3668,7 @@ def stream_pass_12(panels, n, C, half_norms, labels, dist, sums, counts, totals,
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_13(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_13(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 13."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3617,7 +3685,7 @@ def stream_pass_13(panels, n, C, half_norms, labels, dist, sums, counts, totals,
             start = b * width
             rows = min(width, n - start)
             changed += block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3635,7 +3703,7 @@ def stream_pass_13(panels, n, C, half_norms, labels, dist, sums, counts, totals,
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_14(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_14(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 14."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3652,7 +3720,7 @@ def stream_pass_14(panels, n, C, half_norms, labels, dist, sums, counts, totals,
             start = b * width
             rows = min(width, n - start)
             changed += block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3670,7 +3738,7 @@ def stream_pass_14(panels, n, C, half_norms, labels, dist, sums, counts, totals,
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_15(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_15(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 15."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3687,7 +3755,7 @@ def stream_pass_15(panels, n, C, half_norms, labels, dist, sums, counts, totals,
             start = b * width
             rows = min(width, n - start)
             changed += block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3705,7 +3773,7 @@ def stream_pass_15(panels, n, C, half_norms, labels, dist, sums, counts, totals,
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_16(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_16(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = 16."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3722,7 +3790,7 @@ def stream_pass_16(panels, n, C, half_norms, labels, dist, sums, counts, totals,
             start = b * width
             rows = min(width, n - start)
             changed += block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
@@ -3741,3 +3809,5 @@ def stream_pass_16(panels, n, C, half_norms, labels, dist, sums, counts, totals,
 
 #: the stream pass compiled for each d
 STREAM_PASS = {1: stream_pass_1, 2: stream_pass_2, 3: stream_pass_3, 4: stream_pass_4, 5: stream_pass_5, 6: stream_pass_6, 7: stream_pass_7, 8: stream_pass_8, 9: stream_pass_9, 10: stream_pass_10, 11: stream_pass_11, 12: stream_pass_12, 13: stream_pass_13, 14: stream_pass_14, 15: stream_pass_15, 16: stream_pass_16}
+#: centres a masked sweep adds up at once, by d
+SUM_GROUP = {1: 4, 2: 4, 3: 4, 4: 4, 5: 2, 6: 2, 7: 2, 8: 2, 9: 1, 10: 1, 11: 1, 12: 1, 13: 1, 14: 1, 15: 1, 16: 1}

@@ -885,7 +885,7 @@ def test_stream_moves_few_rows_one_by_one_and_many_by_masked_sweeps(dtype, d, k)
     nudged, a few (one by one, found by their flags); the running sums stay a fresh sum by
     label, over ragged blocks split between parts."""
     from impls.lloyd import cluster_sums
-    from impls.numba_stream import SCATTER_SHARE, STREAM_ROWS
+    from impls.numba_stream import STREAM_ROWS, sweep_share
 
     X = np.random.default_rng(d).standard_normal((2 * STREAM_ROWS + 777, d)).astype(dtype)
     C = X[:k].copy()
@@ -902,8 +902,9 @@ def test_stream_moves_few_rows_one_by_one_and_many_by_masked_sweeps(dtype, d, k)
         # the oracle's (a row in the wrong cluster shows in the counts)
         np.testing.assert_allclose(sums, expected_sums, rtol=0, atol=100 * np.finfo(dtype).eps * np.abs(X).sum())
         shares.append(np.count_nonzero(labels != before) / len(X))
-    assert shares[0] == 1.0 and shares[1] * SCATTER_SHARE >= 1  # fresh, then many moved
-    assert 0 < shares[2] * SCATTER_SHARE < 1 and shares[3] == 0  # few, then none
+    sweeps_from = sweep_share(k, d, X.itemsize)
+    assert shares[0] == 1.0 and shares[1] >= min(sweeps_from, 1.0)  # fresh, then many moved
+    assert 0 < shares[2] < sweeps_from and shares[3] == 0  # few, then none
 
 
 @pytest.mark.parametrize("k", [5, 130])

@@ -40,8 +40,10 @@ def SUM_GROUP(d: int) -> int:
 #: ran 1.2x slower at 2M x 2, k=8, Zen 4), and a block of d <= 16 features (256 KB in float64)
 #: stays in L2
 STREAM_ROWS = 2048
-#: see SCATTER_SHARE in the generated module
-SCATTER_SHARE = 4
+#: see SCATTER_COST in the generated module
+SCATTER_COST = 10
+#: see SWEEP_FIXED in the generated module
+SWEEP_FIXED = 1.6
 #: vector register width in bits, by instruction set
 WIDTH = {"avx2": 256, "avx512": 512}
 #: (vectors of rows, centres) per tile, by instruction set and dtype. avx2 measured on 2 Zen3
@@ -725,9 +727,10 @@ step is a long loop over a block's rows that LLVM's loop vectoriser turns into S
   nothing more) and flagged;
 * the change of the cluster sums: where few rows of a block moved, each moved row taken from
   its old cluster and added to its new one, found 64 flags at a time by their set bits; where
-  many did (a fit's first pass), masked reductions: for a few centres per sweep, the rows whose
-  new label each is, added in the working dtype over one block (a few hundred values per SIMD
-  lane), less those whose old label it is, then to the thread's float64 sums;
+  many did (a fit's first pass, at few centres and features: ``sweep_share``), masked
+  reductions: for a few centres per sweep, the rows whose new label each is, added in the
+  working dtype over one block (a few hundred values per SIMD lane), less those whose old label
+  it is, then to the thread's float64 sums, and the counts by a tally of the labels;
 * the labels rewritten in place.
 
 Ties go to the lowest centre index: centres are visited in ascending order with a strict
@@ -743,9 +746,16 @@ from .numba_kernels import FAST, wide_vectors
 
 STREAM_MAX_D = {max_d}
 STREAM_ROWS = {rows}
-#: a block whose moved rows are fewer than 1 in this many moves them one by one; more (a fit's
-#: first pass), the masked sweeps add every row by its new label and take it from its old
-SCATTER_SHARE = {scatter}
+#: A block moves its changed rows one by one, or (where many changed, as in a fit's first pass)
+#: by masked sweeps that add every row by its new label and take it from its old, whichever
+#: costs less (``sweep_share``). Costs in vector operations (one masked add of a vector of rows):
+#: a sweep costs, per row and direction, its centres x (d + 1) / lanes plus SWEEP_FIXED; moving
+#: one row, SCATTER_COST. Measured on one thread, float32 and float64, d = 2-8, k = 5-128 (Intel
+#: Xeon, AVX-512): a moved row 4-6 ns (2.2-2.6 where it had no old label), a sweep 0.21-0.35 ns
+#: an operation plus about 0.4 ns a row; so at d = 2, k = 8 float32 the sweeps won from about a
+#: third of the rows moved, and at k = 64 never, not even for a fit's first pass.
+SCATTER_COST = {scatter}
+SWEEP_FIXED = {fixed}
 '''
 
 
@@ -754,10 +764,12 @@ def stream_block(d: int) -> list[str]:
     function with every d's loops LLVM left some of them scalar."""
     xs = "; ".join(f"x{t} = panels[b, {t}, r]" for t in range(d))
     lines = ["", "", "@njit(nogil=True, cache=True, fastmath=FAST)",
-             f"def block_{d}(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update):",
+             f"def block_{d}(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,",
+             "            sweep_share):",
              f'    """Block ``b`` of ``rows`` rows for d = {d}: labels rewritten in place, ``low`` left',
              '    holding the squared distances, the change of the sums and counts added when',
-             '    ``update``; returns the rows whose label changed."""',
+             '    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);',
+             '    returns the rows whose label changed."""',
              "    wide_vectors()",
              "    k = C.shape[0]",
              "    zero = half_norms[0] - half_norms[0]",
@@ -820,7 +832,7 @@ def stream_block(d: int) -> list[str]:
     # by its old. After the first passes few rows move: from 2M x 3, k=5, 20% in the second
     # pass, 1-5% from the fifth, and the stream pass took 1.6-2.0x less time than adding every
     # row (float32, Emerald Rapids).
-    add("    many = update and moved * SCATTER_SHARE >= rows")
+    add("    many = update and moved >= rows * sweep_share")
     add("    if update and moved > 0 and not many:")
     # The flags of 64 rows packed into one mask, its set bits taken lowest first: a branch per
     # row, or per eight, mispredicted at most moved rows (55-100 cycles each, 1M x 1, k=3).
@@ -849,19 +861,30 @@ def stream_block(d: int) -> list[str]:
     # The masked sweeps: the sums of g centres per sweep over the block (g x (d + 1) accumulators
     # in registers), each sweep reading the labels and features once. Past k a slot's label is
     # -1, and what it gathers is dropped.
+    # The counts by a tally of labels, four rows' tallies apart so that rows of one cluster in a
+    # row do not wait on each other's store: counted in the sweeps they would be int64 lanes
+    # (Numba widens integer sums), half as many float32 rows a vector as the sums'.
+    add("    if many:")
+    add("        tally = np.zeros((4, k + 1), dtype=np.int32)")
+    add("        for r in range(rows):")
+    add("            tally[r & 3, best[r] + 1] += 1")
+    add("        if fresh < moved:")
+    add("            for r in range(rows):")
+    add("                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label")
+    add("        for j in range(k):")
+    add("            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]")
     g = SUM_GROUP(d)
     for source, sign, when in (("best", "+", "many"), ("own", "-", "many and fresh < moved")):
         add(f"    if {when}:")
         add(f"        for j in range(0, k, {g}):")
         for q in range(g):
             add(f"            l{q} = np.int32(j + {q}) if j + {q} < k else np.int32(-1)" if q else "            l0 = np.int32(j)")
-            add(f"            n{q} = np.int32(0); {'; '.join(f's{q}{t} = zero' for t in range(d))}")
+            add(f"            {'; '.join(f's{q}{t} = zero' for t in range(d))}")
         add("            for r in range(rows):")
         add(f"                bi = {source}[r]")
         add(f"                {xs}")
         for q in range(g):
             add(f"                hit = bi == l{q}")
-            add(f"                n{q} += np.int32(1) if hit else np.int32(0)")
             for t in range(d):
                 add(f"                s{q}{t} += x{t} if hit else zero")
         for q in range(g):
@@ -870,7 +893,6 @@ def stream_block(d: int) -> list[str]:
                 add(f"            if j + {q} < k:")
                 inner += "    "
             at = f"j + {q}" if q else "j"
-            add(f"{inner}own_counts[{at}] {sign}= n{q}")
             for t in range(d):
                 add(f"{inner}own_sums[{at}, {t}] {sign}= s{q}{t}")
     add("    if many:")
@@ -881,9 +903,19 @@ def stream_block(d: int) -> list[str]:
 
 
 def stream_source() -> str:
-    out = [STREAM_HEADER.format(max_d=STREAM_MAX_D, rows=STREAM_ROWS, scatter=SCATTER_SHARE)]
+    out = [STREAM_HEADER.format(max_d=STREAM_MAX_D, rows=STREAM_ROWS, scatter=SCATTER_COST, fixed=SWEEP_FIXED)]
     out += ["\n".join(stream_block(d)) + "\n" for d in range(1, STREAM_MAX_D + 1)]
     out.append('''
+
+def sweep_share(k, d, itemsize):
+    """The share of a block's rows that must have changed label for the masked sweeps to move
+    them (above 1: never); see SCATTER_COST."""
+    from .numba_plan import VECTOR_BYTES, host_isa
+
+    group = SUM_GROUP[d]
+    padded = -(-k // group) * group
+    return (padded * (d + 1) * itemsize / VECTOR_BYTES[host_isa()] + SWEEP_FIXED) / SCATTER_COST
+
 
 def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
     """One pass over X held as (ceil(n / STREAM_ROWS), d, STREAM_ROWS) panels, d <= STREAM_MAX_D.
@@ -907,19 +939,23 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
     One compiled pass per d (``STREAM_PASS``): a single pass that branched on d to the eight
     blocks compiled all eight, 23 s of its 36 s on a first call (float32, Emerald Rapids).
     """
-    return STREAM_PASS[panels.shape[1]](panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update)
+    d = panels.shape[1]
+    return STREAM_PASS[d](panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update,
+                          sweep_share(C.shape[0], d, panels.itemsize))
 ''')
     for d in range(1, STREAM_MAX_D + 1):
         out.append(STREAM_PASS_D.replace("{d}", str(d)))
     entries = ", ".join(f"{d}: stream_pass_{d}" for d in range(1, STREAM_MAX_D + 1))
     out.append(f"\n\n#: the stream pass compiled for each d\nSTREAM_PASS = {{{entries}}}\n")
+    groups = ", ".join(f"{d}: {SUM_GROUP(d)}" for d in range(1, STREAM_MAX_D + 1))
+    out.append(f"#: centres a masked sweep adds up at once, by d\nSUM_GROUP = {{{groups}}}\n")
     return "".join(out)
 
 
 STREAM_PASS_D = '''
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_{d}(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass_{d}(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
     """``stream_pass`` for d = {d}."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -936,7 +972,7 @@ def stream_pass_{d}(panels, n, C, half_norms, labels, dist, sums, counts, totals
             start = b * width
             rows = min(width, n - start)
             changed += block_{d}(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts,
-                                 update)
+                                 update, sweep_share)
             if update:
                 # float64 lanes: a block's distances summed in the working dtype would lose
                 # digits of the inertia history at large n
