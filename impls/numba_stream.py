@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, prange
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .numba_kernels import FAST, wide_vectors
+from .numba_kernels import FAST, FUSED_FAST, wide_vectors
 
 STREAM_MAX_D = 16
 STREAM_ROWS = 2048
@@ -42,18 +42,12 @@ SCATTER_COST = 10
 SWEEP_FIXED = 1.6
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 1: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_1(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 1)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -67,15 +61,15 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]
-                lo = h0 - (c00 * x0)
+                lo = h0 - c00 * x0
                 bi = b0
-                v = h1 - (c10 * x0)
+                v = h1 - c10 * x0
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0)
+                v = h2 - c20 * x0
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0)
+                v = h3 - c30 * x0
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -85,20 +79,35 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0)
+                v = h0 - c00 * x0
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0)
+                v = h1 - c10 * x0
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0)
+                v = h2 - c20 * x0
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0)
+                v = h3 - c30 * x0
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 1: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_1(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -209,18 +218,12 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 2: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_2(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 2)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -234,15 +237,15 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
-                lo = h0 - (c00 * x0 + c01 * x1)
+                lo = h0 - c00 * x0 - c01 * x1
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1)
+                v = h1 - c10 * x0 - c11 * x1
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1)
+                v = h2 - c20 * x0 - c21 * x1
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1)
+                v = h3 - c30 * x0 - c31 * x1
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -252,20 +255,35 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1)
+                v = h0 - c00 * x0 - c01 * x1
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1)
+                v = h1 - c10 * x0 - c11 * x1
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1)
+                v = h2 - c20 * x0 - c21 * x1
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1)
+                v = h3 - c30 * x0 - c31 * x1
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 2: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_2(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -394,18 +412,12 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 3: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_3(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 3)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -419,15 +431,15 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -437,20 +449,35 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 3: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_3(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -597,18 +624,12 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 4: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_4(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 4)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -622,15 +643,15 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -640,20 +661,35 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 4: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_4(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -818,18 +854,12 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 5: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_5(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 5)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -843,15 +873,15 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -861,20 +891,35 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 5: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_5(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -1001,18 +1046,12 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 6: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_6(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 6)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1026,15 +1065,15 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -1044,20 +1083,35 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 6: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_6(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -1194,18 +1248,12 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 7: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_7(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 7)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1219,15 +1267,15 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -1237,20 +1285,35 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 7: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_7(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -1397,18 +1460,12 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 8: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_8(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 8)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1422,15 +1479,15 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -1440,20 +1497,35 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 8: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_8(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -1610,18 +1682,12 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 9: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_9(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 9)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1635,15 +1701,15 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -1653,20 +1719,35 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 9: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_9(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -1789,18 +1870,12 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 10: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_10(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 10)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1814,15 +1889,15 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -1832,20 +1907,35 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 10: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_10(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -1974,18 +2064,12 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 11: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_11(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 11)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1999,15 +2083,15 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -2017,20 +2101,35 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 11: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_11(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -2165,18 +2264,12 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 12: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_12(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 12)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2190,15 +2283,15 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -2208,20 +2301,35 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 12: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_12(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -2362,18 +2470,12 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 13: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_13(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 13)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2387,15 +2489,15 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -2405,20 +2507,35 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 13: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_13(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -2565,18 +2682,12 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 14: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_14(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 14)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2590,15 +2701,15 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -2608,20 +2719,35 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 14: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_14(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -2774,18 +2900,12 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 15: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_15(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 15)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2799,15 +2919,15 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13 + c014 * x14)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13 + c114 * x14)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13 - c114 * x14
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13 + c214 * x14)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13 - c214 * x14
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13 + c314 * x14)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13 - c314 * x14
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -2817,20 +2937,35 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13 + c014 * x14)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13 + c114 * x14)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13 - c114 * x14
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13 + c214 * x14)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13 - c214 * x14
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13 + c314 * x14)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13 - c314 * x14
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 15: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_15(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
@@ -2989,18 +3124,12 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     return moved
 
 
-@njit(nogil=True, cache=True, fastmath=FAST)
-def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
-            sweep_share):
-    """Block ``b`` of ``rows`` rows for d = 16: labels rewritten in place, ``low`` left
-    holding the squared distances, the change of the sums and counts added when
-    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
-    returns the rows whose label changed."""
+@njit(nogil=True, cache=True, fastmath=FUSED_FAST)
+def nearest_16(panels, b, rows, C, half_norms, low, best):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
+    for it into ``low`` (d = 16)."""
     wide_vectors()
     k = C.shape[0]
-    zero = half_norms[0] - half_norms[0]
-    moved = np.int32(0)
-    own = labels[start:start + rows]
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -3014,15 +3143,15 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
         if j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
-                lo = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13 + c014 * x14 + c015 * x15)
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14 - c015 * x15
                 bi = b0
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13 + c114 * x14 + c115 * x15)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13 - c114 * x14 - c115 * x15
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13 + c214 * x14 + c215 * x15)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13 - c214 * x14 - c215 * x15
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13 + c314 * x14 + c315 * x15)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13 - c314 * x14 - c315 * x15
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
@@ -3032,20 +3161,35 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
                 lo = low[r]
                 bi = best[r]
-                v = h0 - (c00 * x0 + c01 * x1 + c02 * x2 + c03 * x3 + c04 * x4 + c05 * x5 + c06 * x6 + c07 * x7 + c08 * x8 + c09 * x9 + c010 * x10 + c011 * x11 + c012 * x12 + c013 * x13 + c014 * x14 + c015 * x15)
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14 - c015 * x15
                 bi = b0 if v < lo else bi
                 lo = min(v, lo)
-                v = h1 - (c10 * x0 + c11 * x1 + c12 * x2 + c13 * x3 + c14 * x4 + c15 * x5 + c16 * x6 + c17 * x7 + c18 * x8 + c19 * x9 + c110 * x10 + c111 * x11 + c112 * x12 + c113 * x13 + c114 * x14 + c115 * x15)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13 - c114 * x14 - c115 * x15
                 bi = b1 if v < lo else bi
                 lo = min(v, lo)
-                v = h2 - (c20 * x0 + c21 * x1 + c22 * x2 + c23 * x3 + c24 * x4 + c25 * x5 + c26 * x6 + c27 * x7 + c28 * x8 + c29 * x9 + c210 * x10 + c211 * x11 + c212 * x12 + c213 * x13 + c214 * x14 + c215 * x15)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13 - c214 * x14 - c215 * x15
                 bi = b2 if v < lo else bi
                 lo = min(v, lo)
-                v = h3 - (c30 * x0 + c31 * x1 + c32 * x2 + c33 * x3 + c34 * x4 + c35 * x5 + c36 * x6 + c37 * x7 + c38 * x8 + c39 * x9 + c310 * x10 + c311 * x11 + c312 * x12 + c313 * x13 + c314 * x14 + c315 * x15)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13 - c314 * x14 - c315 * x15
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
                 best[r] = bi
+
+
+@njit(nogil=True, cache=True, fastmath=FAST)
+def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, own_sums, own_counts, update,
+            sweep_share):
+    """Block ``b`` of ``rows`` rows for d = 16: labels rewritten in place, ``low`` left
+    holding the squared distances, the change of the sums and counts added when
+    ``update`` (by masked sweeps where at least ``sweep_share`` of the rows changed);
+    returns the rows whose label changed."""
+    wide_vectors()
+    k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    moved = np.int32(0)
+    own = labels[start:start + rows]
+    nearest_16(panels, b, rows, C, half_norms, low, best)
     fresh = np.int32(0)
     if update:
         for r in range(rows):
