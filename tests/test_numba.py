@@ -506,6 +506,15 @@ def test_plan_classes_separate_cache_sized_from_streaming_n():
     assert numba_plan.shape_class("float32", 20_000, 103, 11) != small
 
 
+def test_plan_classes_hold_one_d_each_up_to_sixteen_features():
+    # below 17 features the winner changes from one d to the next (stream at d=12, the tile at 16)
+    from impls import numba_plan
+
+    classes = {numba_plan.shape_class("float32", 1_000_000, d, 16) for d in range(1, 17)}
+    assert len(classes) == 16
+    assert numba_plan.shape_class("float32", 1_000_000, 17, 16) == numba_plan.shape_class("float32", 1_000_000, 32, 16)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_distances_to_own_centres_match_the_host_rule_without_compiling_in_run(dtype):
     from impls.base import distances_to_own
