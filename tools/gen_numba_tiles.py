@@ -872,9 +872,6 @@ def stream_block(d: int) -> list[str]:
     for t in range(d):
         add(f"                    own_sums[o, {t}] -= x{t}")
     add("                own[r] = bi")
-    # The masked sweeps: the sums of g centres per sweep over the block (g x (d + 1) accumulators
-    # in registers), each sweep reading the labels and features once. Past k a slot's label is
-    # -1, and what it gathers is dropped.
     # The counts by a tally of labels, four rows' tallies apart so that rows of one cluster in a
     # row do not wait on each other's store: counted in the sweeps they would be int64 lanes
     # (Numba widens integer sums), half as many float32 rows a vector as the sums'.
@@ -887,6 +884,9 @@ def stream_block(d: int) -> list[str]:
     add("                tally[r & 3, own[r] + 1] -= 1  # column 0: no old label")
     add("        for j in range(k):")
     add("            own_counts[j] += tally[0, j + 1] + tally[1, j + 1] + tally[2, j + 1] + tally[3, j + 1]")
+    # The masked sweeps: the sums of g centres per sweep over the block (g x (d + 1) accumulators
+    # in registers), each sweep reading the labels and features once. Past k a slot's label is
+    # -1, and what it gathers is dropped.
     g = SUM_GROUP(d)
     for source, sign, when in (("best", "+", "many"), ("own", "-", "many and fresh < moved")):
         add(f"    if {when}:")
