@@ -43,11 +43,13 @@ SWEEP_FIXED = 1.6
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_1(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 1)."""
+def nearest_1(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 1)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -58,7 +60,25 @@ def nearest_1(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]
         c20 = C[j2, 0]
         c30 = C[j3, 0]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]
+                lo = h0 - c00 * x0
+                bi = b0
+                v = h1 - c10 * x0
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]
                 lo = h0 - c00 * x0
@@ -73,6 +93,27 @@ def nearest_1(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -107,30 +148,18 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_1(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_1(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]
-            v = (x0 * x0) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]
-            v = (x0 * x0) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -147,7 +176,10 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_counts[o] -= 1
                     own_sums[o, 0] -= x0
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -219,11 +251,13 @@ def block_1(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_2(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 2)."""
+def nearest_2(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 2)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -234,7 +268,25 @@ def nearest_2(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]
         c20 = C[j2, 0]; c21 = C[j2, 1]
         c30 = C[j3, 0]; c31 = C[j3, 1]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+                lo = h0 - c00 * x0 - c01 * x1
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
                 lo = h0 - c00 * x0 - c01 * x1
@@ -249,6 +301,27 @@ def nearest_2(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -283,30 +356,18 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_2(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_2(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
-            v = (x0 * x0 + x1 * x1) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]
-            v = (x0 * x0 + x1 * x1) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -325,7 +386,10 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 0] -= x0
                     own_sums[o, 1] -= x1
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -413,11 +477,13 @@ def block_2(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_3(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 3)."""
+def nearest_3(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 3)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -428,7 +494,25 @@ def nearest_3(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2
@@ -443,6 +527,27 @@ def nearest_3(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -477,30 +582,18 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_3(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_3(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -521,7 +614,10 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 1] -= x1
                     own_sums[o, 2] -= x2
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -625,11 +721,13 @@ def block_3(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_4(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 4)."""
+def nearest_4(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 4)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -640,7 +738,25 @@ def nearest_4(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3
@@ -655,6 +771,27 @@ def nearest_4(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -689,30 +826,18 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_4(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_4(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -735,7 +860,10 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 2] -= x2
                     own_sums[o, 3] -= x3
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -855,11 +983,13 @@ def block_4(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_5(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 5)."""
+def nearest_5(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 5)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -870,7 +1000,25 @@ def nearest_5(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4
@@ -885,6 +1033,27 @@ def nearest_5(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -919,30 +1088,18 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_5(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_5(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -967,7 +1124,10 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 3] -= x3
                     own_sums[o, 4] -= x4
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -1047,11 +1207,13 @@ def block_5(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_6(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 6)."""
+def nearest_6(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 6)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1062,7 +1224,25 @@ def nearest_6(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5
@@ -1077,6 +1257,27 @@ def nearest_6(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -1111,30 +1312,18 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_6(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_6(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -1161,7 +1350,10 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 4] -= x4
                     own_sums[o, 5] -= x5
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -1249,11 +1441,13 @@ def block_6(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_7(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 7)."""
+def nearest_7(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 7)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1264,7 +1458,25 @@ def nearest_7(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6
@@ -1279,6 +1491,27 @@ def nearest_7(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -1313,30 +1546,18 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_7(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_7(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -1365,7 +1586,10 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 5] -= x5
                     own_sums[o, 6] -= x6
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -1461,11 +1685,13 @@ def block_7(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_8(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 8)."""
+def nearest_8(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 8)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1476,7 +1702,25 @@ def nearest_8(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7
@@ -1491,6 +1735,27 @@ def nearest_8(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -1525,30 +1790,18 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_8(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_8(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -1579,7 +1832,10 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 6] -= x6
                     own_sums[o, 7] -= x7
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -1683,11 +1939,13 @@ def block_8(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_9(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 9)."""
+def nearest_9(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 9)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1698,7 +1956,25 @@ def nearest_9(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8
@@ -1713,6 +1989,27 @@ def nearest_9(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -1747,30 +2044,18 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_9(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_9(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -1803,7 +2088,10 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
                     own_sums[o, 7] -= x7
                     own_sums[o, 8] -= x8
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -1871,11 +2159,13 @@ def block_9(panels, b, rows, start, C, half_norms, low, best, flags, labels, own
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_10(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 10)."""
+def nearest_10(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 10)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -1886,7 +2176,25 @@ def nearest_10(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9
@@ -1901,6 +2209,27 @@ def nearest_10(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -1935,30 +2264,18 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_10(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_10(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -1993,7 +2310,10 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 8] -= x8
                     own_sums[o, 9] -= x9
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -2065,11 +2385,13 @@ def block_10(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_11(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 11)."""
+def nearest_11(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 11)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2080,7 +2402,25 @@ def nearest_11(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10
@@ -2095,6 +2435,27 @@ def nearest_11(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -2129,30 +2490,18 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_11(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_11(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -2189,7 +2538,10 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 9] -= x9
                     own_sums[o, 10] -= x10
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -2265,11 +2617,13 @@ def block_11(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_12(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 12)."""
+def nearest_12(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 12)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2280,7 +2634,25 @@ def nearest_12(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11
@@ -2295,6 +2667,27 @@ def nearest_12(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -2329,30 +2722,18 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_12(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_12(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -2391,7 +2772,10 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 10] -= x10
                     own_sums[o, 11] -= x11
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -2471,11 +2855,13 @@ def block_12(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_13(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 13)."""
+def nearest_13(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 13)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2486,7 +2872,25 @@ def nearest_13(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]; c112 = C[j1, 12]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]; c212 = C[j2, 12]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]; c312 = C[j3, 12]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12
@@ -2501,6 +2905,27 @@ def nearest_13(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -2535,30 +2960,18 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_13(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_13(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -2599,7 +3012,10 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 11] -= x11
                     own_sums[o, 12] -= x12
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -2683,11 +3099,13 @@ def block_13(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_14(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 14)."""
+def nearest_14(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 14)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2698,7 +3116,25 @@ def nearest_14(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]; c112 = C[j1, 12]; c113 = C[j1, 13]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]; c212 = C[j2, 12]; c213 = C[j2, 13]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]; c312 = C[j3, 12]; c313 = C[j3, 13]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13
@@ -2713,6 +3149,27 @@ def nearest_14(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -2747,30 +3204,18 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_14(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_14(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -2813,7 +3258,10 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 12] -= x12
                     own_sums[o, 13] -= x13
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -2901,11 +3349,13 @@ def block_14(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_15(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 15)."""
+def nearest_15(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 15)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -2916,7 +3366,25 @@ def nearest_15(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]; c112 = C[j1, 12]; c113 = C[j1, 13]; c114 = C[j1, 14]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]; c212 = C[j2, 12]; c213 = C[j2, 13]; c214 = C[j2, 14]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]; c312 = C[j3, 12]; c313 = C[j3, 13]; c314 = C[j3, 14]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13 - c114 * x14
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13 - c214 * x14
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13 - c314 * x14
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14
@@ -2931,6 +3399,27 @@ def nearest_15(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13 - c114 * x14
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13 - c214 * x14
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13 - c314 * x14
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -2965,30 +3454,18 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_15(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_15(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -3033,7 +3510,10 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 13] -= x13
                     own_sums[o, 14] -= x14
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1
@@ -3125,11 +3605,13 @@ def block_15(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
 
 
 @njit(nogil=True, cache=True, fastmath=FUSED_FAST)
-def nearest_16(panels, b, rows, C, half_norms, low, best):
-    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``
-    for it into ``low`` (d = 16)."""
+def nearest_16(panels, b, rows, C, half_norms, low, best, own, flags):
+    """Each of block ``b``'s ``rows`` rows' nearest centre into ``best``, its squared distance
+    into ``low`` and whether it differs from the row's label in ``own`` into ``flags`` (d = 16)."""
     wide_vectors()
     k = C.shape[0]
+    zero = half_norms[0] - half_norms[0]
+    last = k - 1 - (k - 1) % 4
     for j in range(0, k, 4):
         j1 = min(j + 1, k - 1)
         j2 = min(j + 2, k - 1)
@@ -3140,7 +3622,25 @@ def nearest_16(panels, b, rows, C, half_norms, low, best):
         c10 = C[j1, 0]; c11 = C[j1, 1]; c12 = C[j1, 2]; c13 = C[j1, 3]; c14 = C[j1, 4]; c15 = C[j1, 5]; c16 = C[j1, 6]; c17 = C[j1, 7]; c18 = C[j1, 8]; c19 = C[j1, 9]; c110 = C[j1, 10]; c111 = C[j1, 11]; c112 = C[j1, 12]; c113 = C[j1, 13]; c114 = C[j1, 14]; c115 = C[j1, 15]
         c20 = C[j2, 0]; c21 = C[j2, 1]; c22 = C[j2, 2]; c23 = C[j2, 3]; c24 = C[j2, 4]; c25 = C[j2, 5]; c26 = C[j2, 6]; c27 = C[j2, 7]; c28 = C[j2, 8]; c29 = C[j2, 9]; c210 = C[j2, 10]; c211 = C[j2, 11]; c212 = C[j2, 12]; c213 = C[j2, 13]; c214 = C[j2, 14]; c215 = C[j2, 15]
         c30 = C[j3, 0]; c31 = C[j3, 1]; c32 = C[j3, 2]; c33 = C[j3, 3]; c34 = C[j3, 4]; c35 = C[j3, 5]; c36 = C[j3, 6]; c37 = C[j3, 7]; c38 = C[j3, 8]; c39 = C[j3, 9]; c310 = C[j3, 10]; c311 = C[j3, 11]; c312 = C[j3, 12]; c313 = C[j3, 13]; c314 = C[j3, 14]; c315 = C[j3, 15]
-        if j == 0:
+        if j == 0 and j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+                lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14 - c015 * x15
+                bi = b0
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13 - c114 * x14 - c115 * x15
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13 - c214 * x14 - c215 * x15
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13 - c314 * x14 - c315 * x15
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14 + x15 * x15) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
+                best[r] = bi
+        elif j == 0:
             for r in range(rows):
                 x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
                 lo = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14 - c015 * x15
@@ -3155,6 +3655,27 @@ def nearest_16(panels, b, rows, C, half_norms, low, best):
                 bi = b3 if v < lo else bi
                 lo = min(v, lo)
                 low[r] = lo
+                best[r] = bi
+        elif j == last:
+            for r in range(rows):
+                x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
+                lo = low[r]
+                bi = best[r]
+                v = h0 - c00 * x0 - c01 * x1 - c02 * x2 - c03 * x3 - c04 * x4 - c05 * x5 - c06 * x6 - c07 * x7 - c08 * x8 - c09 * x9 - c010 * x10 - c011 * x11 - c012 * x12 - c013 * x13 - c014 * x14 - c015 * x15
+                bi = b0 if v < lo else bi
+                lo = min(v, lo)
+                v = h1 - c10 * x0 - c11 * x1 - c12 * x2 - c13 * x3 - c14 * x4 - c15 * x5 - c16 * x6 - c17 * x7 - c18 * x8 - c19 * x9 - c110 * x10 - c111 * x11 - c112 * x12 - c113 * x13 - c114 * x14 - c115 * x15
+                bi = b1 if v < lo else bi
+                lo = min(v, lo)
+                v = h2 - c20 * x0 - c21 * x1 - c22 * x2 - c23 * x3 - c24 * x4 - c25 * x5 - c26 * x6 - c27 * x7 - c28 * x8 - c29 * x9 - c210 * x10 - c211 * x11 - c212 * x12 - c213 * x13 - c214 * x14 - c215 * x15
+                bi = b2 if v < lo else bi
+                lo = min(v, lo)
+                v = h3 - c30 * x0 - c31 * x1 - c32 * x2 - c33 * x3 - c34 * x4 - c35 * x5 - c36 * x6 - c37 * x7 - c38 * x8 - c39 * x9 - c310 * x10 - c311 * x11 - c312 * x12 - c313 * x13 - c314 * x14 - c315 * x15
+                bi = b3 if v < lo else bi
+                lo = min(v, lo)
+                v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14 + x15 * x15) + (lo + lo)
+                low[r] = v if v > zero else zero
+                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
                 best[r] = bi
         else:
             for r in range(rows):
@@ -3189,30 +3710,18 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
     zero = half_norms[0] - half_norms[0]
     moved = np.int32(0)
     own = labels[start:start + rows]
-    nearest_16(panels, b, rows, C, half_norms, low, best)
-    fresh = np.int32(0)
-    if update:
+    nearest_16(panels, b, rows, C, half_norms, low, best, own, flags)
+    if rows < flags.shape[0]:
+        flags[rows:] = 0
+    words = flags.view(np.uint64)
+    for w in range(words.shape[0]):
+        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))
+    if not update:
         for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14 + x15 * x15) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
-            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)
-    else:
-        for r in range(rows):
-            x0 = panels[b, 0, r]; x1 = panels[b, 1, r]; x2 = panels[b, 2, r]; x3 = panels[b, 3, r]; x4 = panels[b, 4, r]; x5 = panels[b, 5, r]; x6 = panels[b, 6, r]; x7 = panels[b, 7, r]; x8 = panels[b, 8, r]; x9 = panels[b, 9, r]; x10 = panels[b, 10, r]; x11 = panels[b, 11, r]; x12 = panels[b, 12, r]; x13 = panels[b, 13, r]; x14 = panels[b, 14, r]; x15 = panels[b, 15, r]
-            v = (x0 * x0 + x1 * x1 + x2 * x2 + x3 * x3 + x4 * x4 + x5 * x5 + x6 * x6 + x7 * x7 + x8 * x8 + x9 * x9 + x10 * x10 + x11 * x11 + x12 * x12 + x13 * x13 + x14 * x14 + x15 * x15) + (low[r] + low[r])
-            low[r] = v if v > zero else zero
-            bi = best[r]
-            moved += np.int32(1) if own[r] != bi else np.int32(0)
-            own[r] = bi
-    many = update and moved >= rows * sweep_share
-    if update and moved > 0 and not many:
-        if rows < flags.shape[0]:
-            flags[rows:] = 0
-        words = flags.view(np.uint64)
+            own[r] = best[r]
+        return moved
+    many = moved >= rows * sweep_share
+    if moved > 0 and not many:
         for w in range(words.shape[0] // 8):
             mask = np.uint64(0)
             for q in range(8):
@@ -3259,7 +3768,10 @@ def block_16(panels, b, rows, start, C, half_norms, low, best, flags, labels, ow
                     own_sums[o, 14] -= x14
                     own_sums[o, 15] -= x15
                 own[r] = bi
+    fresh = np.int32(0)
     if many:
+        for r in range(rows):
+            fresh += np.int32(1) if own[r] < 0 else np.int32(0)
         tally = np.zeros((4, k + 1), dtype=np.int32)
         for r in range(rows):
             tally[r & 3, best[r] + 1] += 1

@@ -777,18 +777,20 @@ def stream_block(d: int) -> list[str]:
              # a view: labels[start + r] would wrap negative indices row by row, which
              # keeps the loop scalar
              "    own = labels[start:start + rows]",
-             "    nearest_{d}(panels, b, rows, C, half_norms, low, best)".replace("{d}", str(d))]
+             "    nearest_{d}(panels, b, rows, C, half_norms, low, best, own, flags)".replace("{d}", str(d))]
     # Each row's nearest centre in a function of its own, compiled without reassociation: with
     # it LLVM rebuilt each distance as a tree (a multiply, two FMAs and an add per centre at
     # d = 3) instead of a chain of FMAs from ||c||^2 / 2. One thread, in-cache blocks, AVX-512,
     # d = 3: 1.12x at k = 16 float32, 1.03-1.04x at k = 8 and in float64; whole fits 1.05-1.1x
     # at d = 2-3, level at d = 8 and 11 (Intel Xeon, 2 threads).
     near = ["", "", "@njit(nogil=True, cache=True, fastmath=FUSED_FAST)",
-            f"def nearest_{d}(panels, b, rows, C, half_norms, low, best):",
-            f'    """Each of block ``b``\'s ``rows`` rows\' nearest centre into ``best`` and ``||c||^2 / 2 - x.c``',
-            '    for it into ``low`` (d = ' + str(d) + ')."""',
+            f"def nearest_{d}(panels, b, rows, C, half_norms, low, best, own, flags):",
+            f'    """Each of block ``b``\'s ``rows`` rows\' nearest centre into ``best``, its squared distance',
+            '    into ``low`` and whether it differs from the row\'s label in ``own`` into ``flags`` (d = ' + str(d) + ')."""',
             "    wide_vectors()",
-            "    k = C.shape[0]"]
+            "    k = C.shape[0]",
+            "    zero = half_norms[0] - half_norms[0]",
+            "    last = k - 1 - (k - 1) % 4"]
     add = near.append
     add("    for j in range(0, k, 4):")
     add("        j1 = min(j + 1, k - 1)")
@@ -799,9 +801,13 @@ def stream_block(d: int) -> list[str]:
     names = ("j", "j1", "j2", "j3")
     for q in range(4):
         add(f"        {'; '.join(f'c{q}{t} = C[{names[q]}, {t}]' for t in range(d))}")
-    # the first group starts each row's minimum: no separate pass storing centre 0's distances
-    for first in (True, False):
-        add("        if j == 0:" if first else "        else:")
+    # The first group starts each row's minimum (no separate pass storing centre 0's distances);
+    # the last ends it: the squared distance, the label and its change written as the row's
+    # features are still in registers, not by another loop over the block (which, with its
+    # counts widened to int64 lanes, cost as much as four centres at d = 2 on Zen 3).
+    for first, final in ((True, True), (True, False), (False, True), (False, False)):
+        cond = " and ".join(c for c in ("j == 0" if first else "", "j == last" if final else "") if c)
+        add(f"        {'if' if (first, final) == (True, True) else 'elif' if cond else 'else'}{' ' + cond if cond else ''}:")
         add("            for r in range(rows):")
         add(f"                {xs}")
         for q in range(4):
@@ -818,42 +824,40 @@ def stream_block(d: int) -> list[str]:
             add(f"                v = {v}")
             add(f"                bi = b{q} if v < lo else bi")
             add("                lo = min(v, lo)")
-        add("                low[r] = lo")
+        if final:
+            # low + low, not 2 * low: an integer times float32 is float64 in Numba
+            add(f"                v = ({' + '.join(f'x{t} * x{t}' for t in range(d))}) + (lo + lo)")
+            add("                low[r] = v if v > zero else zero")
+            add("                flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)")
+        else:
+            add("                low[r] = lo")
         add("                best[r] = bi")
     lines[:0] = near
     add = lines.append
-    # The rows whose label changed are counted on the way, so the driver's convergence rule
-    # need not read two label arrays again. With ``update`` the old labels stay until the sums
-    # have moved the rows that changed (below); without, they are rewritten here.
-    add("    fresh = np.int32(0)")
-    for moving in (True, False):
-        add("    if update:" if moving else "    else:")
-        add("        for r in range(rows):")
-        add(f"            {xs}")
-        # low + low, not 2 * low: an integer times float32 is float64 in Numba
-        add(f"            v = ({' + '.join(f'x{t} * x{t}' for t in range(d))}) + (low[r] + low[r])")
-        add("            low[r] = v if v > zero else zero")
-        add("            bi = best[r]")
-        add("            moved += np.int32(1) if own[r] != bi else np.int32(0)")
-        if moving:
-            add("            fresh += np.int32(1) if own[r] < 0 else np.int32(0)")
-            add("            flags[r] = np.uint8(1) if own[r] != bi else np.uint8(0)")
-        else:
-            add("            own[r] = bi")
+    # The rows whose label changed, counted from their flags eight at a time (a multiply adds
+    # a word's eight bytes into its top byte), so that the driver's convergence rule need not
+    # read two label arrays again. With ``update`` the old labels stay until the sums have
+    # moved the rows that changed (below); without, they are rewritten now.
+    add("    if rows < flags.shape[0]:")
+    add("        flags[rows:] = 0")
+    add("    words = flags.view(np.uint64)")
+    add("    for w in range(words.shape[0]):")
+    add("        moved += np.int32((words[w] * np.uint64(0x0101010101010101)) >> np.uint64(56))")
+    add("    if not update:")
+    add("        for r in range(rows):")
+    add("            own[r] = best[r]")
+    add("        return moved")
     # The sums change by the rows whose label changed. A block where few did takes each from its
     # old cluster and adds it to its new one; where many did (a fit's first pass, where the old
     # label is -1), the masked sweeps below add every row by its new label and take every row
     # by its old. After the first passes few rows move: from 2M x 3, k=5, 20% in the second
     # pass, 1-5% from the fifth, and the stream pass took 1.6-2.0x less time than adding every
     # row (float32, Emerald Rapids).
-    add("    many = update and moved >= rows * sweep_share")
-    add("    if update and moved > 0 and not many:")
+    add("    many = moved >= rows * sweep_share")
+    add("    if moved > 0 and not many:")
     # The flags of 64 rows packed into one mask, its set bits taken lowest first: a branch per
     # row, or per eight, mispredicted at most moved rows (55-100 cycles each, 1M x 1, k=3).
     # A multiply gathers the lowest bit of each byte of a word into its top byte, in order.
-    add("        if rows < flags.shape[0]:")
-    add("            flags[rows:] = 0")
-    add("        words = flags.view(np.uint64)")
     add("        for w in range(words.shape[0] // 8):")
     add("            mask = np.uint64(0)")
     add("            for q in range(8):")
@@ -875,7 +879,11 @@ def stream_block(d: int) -> list[str]:
     # The counts by a tally of labels, four rows' tallies apart so that rows of one cluster in a
     # row do not wait on each other's store: counted in the sweeps they would be int64 lanes
     # (Numba widens integer sums), half as many float32 rows a vector as the sums'.
+    # The rows without an old label (all of a fit's first pass) have no old sums to leave.
+    add("    fresh = np.int32(0)")
     add("    if many:")
+    add("        for r in range(rows):")
+    add("            fresh += np.int32(1) if own[r] < 0 else np.int32(0)")
     add("        tally = np.zeros((4, k + 1), dtype=np.int32)")
     add("        for r in range(rows):")
     add("            tally[r & 3, best[r] + 1] += 1")
