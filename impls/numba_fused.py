@@ -65,10 +65,12 @@ from .lloyd import HostLloyd
 STRATEGIES = ("fused", "grouped", "pruned", "gemm", "rowdot", "stream")
 #: the plan races ``grouped`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): its
 #: per-row search inside the best group costs a group's d-long dot products, which the tile's
-#: savings repay only at small d. Grouped over fused per pass, float32, Zen 4 VM: 1.41x at
-#: 66668 x 3, k=2723 in an A/B (0.87x in a plan race of a later, noisier run); 1.25x at
-#: 25725 x 2, k=1265; 1.00x at 23741 x 15, k=1092; 0.90x at 149314 x 10, k=2203
-GROUPED_MAX_D = 8
+#: savings repay only at small d, and where that ends depends on the machine. Grouped over fused
+#: per timed iteration, float32: Zen 4 VM 1.41x at 66668 x 3, k=2723 in an A/B (0.87x in a plan
+#: race of a later, noisier run), 1.25x at 25725 x 2, k=1265, 1.00x at 23741 x 15, k=1092, 0.90x
+#: at 149314 x 10, k=2203; Zen 3 VM (AVX2) 1.12x at 146213 x 13, k=4049, 1.02x at
+#: 149314 x 10, k=2203, 0.96x at 100000 x 16, k=2048 and 0.95x at 50000 x 24, k=3000.
+GROUPED_MAX_D = 16
 #: the plan races ``pruned`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): a
 #: box of nearby rows excludes fewer groups of centres as d grows. Pruned over fused per pass,
 #: float32, Zen 4 VM: 1.4-2.1x at d=3, k=2528-2984; 0.87-1.25x at 62500 x 4, k=4000 (1.38x
