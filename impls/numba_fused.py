@@ -666,20 +666,21 @@ class NumbaKMeans(HostLloyd):
                 self.kernels.gemm_pass(tiny, centers, half, norms, labels, dist, sums, counts, totals, 1, True)
         _WARMED.add(key)
 
-    def _pass(self, centers, labels, update, previous=None, distances=True):
+    def _pass(self, centers, labels, update, previous=None, distances=True, exact=None):
         """A pass writing ``labels``; with ``update``, INCREMENTAL strategies move the rows whose
         label is not ``previous``'s in the partial sums. Without ``distances`` the stream pass
-        leaves ``self.dist`` unwritten."""
+        leaves ``self.dist`` unwritten; with ``exact`` (the centres in float64) it sums their
+        inertia into ``self.totals``."""
         # Only a type combination warm_up did not foresee compiles here; keep it vectorised too.
         with self.kernels.slp_vectorize():
-            self._kernel_pass(centers, labels, update, labels if previous is None else previous, distances)
+            self._kernel_pass(centers, labels, update, labels if previous is None else previous, distances, exact)
 
-    def _kernel_pass(self, centers, labels, update, previous, distances):
+    def _kernel_pass(self, centers, labels, update, previous, distances, exact=None):
         centers = np.ascontiguousarray(centers, dtype=self.X.dtype)
         half = half_norms(centers)
         unmoved = self._unmoved_pass(centers, half, labels, update, previous)
         if not unmoved:
-            self._full_pass(centers, half, labels, update, previous, distances)
+            self._full_pass(centers, half, labels, update, previous, distances, exact)
         # what the partial sums hold: the change by the rows that moved, or every row's sum
         self.sums_are_changes = unmoved or self.strategy in INCREMENTAL
         if self.strategy in UNMOVED:
@@ -746,7 +747,7 @@ class NumbaKMeans(HostLloyd):
             self.kernels.gemm_pass(X, C, half, norms, labels, dist, self.partial_sums, self.partial_counts,
                                    self.totals, self.chunk, False)
 
-    def _full_pass(self, centers, half, labels, update, previous, distances):
+    def _full_pass(self, centers, half, labels, update, previous, distances, exact=None):
         if self.strategy in TILED:
             fill, self.panels_pending = self.panels_pending, False
             self._fused(self.X, self.panels, centers, half, labels, previous, self.dist, self.partial_sums,
@@ -767,7 +768,8 @@ class NumbaKMeans(HostLloyd):
                 self.panels = transposed_panels(self.X, self.stream.STREAM_ROWS, reuse=True)
             self.stream.stream_pass(self.panels, self.X.shape[0], centers, half, labels,
                                     self.dist if distances else self.dist[:0],
-                                    self.partial_sums, self.partial_counts, self.totals, self.changes, update)
+                                    self.partial_sums, self.partial_counts, self.totals, self.changes, update,
+                                    exact)
             return
         self.kernels.gemm_pass(self.X, centers, half, self.x_norms, labels, self.dist, self.partial_sums,
                                self.partial_counts, self.totals, self.chunk, update)
@@ -856,14 +858,16 @@ class NumbaKMeans(HostLloyd):
 
     def final_labels(self, centers):
         """The stream pass relabels its buffer in place and writes no distances: the fit reads
-        neither a fresh label array (its page faults) nor n distances (n more values written).
-        Where ``exact_final``, the pass that labels the rows also sums the inertia as it reads them."""
+        neither a fresh label array (its page faults) nor n distances (n more values written),
+        and it sums the inertia as it goes. Where ``exact_final``, the tiles' or rowdot's pass that
+        labels the rows also sums the inertia as it reads them."""
         if self.exact_final:
             return self._labels_and_inertia(centers)
         if self.strategy != "stream":
             return super().final_labels(centers)
         labels = self.label_buffers[0]
-        self._pass(centers, labels, False, distances=False)
+        self._pass(centers, labels, False, distances=False, exact=np.ascontiguousarray(centers, dtype=np.float64))
+        self.final_inertia = float(self.totals.sum())
         return labels
 
     def _labels_and_inertia(self, centers):
@@ -919,7 +923,7 @@ class NumbaKMeans(HostLloyd):
             out.info["panels"] = self.panels.shape[0] > 0  # before _release empties them
         if self.strategy == "stream":
             out.info["block_rows"] = self.stream.STREAM_ROWS
-        if self.exact_final:
+        if self.final_inertia is not None:  # what ran, not what was planned
             out.info["inertia"] = "summed in the final labels' pass"
         if self.unmoved_shares:
             out.info["moved_centres_only"] = {"passes": len(self.unmoved_shares), "work_shares": self.unmoved_shares}

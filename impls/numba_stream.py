@@ -3876,7 +3876,7 @@ def sweep_share(k, d, itemsize):
     return (padded * (d + 1) * itemsize / VECTOR_BYTES[host_isa()] + SWEEP_FIXED) / SCATTER_COST
 
 
-def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact=None):
     """One pass over X held as (ceil(n / STREAM_ROWS), d, STREAM_ROWS) panels, d <= STREAM_MAX_D.
 
     Parameters
@@ -3894,17 +3894,22 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
         cluster (none for -1) and added to their new one
     changes : (parts,) int64, out: each part's rows whose label differs from the one it had
     update : bool, the sums and counts and ``totals`` written; else ``dist``, unless it is empty
+    exact : (k, d) float64 or None, without ``update``: the centres, whose inertia (the rows'
+        float64 squared distances to their new labels' centres) goes into ``totals``
 
     One compiled pass per d (``STREAM_PASS``): a single pass that branched on d to the eight
     blocks compiled all eight, 23 s of its 36 s on a first call (float32, Emerald Rapids).
     """
     d = panels.shape[1]
-    return STREAM_PASS[d](panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update,
+    if exact is None:
+        exact = np.empty((0, d))
+    return STREAM_PASS[d](panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
                           sweep_share(C.shape[0], d, panels.itemsize))
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_1(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_1(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 1."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3929,17 +3934,32 @@ def stream_pass_1(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(1):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_2(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_2(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 2."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3964,17 +3984,32 @@ def stream_pass_2(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(2):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_3(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_3(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 3."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -3999,17 +4034,32 @@ def stream_pass_3(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(3):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_4(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_4(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 4."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4034,17 +4084,32 @@ def stream_pass_4(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(4):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_5(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_5(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 5."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4069,17 +4134,32 @@ def stream_pass_5(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(5):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_6(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_6(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 6."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4104,17 +4184,32 @@ def stream_pass_6(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(6):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_7(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_7(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 7."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4139,17 +4234,32 @@ def stream_pass_7(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(7):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_8(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_8(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 8."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4174,17 +4284,32 @@ def stream_pass_8(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(8):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_9(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_9(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 9."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4209,17 +4334,32 @@ def stream_pass_9(panels, n, C, half_norms, labels, dist, sums, counts, totals, 
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(9):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_10(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_10(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 10."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4244,17 +4384,32 @@ def stream_pass_10(panels, n, C, half_norms, labels, dist, sums, counts, totals,
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(10):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_11(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_11(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 11."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4279,17 +4434,32 @@ def stream_pass_11(panels, n, C, half_norms, labels, dist, sums, counts, totals,
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(11):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_12(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_12(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 12."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4314,17 +4484,32 @@ def stream_pass_12(panels, n, C, half_norms, labels, dist, sums, counts, totals,
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(12):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_13(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_13(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 13."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4349,17 +4534,32 @@ def stream_pass_13(panels, n, C, half_norms, labels, dist, sums, counts, totals,
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(13):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_14(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_14(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 14."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4384,17 +4584,32 @@ def stream_pass_14(panels, n, C, half_norms, labels, dist, sums, counts, totals,
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(14):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_15(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_15(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 15."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4419,17 +4634,32 @@ def stream_pass_15(panels, n, C, half_norms, labels, dist, sums, counts, totals,
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(15):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_16(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_16(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = 16."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -4454,12 +4684,26 @@ def stream_pass_16(panels, n, C, half_norms, labels, dist, sums, counts, totals,
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range(16):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 
 

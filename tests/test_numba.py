@@ -177,6 +177,20 @@ def test_the_fit_says_where_its_final_labels_summed_the_inertia(options, exact):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_the_stream_pass_sums_the_final_inertia_in_float64(dtype):
+    # three blocks and a partial fourth, split between the threads: each part's sum is kept
+    from impls.numba_stream import STREAM_ROWS
+
+    X, _ = data.blobs(3 * STREAM_ROWS + 77, 3, 6, seed=4)
+    result, c = judged(X, 6, "k-means++", dtype, {"strategy": "stream"}, max_iter=4)
+    assert c.status == "ok", c
+    assert result.info["inertia"] == "summed in the final labels' pass"
+    Xd = np.asarray(X, dtype=dtype).astype(np.float64)
+    direct = ((Xd - result.centers.astype(np.float64)[result.labels]) ** 2).sum()
+    assert result.inertia == pytest.approx(direct, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_agrees_with_oracle_with_one_copy_of_the_sums(dtype):
     # k x d = 4200 is past COPIES_MAX_KD: each thread keeps a single copy of its sums.
     from impls.numba_kernels import COPIES_MAX_KD

@@ -939,7 +939,7 @@ def sweep_share(k, d, itemsize):
     return (padded * (d + 1) * itemsize / VECTOR_BYTES[host_isa()] + SWEEP_FIXED) / SCATTER_COST
 
 
-def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update):
+def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact=None):
     """One pass over X held as (ceil(n / STREAM_ROWS), d, STREAM_ROWS) panels, d <= STREAM_MAX_D.
 
     Parameters
@@ -957,12 +957,16 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
         cluster (none for -1) and added to their new one
     changes : (parts,) int64, out: each part's rows whose label differs from the one it had
     update : bool, the sums and counts and ``totals`` written; else ``dist``, unless it is empty
+    exact : (k, d) float64 or None, without ``update``: the centres, whose inertia (the rows'
+        float64 squared distances to their new labels' centres) goes into ``totals``
 
     One compiled pass per d (``STREAM_PASS``): a single pass that branched on d to the eight
     blocks compiled all eight, 23 s of its 36 s on a first call (float32, Emerald Rapids).
     """
     d = panels.shape[1]
-    return STREAM_PASS[d](panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update,
+    if exact is None:
+        exact = np.empty((0, d))
+    return STREAM_PASS[d](panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
                           sweep_share(C.shape[0], d, panels.itemsize))
 ''')
     for d in range(1, STREAM_MAX_D + 1):
@@ -977,7 +981,8 @@ def stream_pass(panels, n, C, half_norms, labels, dist, sums, counts, totals, ch
 STREAM_PASS_D = '''
 
 @njit(parallel=True, cache=True, fastmath=FAST)
-def stream_pass_{d}(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, sweep_share):
+def stream_pass_{d}(panels, n, C, half_norms, labels, dist, sums, counts, totals, changes, update, exact,
+                   sweep_share):
     """``stream_pass`` for d = {d}."""
     nb, d, width = panels.shape
     k = C.shape[0]
@@ -1002,12 +1007,26 @@ def stream_pass_{d}(panels, n, C, half_norms, labels, dist, sums, counts, totals
                 for r in range(rows):
                     block_total += low[r]
                 total += block_total
-            elif dist.shape[0]:  # an empty dist: the labels alone
-                dist[start:start + rows] = low[:rows]
+            else:
+                if exact.shape[0]:
+                    # the final labels' inertia, float64 squares by direct differences (as
+                    # numba_kernels.own_square), while the block is still in L1: no pass of its own
+                    block_total = 0.0
+                    for r in range(rows):
+                        c = best[r]
+                        square = 0.0
+                        for t in range({d}):
+                            diff = np.float64(panels[b, t, r]) - exact[c, t]
+                            square += diff * diff
+                        block_total += square
+                    total += block_total
+                if dist.shape[0]:  # an empty dist: the labels alone
+                    dist[start:start + rows] = low[:rows]
         changes[p] = changed
         if update:
             sums[p] = own_sums
             counts[p] = own_counts
+        if update or exact.shape[0]:
             totals[p] = total
 '''
 
