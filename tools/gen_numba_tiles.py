@@ -723,8 +723,9 @@ step is a long loop over a block's rows that LLVM's loop vectoriser turns into S
 
 * the distances to four centres at a time (a function per d, so each row's features sit
   in registers), folded into each row's running minimum and its centre;
-* the rows whose label changed counted (the driver's "no label changed" rule then reads
-  nothing more) and flagged;
+* the last group of four also writing each row's squared distance and whether its label
+  changed (a flag), while the row's features are in registers; the changed rows counted from
+  the flags (the driver's "no label changed" rule then reads nothing more);
 * the change of the cluster sums: where few rows of a block moved, each moved row taken from
   its old cluster and added to its new one, found 64 flags at a time by their set bits; where
   many did (a fit's first pass, at few centres and features: ``sweep_share``), masked
@@ -876,10 +877,10 @@ def stream_block(d: int) -> list[str]:
     for t in range(d):
         add(f"                    own_sums[o, {t}] -= x{t}")
     add("                own[r] = bi")
-    # The counts by a tally of labels, four rows' tallies apart so that rows of one cluster in a
+    # The rows without an old label (all of a fit's first pass) have no old sums to leave. The
+    # counts by a tally of labels, four rows' tallies apart so that rows of one cluster in a
     # row do not wait on each other's store: counted in the sweeps they would be int64 lanes
     # (Numba widens integer sums), half as many float32 rows a vector as the sums'.
-    # The rows without an old label (all of a fit's first pass) have no old sums to leave.
     add("    fresh = np.int32(0)")
     add("    if many:")
     add("        for r in range(rows):")
