@@ -675,7 +675,7 @@ class NumbaKMeans(HostLloyd):
         with self.kernels.slp_vectorize():
             self._kernel_pass(centers, labels, update, labels if previous is None else previous, distances, exact)
 
-    def _kernel_pass(self, centers, labels, update, previous, distances, exact=None):
+    def _kernel_pass(self, centers, labels, update, previous, distances, exact):
         centers = np.ascontiguousarray(centers, dtype=self.X.dtype)
         half = half_norms(centers)
         unmoved = self._unmoved_pass(centers, half, labels, update, previous)
@@ -747,7 +747,7 @@ class NumbaKMeans(HostLloyd):
             self.kernels.gemm_pass(X, C, half, norms, labels, dist, self.partial_sums, self.partial_counts,
                                    self.totals, self.chunk, False)
 
-    def _full_pass(self, centers, half, labels, update, previous, distances, exact=None):
+    def _full_pass(self, centers, half, labels, update, previous, distances, exact):
         if self.strategy in TILED:
             fill, self.panels_pending = self.panels_pending, False
             self._fused(self.X, self.panels, centers, half, labels, previous, self.dist, self.partial_sums,
