@@ -26,6 +26,12 @@ where it is memory-bound. A pass is the fit's time over its passes: one per iter
 final assignment of the fitted centres (a timed iteration counts that last pass in too).
 At small d the "compute" floor is out of reach: a pass there does as many compares and
 selects, k per row, as multiply-adds, which the 2 n k d flops do not count.
+
+Each shape's measurement also records what other processes and the hypervisor took of the
+CPUs meanwhile (``kmbench.bench.machine.OtherLoad``); shapes measured while they took a
+quarter of a CPU or more are named at the end of the table: on a shared machine such a
+shape's ratio says as much about the neighbours as about the code (one run of this session,
+next to a profiling script, put numba at 0.94x at 20946 x 211, k=461; alone it ran 1.37x).
 """
 from __future__ import annotations
 
@@ -209,6 +215,7 @@ def avx2_environment() -> dict[str, str]:
 def main(argv=None) -> int:
     import importlib.util
 
+    from kmbench.bench.machine import OtherLoad
     from kmbench.core.cpu import describe as describe_cpu
     from kmbench.core.seeding import initial_centers
     from kmbench.core.threads import default_threads
@@ -256,22 +263,24 @@ def main(argv=None) -> int:
     print(f"sgemm rate: {rate / 1e9:.0f} GFLOP/s (4096^3 float32, median of 5); memory read rate: "
           f"{memory / 1e9:.1f} GB/s (parallel sum of 512 MiB, median of 5)", flush=True)
 
-    cells, timed, passes, plans = {}, {}, {}, {}
+    cells, timed, passes, plans, loads = {}, {}, {}, {}, {}
     for label, n, d, k, dtype in shapes:
         X = photo_pixels(dtype) if label.startswith("photo") else \
             np.random.default_rng(0).standard_normal((n, d)).astype(dtype)
         C = initial_centers(X, k, "random", seed=0).astype(dtype)
         runs = {name: [] for name in names}
-        for repeat in range(-1, args.repeats):
-            for name in names:
-                if name == "faiss" and dtype != "float32":
-                    continue
-                # The peers' OpenMP and TBB workers spin for a while after a call, on the
-                # cores the next contender needs; a user runs one library, not four in turn.
-                time.sleep(PAUSE)
-                result = runners[name](X, C, threads)
-                if repeat >= 0:  # repeat -1: one untimed call each (numba's plan, lazy set-up)
-                    runs[name].append(result)
+        # what other processes took of the CPUs meanwhile: a busy machine's timings are flagged
+        with OtherLoad() as loads[label]:
+            for repeat in range(-1, args.repeats):
+                for name in names:
+                    if name == "faiss" and dtype != "float32":
+                        continue
+                    # The peers' OpenMP and TBB workers spin for a while after a call, on the
+                    # cores the next contender needs; a user runs one library, not four in turn.
+                    time.sleep(PAUSE)
+                    result = runners[name](X, C, threads)
+                    if repeat >= 0:  # repeat -1: one untimed call each (numba's plan, lazy set-up)
+                        runs[name].append(result)
         for name in names:
             if runs[name]:
                 cells[label, name] = (statistics.median(r[0] for r in runs[name]), runs[name][0][1])
@@ -280,7 +289,9 @@ def main(argv=None) -> int:
         passes[label] = statistics.median(r[3] * r[1] / (r[1] + 1) for r in runs["numba"])
         plans[label] = runs["numba"][-1][4]
         print(f"  {label}: " + ", ".join(f"{name} {cells[label, name][0]:.2f}" for name in names
-                                         if (label, name) in cells), file=sys.stderr, flush=True)
+                                         if (label, name) in cells)
+              + (f" (busy: {loads[label].cpus:.2f} CPUs of other processes, {loads[label].steal:.2f} stolen)"
+                 if loads[label].busy else ""), file=sys.stderr, flush=True)
 
     print("\nms per iteration of the whole call (median of repeats; (it) = iterations run when fewer than 10):\n")
     print("| shape (n, d, k) | dtype | " + " | ".join(names) + " | best peer / numba | numba timed iter | numba plan |")
@@ -300,6 +311,12 @@ def main(argv=None) -> int:
         print(f"| {label} | {dtype} | " + " | ".join(row) + f" | {ratios[label]:.2f}x ({best[1]}) | "
               f"{timed[label]:.2f} | {plans[label]} |")
         rows.append((label, n, d, k, dtype))
+
+    busy = [label for label in loads if loads[label].busy]
+    if busy:
+        print("\nmeasured while other processes or the hypervisor took CPU time (their timings are suspect; "
+              "run them again on a quiet machine): " + "; ".join(
+                  f"{label} {loads[label].cpus:.2f} CPUs, {loads[label].steal:.2f} stolen" for label in busy))
 
     # Measured again at the end: on a shared machine the faster of the two is nearer the truth.
     rate = max(rate, sgemm_rate(threads))

@@ -119,6 +119,60 @@ def machine_id() -> str:
     return f"{platform.node() or 'unknown'}-{cpu_tag()}"
 
 
+class OtherLoad:
+    """What other processes, and the hypervisor, took of the CPUs while a block ran: a timing
+    taken while they did measures the machine's sharing as much as the code.
+
+    The CPUs' busy time (``/proc/stat``: all but idle and iowait, steal counted apart) less
+    this process's own CPU time (all its threads), per second of the block. Linux only;
+    elsewhere the fields stay None. The load average cannot tell this: it lags by a minute
+    and counts the benchmark's own threads.
+
+        >>> with OtherLoad() as load:
+        ...     run_the_case()
+        >>> load.cpus        # e.g. 0.9: other processes kept most of a CPU busy
+    """
+
+    #: other processes' CPUs above which a timing is flagged as taken on a busy machine
+    BUSY_CPUS = 0.25
+
+    def __init__(self):
+        self.cpus = self.steal = None
+
+    @staticmethod
+    def _sample():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(v) for v in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        steal = fields[7] if len(fields) > 7 else 0
+        # guest time is already inside user and nice
+        busy = sum(fields[:8]) - idle - steal
+        own = os.times()
+        return time.perf_counter(), busy / tick, steal / tick, own.user + own.system
+
+    def __enter__(self):
+        self._start = self._sample()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._sample()
+        if self._start is not None and end is not None:
+            wall = max(end[0] - self._start[0], 1e-9)
+            others = (end[1] - self._start[1]) - (end[3] - self._start[3])
+            self.cpus = max(0.0, others) / wall
+            self.steal = (end[2] - self._start[2]) / wall
+        return False
+
+    @property
+    def busy(self) -> bool:
+        """Whether others (or the hypervisor's steal) took at least BUSY_CPUS of the CPUs."""
+        return self.cpus is not None and self.cpus + self.steal >= self.BUSY_CPUS
+
+
 def memory_bandwidth(*, mib: int = 256, repeats: int = 5, threads: int | None = None) -> dict:
     """Measured memory bandwidth: STREAM's "add" (c = a + b) over float64 arrays far larger than caches.
 
