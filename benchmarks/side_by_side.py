@@ -13,6 +13,8 @@ project's ``timings["per_iter"]``, the timed iterations alone. Cells are medians
 repeats (so the first call's JIT compile drops out); a backend that cannot serve a
 shape shows its skip reason. The arithmetic floor is ``2 n k d`` flops at the sgemm rate
 measured in the same run.
+Shapes measured while other processes or the hypervisor took a quarter of a CPU or more
+(``kmbench.bench.machine.OtherLoad``) are named at the end: their ratios are suspect.
 """
 from __future__ import annotations
 
@@ -160,6 +162,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import impls
     import kmbench
+    from kmbench.bench.machine import OtherLoad
     from kmbench.core.cpu import describe as describe_cpu
     from kmbench.core.seeding import initial_centers
     from kmbench.core.threads import default_threads
@@ -188,25 +191,28 @@ def main(argv=None) -> int:
     rows = contenders(names)
     table = {label: {} for label, _ in rows}
     timed = {label: {} for label, _ in rows}
+    loads = {}
     for n, d, k in shapes:
         rng = np.random.default_rng(0)
         X = rng.standard_normal((n, d), dtype=np.float32)
         C = initial_centers(X, k, "random", seed=0).astype(np.float32)
-        for label, run in rows:
-            runs = []
-            for _ in range(args.repeats):
-                cell = run(X, C, threads)
-                if isinstance(cell, str):
-                    runs = cell
-                    break
-                runs.append(cell)
-            if isinstance(runs, str):
-                table[label][(n, d, k)] = runs
-            else:
-                table[label][(n, d, k)] = (statistics.median(r[0] for r in runs), runs[0][1], runs[0][2])
-                if len(runs[0]) > 3:
-                    timed[label][(n, d, k)] = statistics.median(r[3] for r in runs)
-            print(f"  {n}x{d} k={k} {label}: {fmt(table[label][(n, d, k)])}", file=sys.stderr, flush=True)
+        # what other processes took of the CPUs meanwhile: a busy machine's timings are flagged
+        with OtherLoad() as loads[(n, d, k)]:
+            for label, run in rows:
+                runs = []
+                for _ in range(args.repeats):
+                    cell = run(X, C, threads)
+                    if isinstance(cell, str):
+                        runs = cell
+                        break
+                    runs.append(cell)
+                if isinstance(runs, str):
+                    table[label][(n, d, k)] = runs
+                else:
+                    table[label][(n, d, k)] = (statistics.median(r[0] for r in runs), runs[0][1], runs[0][2])
+                    if len(runs[0]) > 3:
+                        timed[label][(n, d, k)] = statistics.median(r[3] for r in runs)
+                print(f"  {n}x{d} k={k} {label}: {fmt(table[label][(n, d, k)])}", file=sys.stderr, flush=True)
 
     heads = [f"{n // 1000}k, {d}, {k}" for n, d, k in shapes]
     print("\nms per iteration of the whole call (median of repeats), float32 unless marked:\n")
@@ -256,6 +262,12 @@ def main(argv=None) -> int:
     if finite:
         geo = math.exp(sum(math.log(r) for r in finite) / len(finite))
         print(f"\ngeometric mean of peer best / project best: {geo:.2f}x over {len(finite)} shapes")
+    busy = [shape for shape in shapes if loads[shape].busy]
+    if busy:
+        print("measured while other processes or the hypervisor took CPU time (their timings are suspect; "
+              "run them again on a quiet machine): " + "; ".join(
+                  f"{n}x{d} k={k} {loads[n, d, k].cpus:.2f} CPUs, {loads[n, d, k].steal:.2f} stolen"
+                  for n, d, k in busy))
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     return 0
 
