@@ -262,12 +262,9 @@ def main(argv=None) -> int:
     if finite:
         geo = math.exp(sum(math.log(r) for r in finite) / len(finite))
         print(f"\ngeometric mean of peer best / project best: {geo:.2f}x over {len(finite)} shapes")
-    busy = [shape for shape in shapes if loads[shape].busy]
-    if busy:
-        print("measured while other processes or the hypervisor took CPU time (their timings are suspect; "
-              "run them again on a quiet machine): " + "; ".join(
-                  f"{n}x{d} k={k} {loads[n, d, k].cpus:.2f} CPUs, {loads[n, d, k].steal:.2f} stolen"
-                  for n, d, k in busy))
+    note = OtherLoad.busy_note({f"{n}x{d} k={k}": loads[n, d, k] for n, d, k in shapes})
+    if note:
+        print(note)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
     return 0
 

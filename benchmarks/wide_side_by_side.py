@@ -290,8 +290,7 @@ def main(argv=None) -> int:
         plans[label] = runs["numba"][-1][4]
         print(f"  {label}: " + ", ".join(f"{name} {cells[label, name][0]:.2f}" for name in names
                                          if (label, name) in cells)
-              + (f" (busy: {loads[label].cpus:.2f} CPUs of other processes, {loads[label].steal:.2f} stolen)"
-                 if loads[label].busy else ""), file=sys.stderr, flush=True)
+              + (f" (busy: {loads[label]})" if loads[label].busy else ""), file=sys.stderr, flush=True)
 
     print("\nms per iteration of the whole call (median of repeats; (it) = iterations run when fewer than 10):\n")
     print("| shape (n, d, k) | dtype | " + " | ".join(names) + " | best peer / numba | numba timed iter | numba plan |")
@@ -312,11 +311,9 @@ def main(argv=None) -> int:
               f"{timed[label]:.2f} | {plans[label]} |")
         rows.append((label, n, d, k, dtype))
 
-    busy = [label for label in loads if loads[label].busy]
-    if busy:
-        print("\nmeasured while other processes or the hypervisor took CPU time (their timings are suspect; "
-              "run them again on a quiet machine): " + "; ".join(
-                  f"{label} {loads[label].cpus:.2f} CPUs, {loads[label].steal:.2f} stolen" for label in busy))
+    note = OtherLoad.busy_note(loads)
+    if note:
+        print("\n" + note)
 
     # Measured again at the end: on a shared machine the faster of the two is nearer the truth.
     rate = max(rate, sgemm_rate(threads))

@@ -38,3 +38,13 @@ def test_without_proc_stat_the_load_is_unknown_not_zero(monkeypatch):
     with OtherLoad() as load:
         pass
     assert load.cpus is None and load.steal is None and not load.busy
+
+
+def test_busy_note_names_only_the_busy_cases():
+    quiet, busy, unknown = OtherLoad(), OtherLoad(), OtherLoad()
+    quiet.cpus, quiet.steal = 0.1, 0.0
+    busy.cpus, busy.steal = 0.2, 0.3
+    note = OtherLoad.busy_note({"2M,2,8": quiet, "50k,128,1024": busy, "photo": unknown})
+    assert "50k,128,1024 (0.20 CPUs of other processes, 0.30 stolen)" in note
+    assert "2M,2,8" not in note and "photo" not in note
+    assert OtherLoad.busy_note({"2M,2,8": quiet}) == ""

@@ -172,6 +172,21 @@ class OtherLoad:
         """Whether others (or the hypervisor's steal) took at least BUSY_CPUS of the CPUs."""
         return self.cpus is not None and self.cpus + self.steal >= self.BUSY_CPUS
 
+    def __str__(self) -> str:
+        if self.cpus is None:
+            return "other processes' load unknown"
+        return f"{self.cpus:.2f} CPUs of other processes, {self.steal:.2f} stolen"
+
+    @staticmethod
+    def busy_note(loads: dict) -> str:
+        """The line a benchmark prints under its table naming the cases (the keys of ``loads``,
+        each an ``OtherLoad``) measured on a busy machine; empty when there were none."""
+        busy = [f"{case} ({load})" for case, load in loads.items() if load.busy]
+        if not busy:
+            return ""
+        return ("measured while other processes or the hypervisor took CPU time (their timings are "
+                "suspect; run them again on a quiet machine): " + "; ".join(busy))
+
 
 def memory_bandwidth(*, mib: int = 256, repeats: int = 5, threads: int | None = None) -> dict:
     """Measured memory bandwidth: STREAM's "add" (c = a + b) over float64 arrays far larger than caches.
