@@ -4525,16 +4525,33 @@ def grouped_avx2_float32(X, panels, C, half_norms, labels, previous, dist, sums,
                 b = b0 + o // 16
                 for r in range(16):
                     first = bests[o + r]
-                    top = largest
+                    jb = first // 6
+                    v0 = packed[jb, d, 0]
+                    v1 = packed[jb, d, 1]
+                    v2 = packed[jb, d, 2]
+                    v3 = packed[jb, d, 3]
+                    v4 = packed[jb, d, 4]
+                    v5 = packed[jb, d, 5]
+                    for t in range(d):
+                        xt = source[b, t, r]
+                        v0 -= xt * packed[jb, t, 0]
+                        v1 -= xt * packed[jb, t, 1]
+                        v2 -= xt * packed[jb, t, 2]
+                        v3 -= xt * packed[jb, t, 3]
+                        v4 -= xt * packed[jb, t, 4]
+                        v5 -= xt * packed[jb, t, 5]
                     pick = first
-                    for g in range(6):
-                        jc = np.int32(min(first + g, k - 1))
-                        a = half_norms[jc]
-                        for t in range(d):
-                            a -= source[b, t, r] * C[jc, t]
-                        if a < top:
-                            top = a
-                            pick = jc
+                    top = v0
+                    pick = first + 1 if v1 < top else pick
+                    top = min(v1, top)
+                    pick = first + 2 if v2 < top else pick
+                    top = min(v2, top)
+                    pick = first + 3 if v3 < top else pick
+                    top = min(v3, top)
+                    pick = first + 4 if v4 < top else pick
+                    top = min(v4, top)
+                    pick = first + 5 if v5 < top else pick
+                    top = min(v5, top)
                     bests[o + r] = pick
                 if i + 16 <= hi:
                     for r in range(16):
@@ -4931,16 +4948,33 @@ def grouped_avx2_float64(X, panels, C, half_norms, labels, previous, dist, sums,
                 b = b0 + o // 8
                 for r in range(8):
                     first = bests[o + r]
-                    top = largest
+                    jb = first // 6
+                    v0 = packed[jb, d, 0]
+                    v1 = packed[jb, d, 1]
+                    v2 = packed[jb, d, 2]
+                    v3 = packed[jb, d, 3]
+                    v4 = packed[jb, d, 4]
+                    v5 = packed[jb, d, 5]
+                    for t in range(d):
+                        xt = source[b, t, r]
+                        v0 -= xt * packed[jb, t, 0]
+                        v1 -= xt * packed[jb, t, 1]
+                        v2 -= xt * packed[jb, t, 2]
+                        v3 -= xt * packed[jb, t, 3]
+                        v4 -= xt * packed[jb, t, 4]
+                        v5 -= xt * packed[jb, t, 5]
                     pick = first
-                    for g in range(6):
-                        jc = np.int32(min(first + g, k - 1))
-                        a = half_norms[jc]
-                        for t in range(d):
-                            a -= source[b, t, r] * C[jc, t]
-                        if a < top:
-                            top = a
-                            pick = jc
+                    top = v0
+                    pick = first + 1 if v1 < top else pick
+                    top = min(v1, top)
+                    pick = first + 2 if v2 < top else pick
+                    top = min(v2, top)
+                    pick = first + 3 if v3 < top else pick
+                    top = min(v3, top)
+                    pick = first + 4 if v4 < top else pick
+                    top = min(v4, top)
+                    pick = first + 5 if v5 < top else pick
+                    top = min(v5, top)
                     bests[o + r] = pick
                 if i + 8 <= hi:
                     for r in range(8):
@@ -6182,16 +6216,41 @@ def grouped_avx512_float32(X, panels, C, half_norms, labels, previous, dist, sum
                 b = b0 + o // 32
                 for r in range(32):
                     first = bests[o + r]
-                    top = largest
+                    jb = first // 8
+                    v0 = packed[jb, d, 0]
+                    v1 = packed[jb, d, 1]
+                    v2 = packed[jb, d, 2]
+                    v3 = packed[jb, d, 3]
+                    v4 = packed[jb, d, 4]
+                    v5 = packed[jb, d, 5]
+                    v6 = packed[jb, d, 6]
+                    v7 = packed[jb, d, 7]
+                    for t in range(d):
+                        xt = source[b, t, r]
+                        v0 -= xt * packed[jb, t, 0]
+                        v1 -= xt * packed[jb, t, 1]
+                        v2 -= xt * packed[jb, t, 2]
+                        v3 -= xt * packed[jb, t, 3]
+                        v4 -= xt * packed[jb, t, 4]
+                        v5 -= xt * packed[jb, t, 5]
+                        v6 -= xt * packed[jb, t, 6]
+                        v7 -= xt * packed[jb, t, 7]
                     pick = first
-                    for g in range(8):
-                        jc = np.int32(min(first + g, k - 1))
-                        a = half_norms[jc]
-                        for t in range(d):
-                            a -= source[b, t, r] * C[jc, t]
-                        if a < top:
-                            top = a
-                            pick = jc
+                    top = v0
+                    pick = first + 1 if v1 < top else pick
+                    top = min(v1, top)
+                    pick = first + 2 if v2 < top else pick
+                    top = min(v2, top)
+                    pick = first + 3 if v3 < top else pick
+                    top = min(v3, top)
+                    pick = first + 4 if v4 < top else pick
+                    top = min(v4, top)
+                    pick = first + 5 if v5 < top else pick
+                    top = min(v5, top)
+                    pick = first + 6 if v6 < top else pick
+                    top = min(v6, top)
+                    pick = first + 7 if v7 < top else pick
+                    top = min(v7, top)
                     bests[o + r] = pick
                 if i + 32 <= hi:
                     for r in range(32):
@@ -6805,16 +6864,33 @@ def grouped_avx512_float64(X, panels, C, half_norms, labels, previous, dist, sum
                 b = b0 + o // 16
                 for r in range(16):
                     first = bests[o + r]
-                    top = largest
+                    jb = first // 6
+                    v0 = packed[jb, d, 0]
+                    v1 = packed[jb, d, 1]
+                    v2 = packed[jb, d, 2]
+                    v3 = packed[jb, d, 3]
+                    v4 = packed[jb, d, 4]
+                    v5 = packed[jb, d, 5]
+                    for t in range(d):
+                        xt = source[b, t, r]
+                        v0 -= xt * packed[jb, t, 0]
+                        v1 -= xt * packed[jb, t, 1]
+                        v2 -= xt * packed[jb, t, 2]
+                        v3 -= xt * packed[jb, t, 3]
+                        v4 -= xt * packed[jb, t, 4]
+                        v5 -= xt * packed[jb, t, 5]
                     pick = first
-                    for g in range(6):
-                        jc = np.int32(min(first + g, k - 1))
-                        a = half_norms[jc]
-                        for t in range(d):
-                            a -= source[b, t, r] * C[jc, t]
-                        if a < top:
-                            top = a
-                            pick = jc
+                    top = v0
+                    pick = first + 1 if v1 < top else pick
+                    top = min(v1, top)
+                    pick = first + 2 if v2 < top else pick
+                    top = min(v2, top)
+                    pick = first + 3 if v3 < top else pick
+                    top = min(v3, top)
+                    pick = first + 4 if v4 < top else pick
+                    top = min(v4, top)
+                    pick = first + 5 if v5 < top else pick
+                    top = min(v5, top)
                     bests[o + r] = pick
                 if i + 16 <= hi:
                     for r in range(16):

@@ -270,6 +270,20 @@ def test_a_padded_last_group_labels_its_rows_with_the_last_centre(dtype, strateg
     assert (labels[:40] == 10).all() and (labels[40:49] == 2).all()
 
 
+@pytest.mark.parametrize("strategy", ["fused", "grouped"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ties_inside_one_group_of_centres_go_to_the_lowest_index(dtype, strategy):
+    """Centres 1, 3 and 4 share a tile's group (6 or 8 centres): rows halfway between 1 and 3,
+    and rows at centre 1, which centre 4 repeats, are labelled 1 by the grouped tile's search
+    inside the group as by the fused tile."""
+    C = np.array([[9, 9], [1, 0], [-9, 9], [-1, 0], [1, 0], [9, -9], [0, 20]], dtype=dtype)
+    X = np.vstack([np.zeros((5, 2)), np.repeat(C[1:2], 5, axis=0), C]).astype(dtype)
+    labels, _ = prepared(X, C, strategy=strategy).assign(C)
+    expected = oracle.squared_distances(X.astype(np.float64), C.astype(np.float64)).argmin(axis=1)
+    np.testing.assert_array_equal(labels, expected)
+    assert (labels[:10] == 1).all() and 4 not in labels
+
+
 def test_blocked_path_runs_its_rows_in_blocks_of_chunk_rows():
     # 64 divides neither 1000 nor 500: whatever the part count, every part ends on a short block.
     X, _ = data.blobs(1000, 5, 12, seed=4)
