@@ -32,6 +32,8 @@ FUSED_FAST = {"nnan", "ninf", "nsz", "contract"}
 #: of one cluster then add to different addresses instead of waiting on each other's store
 COPIES = 4
 COPIES_MAX_KD = 4096
+#: rows whose distances ``sums_by_label`` adds up at a time (a few pages, read again from L1)
+SUM_BLOCK = 2048
 
 
 @intrinsic
@@ -328,20 +330,26 @@ def sums_by_label(X, labels, previous, dist, sums, counts, totals):
         own_sums = np.zeros((copies, k, d))
         own_counts = np.zeros((copies, k), dtype=np.int64)
         total = 0.0
-        for i in range(p * n // parts, (p + 1) * n // parts):
-            total += dist[i]
-            c = labels[i]
-            was = previous[i]
-            if c == was:
-                continue
-            q = i & (copies - 1)
-            own_counts[q, c] += 1
-            for t in range(d):
-                own_sums[q, c, t] += X[i, t]
-            if was >= 0:
-                own_counts[q, was] -= 1
+        lo, hi = p * n // parts, (p + 1) * n // parts
+        for b in range(lo, hi, SUM_BLOCK):
+            end = min(b + SUM_BLOCK, hi)
+            # A block's distances in a loop of their own, which LLVM vectorises: added in the
+            # loop below, each row's add waited on the last one's (a float64 add's latency a row).
+            for i in range(b, end):
+                total += dist[i]
+            for i in range(b, end):
+                c = labels[i]
+                was = previous[i]
+                if c == was:
+                    continue
+                q = i & (copies - 1)
+                own_counts[q, c] += 1
                 for t in range(d):
-                    own_sums[q, was, t] -= X[i, t]
+                    own_sums[q, c, t] += X[i, t]
+                if was >= 0:
+                    own_counts[q, was] -= 1
+                    for t in range(d):
+                        own_sums[q, was, t] -= X[i, t]
         sums[p] = own_sums.sum(axis=0)
         counts[p] = own_counts.sum(axis=0)
         totals[p] = total
