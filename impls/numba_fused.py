@@ -65,12 +65,13 @@ from .lloyd import HostLloyd
 STRATEGIES = ("fused", "grouped", "pruned", "gemm", "rowdot", "stream")
 #: the plan races ``grouped`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): its
 #: per-row search inside the best group costs a group's d-long dot products, which the tile's
-#: savings repay only at small d, and where that ends depends on the machine. Grouped over fused
-#: per timed iteration, float32: Zen 4 VM 1.41x at 66668 x 3, k=2723 in an A/B (0.87x in a plan
-#: race of a later, noisier run), 1.25x at 25725 x 2, k=1265, 1.00x at 23741 x 15, k=1092, 0.90x
-#: at 149314 x 10, k=2203; Zen 3 VM (AVX2) 1.12x at 146213 x 13, k=4049, 1.02x at
-#: 149314 x 10, k=2203, 0.96x at 100000 x 16, k=2048 and 0.95x at 50000 x 24, k=3000.
-GROUPED_MAX_D = 16
+#: savings repay only where k is large against d, and where that ends depends on the machine.
+#: With that search branch-free, grouped over fused per full pass, float32, 2 threads, in one
+#: process, Zen 3 VM (AVX2): 1.21x at 30419 x 6, k=1187, 1.11x at 50000 x 24, k=3000 and
+#: 100000 x 16, k=2048, 1.09x at 20000 x 48, k=2048, 1.03x at 20000 x 64, k=2048, 0.99x at
+#: 20000 x 128, k=1024, 1.00x at 50000 x 32, k=512. (With the branchy search: Zen 4 VM 1.00x at
+#: 23741 x 15, k=1092, 0.90x at 149314 x 10, k=2203; Zen 3 0.96x at 100000 x 16, k=2048.)
+GROUPED_MAX_D = 64
 #: the plan races ``pruned`` up to this many features (where k >= numba_plan.MEASURE_MIN_K): a
 #: box of nearby rows excludes fewer groups of centres as d grows. Pruned over fused per pass,
 #: float32, Zen 4 VM: 1.4-2.1x at d=3, k=2528-2984; 0.87-1.25x at 62500 x 4, k=4000 (1.38x
@@ -568,7 +569,7 @@ class NumbaKMeans(HostLloyd):
             with kernels.slp_vectorize():
                 self._pruned(spatial, Xs, C, labels, previous, dist, sums, counts, totals, True)
 
-        from .numba_plan import needs_measuring
+        from .numba_plan import MEASURE_MIN_K, needs_measuring
 
         candidates = {"fused": tiled(panels, self.fused_pass)}
         candidates["fused"]()
@@ -583,7 +584,7 @@ class NumbaKMeans(HostLloyd):
             later[PANELLED] = tiled(copied, self.fused_pass, settled)
         if needs_measuring(d, k):  # the classes where BLAS can win
             candidates["gemm"] = gemm  # adds every row in every pass
-            if d <= GROUPED_MAX_D:
+            if d <= GROUPED_MAX_D and k >= MEASURE_MIN_K:
                 candidates["grouped"] = tiled(panels, self.grouped_pass)
                 later["grouped"] = tiled(panels, self.grouped_pass, settled)
             if d <= PRUNED_MAX_D and self._room_for_copy():

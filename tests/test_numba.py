@@ -726,6 +726,10 @@ def test_the_plan_races_the_grouped_tile_at_small_d_and_many_centres(tmp_path, m
     wide = np.random.default_rng(5).standard_normal((6000, GROUPED_MAX_D + 1)).astype(np.float32)
     plan = kmbench.fit(wide, numba_plan.MEASURE_MIN_K, backend="numba", init="random", max_iter=1, tol=-1.0).info["plan"]
     assert not {"grouped", "pruned"} & set(plan["ms_per_pass"])
+    # BLAS is raced from d = 64 whatever k; the grouped tile only where centres are many
+    plan = kmbench.fit(wide[:, :GROUPED_MAX_D], numba_plan.MEASURE_MIN_K - 1, backend="numba", init="random",
+                       max_iter=1, tol=-1.0).info["plan"]
+    assert plan["source"] == "measured" and "gemm" in plan["ms_per_pass"] and "grouped" not in plan["ms_per_pass"]
 
 
 @pytest.mark.parametrize("panelled_wins", [True, False])
