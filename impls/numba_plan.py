@@ -13,8 +13,8 @@ plan
     call's own rows, and kept on disk in ``$KMBENCH_CACHE/numba-plans.json`` (default
     ``~/.cache/kmbench``) like FFTW's wisdom; later calls with the same kernels (their source's
     hash is part of the key) reuse it. Only classes where another strategy can win are measured:
-    BLAS where d >= 64 or k >= 512 (and there, at d <= 8, the grouped and pruned tiles), the
-    stream pass where d <= 16 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose
+    BLAS where d >= 64 or k >= 512 (and at k >= 512 the grouped tile up to d = 64, the pruned
+    tile up to d = 8), the stream pass where d <= 16 and k <= 128, and small shapes (n x d x k <= ``SMALL_WORK``), whose
     plan also times its winner on one thread (see ``wake_seconds``); elsewhere the fused tile is
     taken without measuring (BLAS blocks of a thin product lose to it by 1.2-10x). In a measured
     class with k <= 128 and d > 8 the fused tile from panels, a transposed copy of X, races the
