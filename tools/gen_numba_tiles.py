@@ -258,18 +258,26 @@ def resolve_groups(emit, rows: int, group: int) -> None:
     emit(3, f"for r in range({rows}):")
     emit(4, "first = bests[o + r]")
     emit(4, f"jb = first // {group}")
-    for c in range(group):
-        emit(4, f"v{c} = packed[jb, d, {c}]")
-    emit(4, "for t in range(d):")
-    emit(5, "xt = source[b, t, r]")
-    for c in range(group):
-        emit(5, f"v{c} -= xt * packed[jb, t, {c}]")
-    emit(4, "pick = first")
-    emit(4, "top = v0")
-    for c in range(1, group):
-        emit(4, f"pick = first + {c} if v{c} < top else pick")
-        emit(4, f"top = min(v{c}, top)")
+    search_group(emit, 4, group, "packed[jb, d, {c}]", "packed[jb, t, {c}]")
     emit(4, "bests[o + r] = pick")
+
+
+def search_group(emit, indent: int, group: int, start: str, weight: str) -> None:
+    """Row ``r``'s values against the ``group`` centres from ``first``, in SIMD lanes with the
+    tile's arithmetic (``start`` and ``weight`` format a centre ``{c}``'s ``||c||^2/2`` and its
+    feature ``t``), and into ``pick`` the first least without a branch: a group holds its
+    centres by index, so the first is the lowest."""
+    for c in range(group):
+        emit(indent, f"v{c} = {start.format(c=c)}")
+    emit(indent, "for t in range(d):")
+    emit(indent + 1, "xt = source[b, t, r]")
+    for c in range(group):
+        emit(indent + 1, f"v{c} -= xt * {weight.format(c=c)}")
+    emit(indent, "pick = first")
+    emit(indent, "top = v0")
+    for c in range(1, group):
+        emit(indent, f"pick = first + {c} if v{c} < top else pick")
+        emit(indent, f"top = min(v{c}, top)")
 
 
 #: visits of the pruned tile between two updates of its bound
@@ -454,17 +462,7 @@ def pruned_kernel(isa: str, dtype: str) -> str:
     emit(6, "# its centres by index, so the first is the lowest. Centre by centre, each compare a")
     emit(6, "# branch, this search took 28-45% of the pass at d = 3-4 (Zen 4).")
     emit(6, "first = bests[at + r]")
-    for c in range(group):
-        emit(6, f"v{c} = half_norms[first + {c}]")
-    emit(6, "for t in range(d):")
-    emit(7, "xt = source[b, t, r]")
-    for c in range(group):
-        emit(7, f"v{c} -= xt * CT[t, first + {c}]")
-    emit(6, "pick = first")
-    emit(6, "top = v0")
-    for c in range(1, group):
-        emit(6, f"pick = first + {c} if v{c} < top else pick")
-        emit(6, f"top = min(v{c}, top)")
+    search_group(emit, 6, group, "half_norms[first + {c}]", "CT[t, first + {c}]")
     emit(5, f"if i + r < n:")
     emit(6, "o = order[i + r]")
     emit(6, "labels[o] = centre_index[pick]")
